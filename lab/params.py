@@ -1,0 +1,100 @@
+"""Notebook parameters: read a notebook's tagged `parameters` cell, collect resolved values, coerce overrides."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.utils import PROJECT_ROOT
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def notebook_path(name_or_path: str | os.PathLike) -> Path:
+    """Resolve `train` / `train.ipynb` / a path to an existing notebook file; error lists the notebooks found."""
+    p = Path(name_or_path)
+    candidates = [p, p.with_suffix(".ipynb"), NOTEBOOKS_DIR / p, NOTEBOOKS_DIR / p.with_suffix(".ipynb")]
+    for c in candidates:
+        if c.is_file() and c.suffix == ".ipynb":
+            return c.resolve()
+    known = sorted(q.stem for q in NOTEBOOKS_DIR.glob("*.ipynb"))
+    raise FileNotFoundError(f"notebook {str(name_or_path)!r} not found; notebooks in {NOTEBOOKS_DIR}: {known}")
+
+
+def parameters_cell(nb_path: str | os.PathLike) -> str:
+    """Source of the cell tagged `parameters` (papermill's convention); error if there is none."""
+    nb = json.loads(Path(nb_path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell.get("source", "")
+            return "".join(src) if isinstance(src, list) else src
+    raise ValueError(f"{nb_path} has no code cell tagged 'parameters'; tag one so papermill can inject values")
+
+
+def notebook_defaults(nb: str | os.PathLike) -> dict[str, Any]:
+    """Names and literal default values of a notebook's parameters cell, in order."""
+    src = parameters_cell(notebook_path(nb))
+    out: dict[str, Any] = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError as e:
+                raise ValueError(f"parameter {node.targets[0].id!r} in {nb} is not a literal; "
+                                 "keep the parameters cell to plain values and derive in the next cell") from e
+    return out
+
+
+def collect(namespace: dict[str, Any], nb: str | os.PathLike) -> dict[str, Any]:
+    """The full resolved params: every name of the notebook's parameters cell, valued as in `namespace` now."""
+    return {k: namespace.get(k, v) for k, v in notebook_defaults(nb).items()}
+
+
+def _parse_value(text: str) -> Any:
+    """A command-line value: int, float (1e-3 too), or YAML (true, null, lists, dicts), else the string."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+
+
+def coerce(name: str, value: Any, default: Any) -> Any:
+    """Convert a command-line string override to the type of the parameter's default value."""
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, str):
+        return value
+    parsed = _parse_value(value)
+    if default is None or parsed is None:
+        return parsed
+    if isinstance(default, bool):
+        if not isinstance(parsed, bool):
+            raise ValueError(f"parameter {name!r} expects true/false, got {value!r}")
+        return parsed
+    if isinstance(default, int) and isinstance(parsed, float) and parsed.is_integer():
+        return int(parsed)
+    if isinstance(default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
+        return float(parsed)
+    if type(parsed) is not type(default) and not (isinstance(default, (list, tuple)) and isinstance(parsed, list)):
+        raise ValueError(f"parameter {name!r} expects a {type(default).__name__} like {default!r}, got {value!r}")
+    return parsed
+
+
+def resolve(nb: str | os.PathLike, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults of notebook `nb` with `overrides` applied (typed); unknown names fail listing the known ones."""
+    defaults = notebook_defaults(nb)
+    overrides = overrides or {}
+    unknown = [k for k in overrides if k not in defaults]
+    if unknown:
+        raise KeyError(f"unknown parameter(s) {unknown} for notebook {nb!r}; known: {list(defaults)}")
+    return {k: coerce(k, overrides[k], v) if k in overrides else v for k, v in defaults.items()}
