@@ -1,0 +1,89 @@
+"""Learners: `restoration_learner` builds a plain fastai Learner for (LR, HR) data; no custom training loop."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import torch
+from fastai.learner import Learner
+from fastai.optimizer import SGD, Adam
+from torch import nn
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+AMP_MODES = (None, "none", "bf16", "fp16", "auto")
+
+
+def make_opt(name: str = "adam", betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+             mom: float = 0.9) -> Callable:
+    """A fastai optimizer function by name: 'adam' (L2 weight decay), 'adamw' (decoupled), 'sgd' (momentum)."""
+    name = name.lower()
+    if name == "adam":
+        return partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=False)
+    if name == "adamw":
+        return partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=True)
+    if name == "sgd":
+        return partial(SGD, mom=mom)
+    raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS)}")
+
+
+def make_loss(loss: str | Callable) -> Callable:
+    """A loss module from a spec string such as 'l1 + 0.1*msssim' (see lab.losses), or a callable as is."""
+    if callable(loss):
+        return loss
+    from lab.losses import parse_loss
+
+    return parse_loss(loss)
+
+
+def default_metrics(scale: int) -> list:
+    """PSNR-Y and SSIM-Y with a `scale`-pixel border crop: the numbers papers report."""
+    from lab.metrics import PSNR, SSIM
+
+    return [PSNR(y_only=True, crop_border=scale), SSIM(y_only=True, crop_border=scale)]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU has native bf16 (AVX512-BF16 or AMX), where bf16 autocast roughly halves conv time."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(cpu, c, lambda: False)() for c in checks)
+
+
+def amp_callbacks(amp: str | None, device: torch.device | str | None = None) -> list:
+    """Mixed-precision callbacks: 'bf16' autocast (CPU with AMX, or CUDA), 'fp16' (CUDA), 'auto' picks per device."""
+    if amp not in AMP_MODES:
+        raise ValueError(f"unknown amp mode {amp!r}; accepted: {AMP_MODES}")
+    if amp in (None, "none"):
+        return []
+    from lab.callbacks import BF16Autocast
+
+    cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    if amp == "auto":
+        if cuda:
+            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif cpu_has_fast_bf16():
+            amp = "bf16"
+        else:
+            return []
+    if amp == "fp16":
+        if not cuda:
+            raise ValueError("amp='fp16' needs CUDA; on CPU use amp='bf16'")
+        from fastai.callback.fp16 import MixedPrecision
+
+        return [MixedPrecision()]
+    return [BF16Autocast()]
+
+
+def restoration_learner(dls: Any, model: nn.Module, loss: str | Callable = "l1", metrics: list | None = None,
+                        opt: str = "adam", lr: float = 1e-4, wd: float = 0.0, betas: Sequence[float] = (0.9, 0.999),
+                        eps: float = 1e-8, amp: str | None = None, cbs: list | None = None, path: str | None = None,
+                        scale: int | None = None) -> Learner:
+    """A fastai Learner for restoration: `lr_find`, `fit_one_cycle` and `show_results` (LR / SR / HR) work on it."""
+    scale = scale or getattr(dls, "scale", None) or getattr(model, "scale", 1)
+    device = getattr(dls, "device", None)
+    cbs = list(cbs or []) + amp_callbacks(amp, device)
+    learn = Learner(dls, model, loss_func=make_loss(loss), opt_func=make_opt(opt, betas, eps), lr=lr, wd=wd,
+                    metrics=default_metrics(scale) if metrics is None else metrics, cbs=cbs,
+                    path=path or ".", model_dir="checkpoints")
+    return learn
