@@ -1,0 +1,39 @@
+"""The train notebook end to end under papermill: a tiny run lands in the ledger; a failing one is recorded."""
+
+import json
+
+import pytest
+
+from lab import ledger
+from lab.sweep import run_notebook
+
+TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
+        "epochs": "1", "repeat": "2", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_run_appears_in_ledger(tmp_path):
+    run = run_notebook("train", TINY, name="tiny", root=tmp_path)
+    st = run.read("status.json")
+    assert st["status"] == "done", st.get("error")
+    assert (run.dir / "notebook.ipynb").is_file()
+    assert (run.dir / "checkpoints" / "final.pth").is_file()
+    assert (run.dir / "samples" / "epoch_000.png").is_file()
+    assert run.params["model_kwargs"] == {"num_block": 1, "num_feat": 8} and "run_dir" not in run.params
+    assert len(run.history) == 1 and "psnr_y" in run.history[0]
+    df = ledger.load(tmp_path)
+    row = df.iloc[0]
+    assert row["status"] == "done" and row["param.epochs"] == 1
+    assert row["metric.valid_psnr_y"] > 15 and "metric.valid_bicubic_psnr_y" in df
+
+
+def test_failing_cell_recorded_as_failed(tmp_path):
+    run = run_notebook("train", {**TINY, "model": "no_such_model"}, root=tmp_path)
+    st = json.loads((run.dir / "status.json").read_text())
+    assert st["status"] == "failed"
+    assert st["error"]["type"] == "KeyError" and "no_such_model" in st["error"]["message"]
+    assert isinstance(st["error"]["cell"], int)
+    nb = json.loads((run.dir / "notebook.ipynb").read_text())
+    assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
+    assert ledger.load(tmp_path).loc[0, "status"] == "failed"
