@@ -15,3 +15,7 @@ from lab.models import deblur, discriminators  # noqa: F401,E402  (registration)
 from lab.models.profile import fits_budget, layer_table, profile  # noqa: E402
 
 __all__ += ["profile", "layer_table", "fits_budget"]
+from lab.models import fsrcnn, vdsr, srresnet, rdn, rcan, resnet_sr, imdn, drln  # noqa: F401,E402  (registration)
+from lab.models.pretrained import load_pretrained  # noqa: E402
+
+__all__ += ["load_pretrained"]

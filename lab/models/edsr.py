@@ -9,18 +9,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lab.models.blocks import conv, make_upsampler
+from lab.models.blocks import conv, make_upsampler, mean_buffer
 from lab.models.registry import register_model
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 class ResBlock(nn.Module):
-    """conv-ReLU-conv with the residual scaled by `res_scale` (0.1 in the 256-feature EDSR)."""
+    """conv-ReLU-conv (k x k) with the residual scaled by `res_scale` (0.1 in the 256-feature EDSR)."""
 
-    def __init__(self, num_feat: int, res_scale: float = 1.0):
+    def __init__(self, num_feat: int, res_scale: float = 1.0, k: int = 3):
         super().__init__()
-        self.body = nn.Sequential(conv(num_feat, num_feat), nn.ReLU(inplace=True), conv(num_feat, num_feat))
+        self.body = nn.Sequential(conv(num_feat, num_feat, k), nn.ReLU(inplace=True), conv(num_feat, num_feat, k))
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +37,7 @@ class EDSR(nn.Module):
                  res_scale: float = 1.0, upsampler: str = "pixelshuffle", rgb_mean: tuple | None = DIV2K_RGB_MEAN):
         super().__init__()
         self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
-        mean = rgb_mean if (rgb_mean is not None and in_ch == 3 and out_ch == 3) else (0.0,) * in_ch
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("mean", mean_buffer(rgb_mean, in_ch, out_ch), persistent=False)
         self.head = conv(in_ch, num_feat)
         self.body = nn.Sequential(*[ResBlock(num_feat, res_scale) for _ in range(num_block)], conv(num_feat, num_feat))
         self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat), conv(num_feat, out_ch))
@@ -59,3 +58,52 @@ def edsr_baseline(scale: int = 2, **kw) -> EDSR:
 def edsr(scale: int = 2, **kw) -> EDSR:
     """EDSR full: 32 residual blocks, 256 features, residual scaling 0.1 (about 40.7 M params at x2)."""
     return EDSR(scale=scale, **{"num_feat": 256, "num_block": 32, "res_scale": 0.1, **kw})
+
+
+class MDSR(nn.Module):
+    """MDSR (Lim et al., CVPRW 2017, same paper as EDSR): one network for several scales.
+
+    A shared head conv; per scale a pre-processing module of two residual blocks with 5x5 kernels; a shared body
+    of `num_block` residual blocks + conv with a long skip; per scale an upsampler; a shared tail conv.
+    `forward` uses `self.scale` (settable to any of `scales`: `model.scale = 3`).
+    Published: 80 blocks, 64 features, scales 2/3/4, about 8.0 M params.
+    Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
+    """
+
+    def __init__(self, scale: int = 2, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 80,
+                 scales: tuple[int, ...] = (2, 3, 4), res_scale: float = 1.0, upsampler: str = "pixelshuffle",
+                 rgb_mean: tuple | None = DIV2K_RGB_MEAN):
+        super().__init__()
+        self.scales = tuple(int(s) for s in scales)
+        self.in_ch, self.out_ch = in_ch, out_ch
+        self.scale = scale
+        self.register_buffer("mean", mean_buffer(rgb_mean, in_ch, out_ch), persistent=False)
+        self.head = conv(in_ch, num_feat)
+        self.pre = nn.ModuleDict({
+            str(s): nn.Sequential(*[ResBlock(num_feat, k=5) for _ in range(2)]) for s in self.scales})
+        self.body = nn.Sequential(*[ResBlock(num_feat, res_scale) for _ in range(num_block)], conv(num_feat, num_feat))
+        self.up = nn.ModuleDict({str(s): make_upsampler(upsampler, s, num_feat) for s in self.scales})
+        self.tail = conv(num_feat, out_ch)
+
+    @property
+    def scale(self) -> int:
+        """The scale `forward` runs at; one of `scales`."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: int) -> None:
+        if value not in self.scales:
+            raise ValueError(f"MDSR scale {value!r} not built; this model has scales {self.scales}")
+        self._scale = int(value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = str(self.scale)
+        x = self.pre[s](self.head(x - self.mean))
+        x = x + self.body(x)
+        return self.tail(self.up[s](x)) + self.mean
+
+
+@register_model
+def mdsr(scale: int = 2, **kw) -> MDSR:
+    """MDSR (Lim et al., CVPRW 2017): 80 residual blocks, 64 features, x2/x3/x4 heads and tails; about 8.0 M params."""
+    return MDSR(scale=scale, **kw)

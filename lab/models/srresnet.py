@@ -1,0 +1,66 @@
+"""SRResNet / the SRGAN generator (Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a Generative
+Adversarial Network", CVPR 2017).
+
+https://arxiv.org/abs/1609.04802 - 9x9 conv + PReLU head; 16 residual blocks (conv-BN-PReLU-conv-BN + skip);
+conv-BN and a long skip; x2 sub-pixel steps (conv to 256 channels, PixelShuffle, PReLU); 9x9 conv tail.
+64 features, about 1.55 M params at x4. PReLU has one shared slope, as in the usual ports.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lab.models.blocks import ACTS, NORMS, conv, make_act, make_norm, make_upsampler
+from lab.models.registry import register_model
+
+
+class SRResBlock(nn.Module):
+    """conv - norm - act - conv - norm, plus the input.
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, num_feat: int, norm: str = "batch", act: str = "prelu"):
+        super().__init__()
+        bias = norm == "none"  # a bias right before a norm is redundant
+        self.body = nn.Sequential(conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat), make_act(act),
+                                  conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SRResNet(nn.Module):
+    """SRResNet; `norm` from ('batch' | 'instance' | 'none'), `act` from ('prelu' | 'leakyrelu' | 'relu').
+
+    Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
+    """
+
+    def __init__(self, scale: int = 4, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
+                 norm: str = "batch", act: str = "prelu", upsampler: str = "pixelshuffle"):
+        super().__init__()
+        if norm not in NORMS or act not in ACTS:
+            raise ValueError(f"norm={norm!r}, act={act!r}; accepted norms: {', '.join(NORMS)}; acts: {', '.join(ACTS)}")
+        self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
+        self.head = nn.Sequential(conv(in_ch, num_feat, 9), make_act(act))
+        bias = norm == "none"
+        self.body = nn.Sequential(*[SRResBlock(num_feat, norm, act) for _ in range(num_block)],
+                                  conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat))
+        self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat, act=act), conv(num_feat, out_ch, 9))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x)
+        return self.tail(x + self.body(x))
+
+
+@register_model
+def srresnet(scale: int = 4, **kw) -> SRResNet:
+    """SRResNet (Ledig et al., CVPR 2017): 16 residual blocks, 64 features, BN, PReLU; about 1.55 M params at x4."""
+    return SRResNet(scale=scale, **kw)
+
+
+@register_model
+def srgan_g(scale: int = 4, **kw) -> SRResNet:
+    """The SRGAN generator (Ledig et al., CVPR 2017): the SRResNet architecture, trained with adversarial loss."""
+    return SRResNet(scale=scale, **kw)
