@@ -1,0 +1,366 @@
+"""Small fastai callbacks for restoration training: gradient clipping (hard/soft), weight EMA, a divergence guard,
+bf16 autocast, and per-part loss logging. Each does one thing; add them with `cbs=[...]` to a Learner.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from collections import deque
+from typing import Any, Iterable
+
+import torch
+from fastai.callback.core import Callback, CancelBatchException, CancelFitException
+from fastai.callback.fp16 import MixedPrecision
+from fastai.learner import Recorder
+from fastai.torch_core import find_bs
+from torch import nn
+
+CLIP_MODES = ("norm", "value")
+ON_FAIL = ("stop", "raise")
+
+
+def soft_clip_(tensors: Iterable[torch.Tensor], c: float) -> None:
+    """Soft-clip in place, elementwise: g -> c * tanh(g / c) (smooth, odd, monotone, |out| <= c, ~g for |g| << c)."""
+    if not c > 0:
+        raise ValueError(f"soft clipping needs c > 0, got {c}")
+    for g in tensors:
+        g.div_(c).tanh_().mul_(c)
+
+
+class ClipGrad(Callback):
+    """Clip gradients before the optimizer step.
+
+    value > 0: hard clipping; mode 'norm' rescales all gradients together so their global L2 norm is <= value
+    (torch.nn.utils.clip_grad_norm_), mode 'value' clamps each element to [-value, value].
+    value < 0: soft clipping with c = |value|: every gradient element g becomes c * tanh(g / c) - smooth,
+    monotone, bounded by c, and within a relative 1e-6 of g when |g| < 1e-3 c.
+    value == 0: off. `last_norm` holds the global gradient norm before clipping (hard 'norm' mode).
+    Runs after fastai's MixedPrecision has unscaled the gradients (same order as fastai's GradientClip).
+    """
+
+    order = MixedPrecision.order + 1
+
+    def __init__(self, value: float = 1.0, mode: str = "norm"):
+        if mode not in CLIP_MODES:
+            raise ValueError(f"unknown clip mode {mode!r}; accepted: {', '.join(CLIP_MODES)}")
+        self.value, self.mode, self.last_norm = float(value), mode, None
+
+    def before_step(self):
+        grads = [p.grad for p in self.learn.model.parameters() if p.grad is not None]
+        if self.value > 0 and self.mode == "norm":
+            self.last_norm = float(nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.value))
+        elif self.value > 0:
+            nn.utils.clip_grad_value_(self.learn.model.parameters(), self.value)
+        elif self.value < 0:
+            soft_clip_(grads, -self.value)
+
+
+class EMA(Callback):
+    """Exponential moving average of the weights: ema <- decay * ema + (1 - decay) * w after every step.
+
+    Validation (and so the recorded metrics) runs on the EMA weights, swapped in before and out after it.
+    With `apply_at_end=True` the model keeps the EMA weights after `fit` (the raw ones stay in `raw_state`).
+    Floating-point parameters are averaged; buffers (BatchNorm statistics) are copied. A step that leaves a
+    non-finite weight is not averaged in. `warmup=True` uses decay min(decay, (1 + n) / (10 + n)) at update n.
+    EMA state persists across `fit` calls; it is idle during `lr_find`.
+    """
+
+    order = 70
+
+    def __init__(self, decay: float = 0.999, apply_at_end: bool = True, warmup: bool = False):
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay, self.apply_at_end, self.warmup = decay, apply_at_end, warmup
+        self.ema_state: dict[str, torch.Tensor] | None = None
+        self.raw_state: dict[str, torch.Tensor] | None = None
+        self.updates = 0
+
+    def before_fit(self):
+        self.run, self.stepped = not hasattr(self.learn, "lr_finder"), False
+        model = self.learn.model
+        if self.run and self.ema_state is None:
+            self.ema_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.averaged = {k for k, p in model.named_parameters() if p.is_floating_point()}
+
+    @torch.no_grad()
+    def after_step(self):
+        state = self.learn.model.state_dict()
+        if self.averaged and not torch.stack([torch.isfinite(state[k]).all() for k in self.averaged]).all():
+            return
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
+        for k, v in state.items():
+            if k in self.averaged:
+                self.ema_state[k].lerp_(v, 1 - d)
+            else:
+                self.ema_state[k].copy_(v)
+        self.updates, self.stepped = self.updates + 1, True
+
+    def _swap_in(self):
+        self.raw_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+        self.learn.model.load_state_dict(self.ema_state)
+
+    def before_validate(self):
+        self._swap_in()
+
+    def after_validate(self):
+        self.learn.model.load_state_dict(self.raw_state)
+
+    def after_fit(self):
+        if self.apply_at_end and self.stepped:
+            self._swap_in()
+
+    def ema_state_dict(self) -> dict[str, torch.Tensor]:
+        """A copy of the EMA weights, keyed like `model.state_dict()`."""
+        if self.ema_state is None:
+            raise ValueError("EMA has no state yet: it is created when fit starts")
+        return {k: v.clone() for k, v in self.ema_state.items()}
+
+
+class DivergenceGuard(Callback):
+    """Catch a diverging step, undo it and retry with a smaller learning rate; give up after `max_retries`.
+
+    A training loss is bad when it is not finite, or when it exceeds `spike_factor` x the median of the last
+    `window` good losses (once `min_history` are known; `spike_factor=None` checks finiteness only). On a bad
+    loss the step is skipped, the weights and optimizer state are restored from the last snapshot (taken every
+    `snapshot_every` good steps, and at the start of fit), and a persistent LR multiplier `lr_mult` is multiplied
+    by `lr_factor`: it is applied to the optimizer's `lr` hyper-parameter right before each step and undone right
+    after, so it survives fastai's ParamScheduler (which sets the lr every batch). The skipped batch is hidden from
+    the Recorder (its targets are cleared). After more than `max_retries` detections in one fit `learn.diverged` is
+    set True and the fit stops (on_fail='stop': CancelFitException) or raises RuntimeError (on_fail='raise'), with
+    the last good weights in place. `events` lists all detections; `lr_mult` carries over to later fits.
+    Memory: one copy of the weights and of the optimizer state. Idle during `lr_find`.
+    """
+
+    order, run_valid = 20, False
+
+    def __init__(self, spike_factor: float | None = 10.0, window: int = 50, min_history: int = 10,
+                 snapshot_every: int = 20, lr_factor: float = 0.5, max_retries: int = 3, on_fail: str = "stop"):
+        if spike_factor is not None and not spike_factor > 1:
+            raise ValueError(f"spike_factor must be > 1 (or None), got {spike_factor}")
+        if window < 1 or min_history < 1 or snapshot_every < 1 or max_retries < 0:
+            raise ValueError(f"window, min_history, snapshot_every must be >= 1 and max_retries >= 0, got "
+                             f"{window}, {min_history}, {snapshot_every}, {max_retries}")
+        if not 0 < lr_factor <= 1:
+            raise ValueError(f"lr_factor must be in (0, 1], got {lr_factor}")
+        if on_fail not in ON_FAIL:
+            raise ValueError(f"unknown on_fail {on_fail!r}; accepted: {', '.join(ON_FAIL)}")
+        self.spike_factor, self.window, self.min_history = spike_factor, window, min_history
+        self.snapshot_every, self.lr_factor, self.max_retries, self.on_fail = (
+            snapshot_every, lr_factor, max_retries, on_fail)
+        self.lr_mult, self.events = 1.0, []
+
+    def before_fit(self):
+        self.run, self.fresh = not hasattr(self.learn, "lr_finder"), True
+
+    def before_train(self):
+        if self.fresh:  # the first training epoch of a real fit (not validate/get_preds, which also call before_fit)
+            self.learn.diverged, self.fresh = False, False
+            self.history, self._base_lrs, self.retries = deque(maxlen=self.window), None, 0
+            self._snapshot()
+
+    def _snapshot(self):
+        self.good_model = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+        self.good_opt = copy.deepcopy(self.learn.opt.state_dict())
+        self.since_snapshot = 0
+
+    def _restore(self):
+        self.learn.model.load_state_dict(self.good_model)
+        sd = copy.deepcopy(self.good_opt)
+        if "hypers" in sd:  # fastai Optimizer: keep the current (scheduled) hyper-parameters
+            sd["hypers"] = self.learn.opt.hypers
+        elif "param_groups" in sd:  # torch optimizer behind OptimWrapper
+            for saved, cur in zip(sd["param_groups"], self.learn.opt.opt.param_groups):
+                saved.update({k: v for k, v in cur.items() if k != "params"})
+        self.learn.opt.load_state_dict(sd)
+
+    def _why_bad(self, loss: float) -> str | None:
+        if not math.isfinite(loss):
+            return "non-finite loss"
+        if self.spike_factor and len(self.history) >= self.min_history:
+            med = statistics.median(self.history)
+            if loss > self.spike_factor * med:
+                return f"loss spike ({loss:.4g} > {self.spike_factor} x median {med:.4g})"
+        return None
+
+    def after_loss(self):
+        loss = float(self.learn.loss.detach().mean())
+        why = self._why_bad(loss)
+        if why is None:
+            if self.since_snapshot >= self.snapshot_every:
+                self._snapshot()
+            self.history.append(loss)
+            self.since_snapshot += 1
+            return
+        self._restore()
+        self.lr_mult *= self.lr_factor
+        self.events.append({"iter": self.learn.train_iter, "epoch": self.learn.epoch, "loss": loss, "reason": why,
+                            "lr_mult": self.lr_mult})
+        self.learn.yb = ()  # fastai's Recorder skips batches without targets: keep the NaN out of smooth_loss
+        self.retries += 1
+        if self.retries > self.max_retries:
+            self.learn.diverged = True
+            if self.on_fail == "raise":
+                raise RuntimeError(f"training diverged: {why} at iteration {self.learn.train_iter} after "
+                                   f"{self.max_retries} retries")
+            raise CancelFitException()
+        raise CancelBatchException()
+
+    def before_step(self):
+        if self.lr_mult != 1.0:
+            self._base_lrs = [h["lr"] for h in self.learn.opt.hypers]
+            self.learn.opt.set_hyper("lr", [lr * self.lr_mult for lr in self._base_lrs])
+
+    def after_step(self):
+        if self._base_lrs is not None:
+            self.learn.opt.set_hyper("lr", self._base_lrs)
+            self._base_lrs = None
+
+
+def _to_float(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.is_floating_point() and x.dtype != torch.float64 else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_float(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_float(v) for k, v in x.items()}
+    return x
+
+
+class BF16Autocast(Callback):
+    """bfloat16 autocast for the model's forward pass on CPU or CUDA; the outputs come back as float32, so the loss
+    and the metrics are computed in fp32. No GradScaler is needed (bf16 has fp32's range).
+
+    The model's `forward` is wrapped in `torch.autocast(device, dtype=torch.bfloat16)` for the fit (training and
+    validation) and unwrapped after it, so an exception mid-batch never leaves autocast switched on globally.
+    `device_type`: 'cpu' or 'cuda'; default: where the model's parameters are. On CUDA, fp16 with loss scaling is
+    fastai's `MixedPrecision()`; `lab.learner.amp_callbacks` picks between them.
+    """
+
+    order = MixedPrecision.order
+
+    def __init__(self, device_type: str | None = None):
+        if device_type not in (None, "cpu", "cuda"):
+            raise ValueError(f"unknown autocast device {device_type!r}; accepted: 'cpu', 'cuda' or None (auto)")
+        self.device_type, self._model = device_type, None
+
+    def before_fit(self):
+        model = self._model = self.learn.model
+        dev = self.device_type or next(model.parameters()).device.type
+        if dev not in ("cpu", "cuda"):
+            raise ValueError(f"bf16 autocast supports 'cpu' and 'cuda' models, this one is on {dev!r}")
+        own = model.__dict__.get("forward")
+        if getattr(own, "bf16_autocast", False):  # left behind by a fit that raised: unwrap it first
+            own = own.original
+        self._own = own
+        inner = own if own is not None else type(model).forward.__get__(model)
+
+        def forward(*args, **kwargs):
+            with torch.autocast(dev, dtype=torch.bfloat16):
+                out = inner(*args, **kwargs)
+            return _to_float(out)
+
+        forward.bf16_autocast, forward.original = True, own
+        model.forward = forward
+
+    def after_fit(self):
+        if self._model is None:
+            return
+        if self._own is None:
+            self._model.__dict__.pop("forward", None)
+        else:
+            self._model.forward = self._own
+        self._model = None
+
+
+class LossPartsLogger(Callback):
+    """Log each part of a `lab.losses.CombinedLoss` per epoch as `train_<part>`: the mean over training batches
+    (weighted by batch size) of the part's unweighted value. The columns sit after fastai's train columns in
+    `recorder.metric_names`/`recorder.values`, so the progress table, CSVLogger and run records show them.
+    Batches skipped by `DivergenceGuard` are not counted. Does nothing for a loss without `part_names`.
+    """
+
+    order = Recorder.order + 5  # after the Recorder builds its names and logs train values, before loggers print
+
+    def before_fit(self):
+        self.names = list(getattr(self.learn.loss_func, "part_names", []))
+        if not self.names or not hasattr(self.learn, "recorder"):
+            self.names = []
+            return
+        mn = list(self.recorder.metric_names)
+        at = mn.index("valid_loss") if "valid_loss" in mn else (len(mn) - 1 if mn[-1] == "time" else len(mn))
+        self.recorder.metric_names = type(self.recorder.metric_names)(
+            mn[:at] + [f"train_{n}" for n in self.names] + mn[at:])
+
+    def before_train(self):
+        self.sums, self.count = dict.fromkeys(self.names, 0.0), 0
+
+    def after_loss(self):
+        if not self.training or not self.names:
+            return
+        bs = find_bs(self.learn.yb)
+        for n, v in self.learn.loss_func.last_parts.items():
+            if n in self.sums:
+                self.sums[n] += v * bs
+        self.count += bs
+
+    def after_train(self):
+        if self.names:
+            self.recorder.log += [self.sums[n] / self.count if self.count else float("nan") for n in self.names]
+
+
+class RunRecorder(Callback):
+    """Write each epoch's losses/metrics into the run directory, save last/best checkpoints and a sample image.
+
+    The best checkpoint is chosen by `monitor` (a metric name, e.g. 'psnr_y'); a sample LR | SR | HR strip of the
+    first validation image (centre crop) goes to `samples/epoch_NNN.png`.
+    """
+
+    order = 60  # after fastai's Recorder has logged the epoch's values
+    run_valid = False
+
+    def __init__(self, run: Any, monitor: str = "psnr_y", higher_is_better: bool = True, sample_size: int = 96):
+        self.run, self.monitor, self.higher, self.sample_size = run, monitor, higher_is_better, sample_size
+
+    def before_fit(self):
+        self.best, self.t0 = None, time.perf_counter()
+
+    def after_epoch(self):
+        names = [str(n) for n in self.recorder.metric_names]
+        rec = {n: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
+               for n, v in zip(names, self.recorder.log)}
+        rec["epoch"] = int(self.epoch)
+        rec["lr"] = float(self.opt.hypers[-1]["lr"])
+        rec["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
+        self.run.log_epoch(rec)
+        self.run.save_checkpoint(self.model, "last.pth", epoch=int(self.epoch))
+        value = rec.get(self.monitor)
+        if isinstance(value, float) and math.isfinite(value):
+            better = self.best is None or (value > self.best if self.higher else value < self.best)
+            if better:
+                self.best = value
+                self.run.save_checkpoint(self.model, "best.pth", epoch=int(self.epoch), **{self.monitor: value})
+        self._save_sample()
+
+    def _save_sample(self):
+        ds = getattr(self.dls.valid, "dataset", None)
+        if ds is None or len(ds) == 0:
+            return
+        lr, hr = ds[0]
+        s = hr.shape[-1] // lr.shape[-1]
+        c = max(1, self.sample_size // s)
+        y0, x0 = (lr.shape[-2] - min(c, lr.shape[-2])) // 2, (lr.shape[-1] - min(c, lr.shape[-1])) // 2
+        lr_c = lr[None, :, y0:y0 + c, x0:x0 + c]
+        hr_c = hr[None, :, y0 * s:(y0 + c) * s, x0 * s:(x0 + c) * s]
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            sr = self.model(lr_c.to(next(self.model.parameters()).device)).float().cpu().clamp(0, 1)
+        self.model.train(was)
+        up = torch.nn.functional.interpolate(lr_c, scale_factor=s, mode="nearest")
+        strip = torch.cat([up, sr, hr_c], dim=-1)[0]
+        if strip.shape[0] == 1:
+            strip = strip.expand(3, -1, -1)
+        self.run.save_image(f"samples/epoch_{int(self.epoch):03d}.png", strip)
