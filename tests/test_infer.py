@@ -104,8 +104,6 @@ def test_model_mode_and_amp(image):
 
 
 def test_y_channel_model(image):
-    pytest.importorskip("lab.color", reason="lab.color (RGB <-> YCbCr) not written yet")
-    pytest.importorskip("lab.resize", reason="lab.resize (MATLAB bicubic) not written yet")
     torch.manual_seed(0)
     model = ConvNet(2, in_ch=1)
     out = infer(model, image)
