@@ -87,17 +87,21 @@ def paired_images(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike, scale: i
 
 def benchmark_images(set_dir: str | os.PathLike, scale: int) -> list[ImagePair]:
     """A benchmark set `<Set>/HR` (+ `LR_bicubic/X<s>` if present, else LR made by MATLAB bicubic), HR modcropped."""
-    from lab.resize import imresize
-
     set_dir = Path(set_dir)
     lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
     if lr_dir.is_dir():
         return paired_images(lr_dir, set_dir / "HR", scale)
-    pairs = []
-    for p in folder_images(set_dir / "HR"):
-        hr = modcrop(p.hr, scale)
-        pairs.append(ImagePair(p.name, hr, imresize(hr, scale=1 / scale)))
-    return pairs
+    return [with_bicubic_lr(p, scale) for p in folder_images(set_dir / "HR")]
+
+
+def with_bicubic_lr(pair: ImagePair, scale: int) -> ImagePair:
+    """The pair as benchmarks make it: HR modcropped, LR = MATLAB bicubic of it (kept if the pair has an LR)."""
+    from lab.resize import imresize
+
+    if pair.lr is not None:
+        return pair
+    hr = modcrop(pair.hr, scale)
+    return ImagePair(pair.name, hr, imresize(hr, scale=1 / scale))
 
 
 def find_benchmark(name: str) -> Path:
@@ -288,6 +292,9 @@ def dataloaders(data: str = "builtin", scale: int = 2, patch_size: int = 48, bat
     valid_imgs = load_source(valid, scale)
     train_ds = PatchDataset(train, scale, patch_size, degradation=degradation, repeat=repeat, seed=seed,
                             channels=channels)
+    if len(train_ds) < batch_size:
+        raise ValueError(f"only {len(train_ds)} training patches per epoch ({len(train)} images x repeat {repeat}) "
+                         f"for batch_size {batch_size}: raise repeat or lower batch_size")
     valid_ds = ImageDataset(valid_imgs, scale, channels=channels, max_size=valid_max_size)
     train_dl = SRDataLoader(train_ds, bs=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
                             device=device)
