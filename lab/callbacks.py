@@ -322,26 +322,34 @@ class RunRecorder(Callback):
     run_valid = False
 
     def __init__(self, run: Any, monitor: str = "psnr_y", higher_is_better: bool = True, sample_size: int = 96):
-        self.run, self.monitor, self.higher, self.sample_size = run, monitor, higher_is_better, sample_size
+        self.record, self.monitor, self.higher, self.sample_size = run, monitor, higher_is_better, sample_size
+        self.best, self.trained = None, False  # the best value survives later fit calls
 
     def before_fit(self):
-        self.best, self.t0 = None, time.perf_counter()
+        self.run = not hasattr(self.learn, "lr_finder")
+        self.t0 = time.perf_counter()
+
+    def before_train(self):
+        self.trained = True
 
     def after_epoch(self):
+        if not self.trained:  # validate() and get_preds() fire after_epoch too: record training epochs only
+            return
+        self.trained = False
         names = [str(n) for n in self.recorder.metric_names]
         rec = {n: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
                for n, v in zip(names, self.recorder.log)}
         rec["epoch"] = int(self.epoch)
         rec["lr"] = float(self.opt.hypers[-1]["lr"])
         rec["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
-        self.run.log_epoch(rec)
-        self.run.save_checkpoint(self.model, "last.pth", epoch=int(self.epoch))
+        self.record.log_epoch(rec)
+        self.record.save_checkpoint(self.model, "last.pth", epoch=int(self.epoch))
         value = rec.get(self.monitor)
         if isinstance(value, float) and math.isfinite(value):
             better = self.best is None or (value > self.best if self.higher else value < self.best)
             if better:
                 self.best = value
-                self.run.save_checkpoint(self.model, "best.pth", epoch=int(self.epoch), **{self.monitor: value})
+                self.record.save_checkpoint(self.model, "best.pth", epoch=int(self.epoch), **{self.monitor: value})
         self._save_sample()
 
     def _save_sample(self):
@@ -363,4 +371,4 @@ class RunRecorder(Callback):
         strip = torch.cat([up, sr, hr_c], dim=-1)[0]
         if strip.shape[0] == 1:
             strip = strip.expand(3, -1, -1)
-        self.run.save_image(f"samples/epoch_{int(self.epoch):03d}.png", strip)
+        self.record.save_image(f"samples/epoch_{int(self.epoch):03d}.png", strip)

@@ -27,17 +27,20 @@ def evaluate_pairs(model: nn.Module | None, pairs: Sequence[Any], scale: int, *,
                    progress: bool = True, **infer_kw: Any) -> pd.DataFrame:
     """Per-image PSNR-Y/SSIM-Y of `model` (and of bicubic upscaling) on (name, hr, lr) image pairs.
 
+    A pair without LR is scored as benchmarks are: HR modcropped, LR made from it by MATLAB bicubic.
     The SR output is clamped and rounded to uint8 before scoring; `save_dir` receives `<name>.png`.
     Returns one row per image; `df.attrs['mean']` holds the column means.
     """
     from fastprogress.fastprogress import progress_bar
 
+    from lab.data import with_bicubic_lr
     from lab.infer import infer
     from lab.resize import imresize
 
     rows = []
     it = progress_bar(list(pairs), leave=False) if progress else pairs
     for p in it:
+        p = with_bicubic_lr(p, scale)
         lr, hr = p.lr, p.hr
         bic = imresize(lr, scale=scale)[: hr.shape[0], : hr.shape[1]]
         row: dict[str, Any] = {"image": p.name, "height": hr.shape[0], "width": hr.shape[1]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable, Sequence
 
+import fastai.callback.schedule  # noqa: F401  (adds fit_one_cycle and lr_find to Learner)
 import torch
 from fastai.learner import Learner
 from fastai.optimizer import SGD, Adam
