@@ -1,4 +1,4 @@
-"""The `lab` command: run notebooks as recorded runs and read the ledger."""
+"""The `lab` command: run notebooks as recorded runs, sweep and rerun them, read, annotate and export the ledger."""
 
 from __future__ import annotations
 
@@ -27,22 +27,114 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _print_job(row: dict) -> int:
+    """Print one finished job's line (and its error); exit code 0 when done."""
+    print(f"{row.get('name')}: {row['status']}  ({row.get('path')})")
+    if row["status"] != "done":
+        cell = f" in cell {row['error_cell']}" if row.get("error_cell") is not None else ""
+        print(f"error{cell}: {row.get('error')}", file=sys.stderr)
+        if row.get("path"):
+            print(f"the executed notebook is kept at {row['path']}/notebook.ipynb", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from lab.sweep import sweep
+
+    table = sweep(a.spec, workers=a.workers, dask=a.dask, root=a.runs, timeout=a.timeout, dry_run=a.dry_run,
+                  progress=not a.no_progress)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3,
+                           "display.max_colwidth", 80):
+        print(table.to_string(index=False) if not table.empty else "no runs in this sweep")
+    if a.dry_run:
+        print(f"{len(table)} run(s) planned (dry run: nothing executed)")
+        return 0
+    if a.csv:
+        from lab.utils import atomic_write_text
+
+        atomic_write_text(a.csv, table.to_csv(index=False))
+    bad = int((table["status"] != "done").sum()) if not table.empty else 0
+    print(f"{len(table) - bad}/{len(table)} runs done" + (f", {bad} not done (see errors above)" if bad else ""))
+    return 1 if bad else 0
+
+
+def cmd_rerun(a: argparse.Namespace) -> int:
+    from lab.sweep import rerun_job, run_job
+
+    job, warns = rerun_job(a.run_id, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
+    for w in warns:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"rerunning run {a.run_id} as {job['name']!r} (parent={job['parent']})", file=sys.stderr)
+    return _print_job(run_job(job))
+
+
+def cmd_resume(a: argparse.Namespace) -> int:
+    from lab.sweep import resume_job, run_job
+
+    job = resume_job(a.run_id, root=a.runs, checkpoint=a.checkpoint, timeout=a.timeout,
+                     cell_timeout=a.cell_timeout, force=a.force)
+    print(f"resuming {job['run_dir']} from {job['extra_params']['resume']}", file=sys.stderr)
+    return _print_job(run_job(job))
+
+
+def cmd_note(a: argparse.Namespace) -> int:
+    from lab import ledger
+
+    if a.list or not (a.text or a.tag or a.untag or a.verdict is not None):
+        recs = ledger.read_notes(a.run_id, a.runs)
+        for r in recs:
+            bits = [r.get("time", "")]
+            if r.get("text"):
+                bits.append(repr(r["text"]))
+            if r.get("tags"):
+                bits.append("+" + " +".join(r["tags"]))
+            if r.get("untag"):
+                bits.append("-" + " -".join(r["untag"]))
+            if "verdict" in r:
+                bits.append(f"verdict={r['verdict'] or '(cleared)'}")
+            print("  ".join(bits))
+        s = ledger.summarize_notes(recs)
+        print(f"tags: {s['tags'] or '-'}; verdict: {s['verdict'] or '-'}")
+        return 0
+    ledger.add_note(a.run_id, a.text or "", tags=a.tag or (), untag=a.untag or (), verdict=a.verdict, root=a.runs)
+    s = ledger.summarize_notes(ledger.read_notes(a.run_id, a.runs))
+    print(f"run {a.run_id}: tags {s['tags'] or '-'}; verdict {s['verdict'] or '-'}")
+    return 0
+
+
+def _filtered(a: argparse.Namespace):
+    from lab import ledger
+
+    df = ledger.load(a.runs, baseline=a.baseline, warn=False)
+    for pr in df.attrs.get("problems", []):
+        print(f"skipped {pr['run']}: {pr['problem']}", file=sys.stderr)
+    return ledger.filter_runs(df, status=a.status, tag=a.tag, verdict=a.verdict, last=a.last)
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from lab import ledger
+
+    df = _filtered(a)
+    path = ledger.export(df, a.path, a.format)
+    print(f"wrote {len(df)} runs to {path}")
+    return 0
+
+
 def cmd_ledger(a: argparse.Namespace) -> int:
     import pandas as pd
 
     from lab import ledger
 
-    df = ledger.load(a.runs)
+    df = _filtered(a)
     if df.empty:
-        print(f"no runs in {a.runs or 'runs/'}")
+        print(f"no runs in {a.runs or 'runs/'}" + (" matching the filters" if (a.status or a.tag or a.verdict) else ""))
         return 0
-    if a.last:
-        df = df.tail(a.last)
     out = df if a.all else ledger.view(df, a.columns.split(",") if a.columns else ledger.DEFAULT_VIEW)
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
-        print(out.to_string(index=False))
-    for pr in df.attrs.get("problems", []):
-        print(f"skipped {pr['run']}: {pr['problem']}", file=sys.stderr)
+        print(out.astype(object).where(out.notna(), "").to_string(index=False))
     return 0
 
 
@@ -67,12 +159,64 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-output", action="store_true", help="stream the notebook's output here")
     r.set_defaults(fn=cmd_run)
 
+    sw = sub.add_parser("sweep", help="run every combination of a sweep spec (YAML), each in its own process")
+    sw.add_argument("spec", help="a YAML file, or a name in notebooks/sweeps/ (e.g. loss)")
+    sw.add_argument("--workers", type=int, help="runs at a time on this machine (default: the spec's, else 1)")
+    sw.add_argument("--dask", metavar="ADDRESS", help="dispatch to a Dask scheduler, e.g. tcp://host:8786 "
+                    "(workers need this repo and a shared runs directory)")
+    sw.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    sw.add_argument("--timeout", type=float, help="per-run timeout in seconds (default: the spec's, else none)")
+    sw.add_argument("--dry-run", action="store_true", help="list the runs without executing them")
+    sw.add_argument("--csv", help="also write the summary table to this CSV file")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.set_defaults(fn=cmd_sweep)
+
+    rr = sub.add_parser("rerun", help="execute a run again with exactly its recorded params (parent = that run)")
+    rr.add_argument("run_id", help="run number (42) or directory name")
+    rr.add_argument("--runs", help="runs directory")
+    rr.add_argument("--timeout", type=float, help="whole-run timeout in seconds")
+    rr.add_argument("--cell-timeout", type=float, help="per-cell timeout in seconds")
+    rr.set_defaults(fn=cmd_rerun)
+
+    rs = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, in its directory")
+    rs.add_argument("run_id", help="run number (42) or directory name")
+    rs.add_argument("--runs", help="runs directory")
+    rs.add_argument("--checkpoint", help="checkpoint to continue from (default: checkpoints/last.pth)")
+    rs.add_argument("--timeout", type=float, help="whole-run timeout in seconds")
+    rs.add_argument("--cell-timeout", type=float, help="per-cell timeout in seconds")
+    rs.add_argument("--force", action="store_true", help="resume even a run marked done or still running")
+    rs.set_defaults(fn=cmd_resume)
+
+    no = sub.add_parser("note", help="attach a note, tags or a verdict to a run (no text: list its notes)")
+    no.add_argument("run_id", help="run number (42) or directory name")
+    no.add_argument("text", nargs="?", help="free text, e.g. \"lines smeared\"")
+    no.add_argument("--tag", action="append", help="add a tag (repeatable)")
+    no.add_argument("--untag", action="append", help="remove a tag (repeatable)")
+    no.add_argument("--verdict", help="e.g. chosen, rejected, baseline; \"\" clears it")
+    no.add_argument("--list", action="store_true", help="print the run's notes")
+    no.add_argument("--runs", help="runs directory")
+    no.set_defaults(fn=cmd_note)
+
+    def _filters(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+        q.add_argument("--status", action="append", help="only runs with this status (repeatable)")
+        q.add_argument("--tag", help="only runs with this tag")
+        q.add_argument("--verdict", help="only runs with this verdict")
+        q.add_argument("--last", type=int, help="only the last N runs")
+        q.add_argument("--baseline", type=int, help="'what changed' compares runs without a parent to this run "
+                       "(default: the previous run of the same notebook)")
+
     led = sub.add_parser("ledger", help="print the results ledger")
-    led.add_argument("--runs", help="runs directory")
+    _filters(led)
     led.add_argument("--columns", help="comma-separated columns to show")
     led.add_argument("--all", action="store_true", help="show every column")
-    led.add_argument("--last", type=int, help="only the last N runs")
     led.set_defaults(fn=cmd_ledger)
+
+    ex = sub.add_parser("export", help="write the ledger as Markdown (experiment log), CSV or a standalone HTML report")
+    ex.add_argument("path", help="output file; the suffix (.md, .csv, .html) picks the format")
+    ex.add_argument("--format", choices=("md", "csv", "html"), help="format when the suffix does not say")
+    _filters(ex)
+    ex.set_defaults(fn=cmd_export)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="")

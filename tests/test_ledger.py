@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from lab import ledger, runs
@@ -38,3 +39,193 @@ def test_dead_running_run_is_interrupted(tmp_path):
 def test_empty_ledger(tmp_path):
     df = ledger.load(tmp_path / "none")
     assert df.empty and "status" in df.columns
+
+
+# -- notes, tags, verdicts ----------------------------------------------------------------------------------------
+
+def _write_notes(args):
+    run_dir, worker, n = args
+    for i in range(n):
+        ledger.add_note(run_dir, f"w{worker} note {i}", tags=[f"w{worker}"])
+    return worker
+
+
+def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
+    import multiprocessing as mp
+
+    run = runs.create({"model": "srcnn"}, root=tmp_path)
+    with mp.get_context("fork").Pool(8) as pool:
+        pool.map(_write_notes, [(str(run.dir), w, 20) for w in range(8)])
+    recs = ledger.read_notes(run.dir)
+    texts = [r["text"] for r in recs]
+    assert len(texts) == 160 and len(set(texts)) == 160
+    for w in range(8):  # each writer's notes kept in its own order
+        mine = [t for t in texts if t.startswith(f"w{w} ")]
+        assert mine == [f"w{w} note {i}" for i in range(20)]
+    raw = (run.dir / ledger.NOTES_FILE).read_text().splitlines()
+    assert all(json.loads(line) for line in raw), "every line is one whole JSON record"
+    assert ledger.load(tmp_path).loc[0, "tags"] == ", ".join(f"w{w}" for w in range(8))
+
+
+def test_tags_verdicts_and_notes_in_ledger(tmp_path):
+    a = runs.create({"model": "srcnn", "notes": "first try"}, root=tmp_path, name="a")
+    a.finish({"psnr_y": 30.0})
+    ledger.add_note(1, "lines smeared", tags=["failed", "smear"], root=tmp_path)
+    ledger.add_note(a, verdict="rejected")
+    ledger.add_note(a, untag=["smear"], verdict="chosen")
+    row = ledger.load(tmp_path).iloc[0]
+    assert row["tags"] == "failed" and row["verdict"] == "chosen"
+    assert row["notes"] == "first try | lines smeared"
+    ledger.add_note(a, verdict="")
+    assert pd.isna(ledger.load(tmp_path).iloc[0]["verdict"])
+    with pytest.raises(ValueError, match="nothing to record"):
+        ledger.add_note(a)
+    with pytest.raises(ValueError, match="','"):
+        ledger.add_note(a, tags=["a,b"])
+    with pytest.raises(FileNotFoundError, match="no run with id 9"):
+        ledger.add_note(9, "x", root=tmp_path)
+
+
+def test_torn_notes_line_is_skipped(tmp_path):
+    run = runs.create({}, root=tmp_path)
+    ledger.add_note(run, "kept", tags=["t"])
+    with open(run.dir / ledger.NOTES_FILE, "a") as f:
+        f.write('{"text": "half wri')
+    assert [r["text"] for r in ledger.read_notes(run)] == ["kept"]
+    assert ledger.load(tmp_path).loc[0, "tags"] == "t"
+
+
+# -- what changed, cost, timing, status ---------------------------------------------------------------------------
+
+def test_what_changed_vs_parent_baseline_and_previous(tmp_path):
+    runs.create({"model": "edsr", "lr": 1e-3, "loss": "l1"}, root=tmp_path, notebook="train.ipynb")
+    runs.create({"model": "edsr", "lr": 5e-4, "loss": "l1"}, root=tmp_path, notebook="train.ipynb")
+    runs.create({"model": "edsr", "lr": 1e-3, "loss": "mse"}, root=tmp_path, notebook="train.ipynb", parent=1)
+    runs.create({"model": "edsr", "lr": 1e-3, "loss": "l1"}, root=tmp_path, notebook="train.ipynb", parent=1)
+    runs.create({"source": "x"}, root=tmp_path, notebook="evaluate.ipynb", parent=2)
+    df = ledger.load(tmp_path)
+    ch = dict(zip(df["id"], df["changed"]))
+    assert pd.isna(ch[1])  # nothing before it
+    assert ch[2] == "vs #1: lr 0.001→0.0005"  # previous run of the same notebook
+    assert ch[3] == "vs #1: loss l1→mse"  # the parent wins over the previous run
+    assert ch[4] == "vs #1: same params"
+    assert ch[5] == "from #2 (train.ipynb)"
+    base = ledger.load(tmp_path, baseline=2)
+    assert dict(zip(base["id"], base["changed"]))[1] == "vs #2: lr 0.0005→0.001"
+    again = ledger.what_changed(df, baseline=2)
+    assert list(again) == list(base["changed"])
+
+
+def test_describe_change_is_short():
+    p = {f"k{i}": i for i in range(30)}
+    text = ledger.describe_change(p, {}, 7, max_len=60)
+    assert text.startswith("vs #7: k0 ∅→0") and len(text) <= 60 + 12 and "more)" in text
+
+
+def test_cost_timing_and_status_columns(tmp_path):
+    a = runs.create({"model": "srcnn"}, root=tmp_path)
+    a.write_json("profile.json", {"params": 8129, "gflops": 0.5, "ms_fp32": 3.0})
+    a.finish({"valid_psnr_y": 30.0})
+    b = runs.create({"model": "edsr"}, root=tmp_path)
+    b.finish({"valid_psnr_y": float("nan"), "params": 100, "gflops": 2.0, "forward_ms": 9.0})
+    c = runs.create({}, root=tmp_path)
+    st = c.read("status.json")
+    st.update(host="another-host", heartbeat="2020-01-01T00:00:00+00:00")
+    c.write_json("status.json", st)
+    d = runs.create({}, root=tmp_path)
+    d.set_status("diverged", error={"type": "Divergence", "message": "loss is nan"})
+    df = ledger.load(tmp_path).set_index("id")
+    assert (df.loc[1, "cost.params"], df.loc[1, "cost.gflops"], df.loc[1, "cost.forward_ms"]) == (8129, 0.5, 3.0)
+    assert (df.loc[2, "cost.params"], df.loc[2, "cost.forward_ms"]) == (100, 9.0)
+    assert df.loc[1, "status"] == "done" and df.loc[1, "duration_s"] >= 0
+    assert df.loc[2, "status"] == "diverged", "a finished run with a NaN PSNR diverged"
+    assert df.loc[3, "status"] == "interrupted", "no heartbeat for years on another host"
+    assert df.loc[3, "heartbeat_age_s"] > 3600
+    assert df.loc[4, "status"] == "diverged" and df.loc[4, "error"] == "loss is nan"
+    assert ledger.load(tmp_path, stale_after=1e12).set_index("id").loc[3, "status"] == "running"
+    assert list(ledger.filter_runs(df.reset_index(), status=["diverged"])["id"]) == [2, 4]
+    with pytest.raises(ValueError, match="accepted"):
+        ledger.filter_runs(df, status="finished")
+
+
+def test_load_is_fast_at_scale(tmp_path):
+    """1,000 run directories load well under a second or two (10,000 in about one: see the issue's report)."""
+    import time
+
+    for i in range(1, 1001):
+        d = tmp_path / f"{i:04d}-r"
+        d.mkdir()
+        (d / "meta.json").write_text(json.dumps({"created": "2026-01-01T00:00:00+00:00", "notebook": "train.ipynb"}))
+        (d / "params.json").write_text(json.dumps({"lr": 1e-3 * (i % 3), "model": "edsr"}))
+        (d / "status.json").write_text(json.dumps({"status": "done", "started": "2026-01-01T00:00:00+00:00",
+                                                   "finished": "2026-01-01T00:05:00+00:00"}))
+        (d / "metrics.json").write_text(json.dumps({"valid_psnr_y": 30.0 + i / 1000}))
+    ledger.load(tmp_path)
+    t0 = time.perf_counter()
+    df = ledger.load(tmp_path)
+    took = time.perf_counter() - t0
+    assert len(df) == 1000 and df["duration_s"].eq(300).all()
+    assert took < 3.0, f"1,000 runs took {took:.2f} s"
+
+
+# -- exports and the CLI ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_ledger(tmp_path):
+    a = runs.create({"model": "srcnn", "data": "builtin", "scale": 2, "lr": 1e-3}, root=tmp_path, name="a")
+    a.write_json("history.json", [{"epoch": 0, "train_loss": 0.1, "valid_loss": 0.09, "psnr_y": 28.0},
+                                  {"epoch": 1, "train_loss": 0.05, "valid_loss": 0.06, "psnr_y": 29.0}])
+    a.finish({"valid_psnr_y": 29.0, "valid_ssim_y": 0.85, "valid_gain_psnr_y": 1.5, "gflops": 0.5, "params": 8000})
+    b = runs.create({"model": "edsr", "data": "builtin", "scale": 2, "lr": 1e-3}, root=tmp_path, name="b <b>")
+    b.finish({"valid_psnr_y": 30.5, "valid_ssim_y": 0.88, "gflops": 5.0, "params": 1_000_000})
+    c = runs.create({"model": "edsr", "data": "builtin", "scale": 2, "lr": 5e-3}, root=tmp_path, name="c")
+    c.fail(RuntimeError("exploded"), cell=7)
+    ledger.add_note(b, "sharper edges", tags=["keep"], verdict="chosen")
+    return tmp_path
+
+
+def test_markdown_export_is_the_experiment_log(small_ledger, tmp_path):
+    df = ledger.load(small_ledger)
+    text = ledger.to_markdown(df, tmp_path / "log.md")
+    assert (tmp_path / "log.md").read_text() == text
+    date = df.loc[0, "date"].strftime("%Y-%m-%d")
+    assert f"## #1 : a : {date}" in text and "## #2 : b <b> : " in text and "(chosen)" in text
+    assert "- data: builtin, x2" in text
+    assert "- what changed: vs #1: model srcnn→edsr" in text
+    assert "- results: valid PSNR-Y 29.00 dB / SSIM 0.8500 (+1.50 dB vs bicubic)" in text
+    assert "- notes: sharper edges" in text and "- verdict: chosen" in text
+    assert "**failed** in cell 7: exploded" in text
+
+
+def test_csv_and_html_exports(small_ledger, tmp_path):
+    import base64
+
+    df = ledger.load(small_ledger)
+    back = pd.read_csv(ledger.export(df, tmp_path / "ledger.csv"))
+    assert list(back["id"]) == [1, 2, 3] and list(back["status"]) == ["done", "done", "failed"]
+    assert back.loc[1, "tags"] == "keep" and back.loc[0, "metric.valid_psnr_y"] == 29.0
+    page = ledger.export(df, tmp_path / "report.html").read_text()
+    imgs = page.split("data:image/png;base64,")[1:]
+    assert len(imgs) >= 2, "curves and the Pareto plot are embedded"
+    for chunk in imgs:
+        assert base64.b64decode(chunk.split("'", 1)[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "b &lt;b&gt;" in page and "b <b>" not in page, "titles are escaped"
+    assert "http://" not in page and "https://" not in page, "standalone: no external resources"
+    with pytest.raises(ValueError, match="accepted: md, csv, html"):
+        ledger.export(df, tmp_path / "x.xlsx")
+
+
+def test_cli_note_ledger_export(small_ledger, tmp_path, capsys):
+    from lab.cli import main
+
+    root = str(small_ledger)
+    assert main(["note", "1", "lines smeared", "--tag", "failed", "--verdict", "rejected", "--runs", root]) == 0
+    assert main(["ledger", "--runs", root, "--tag", "failed"]) == 0
+    out = capsys.readouterr().out
+    assert "0001-a" in out and "0002-b" not in out and "rejected" in out
+    assert main(["note", "1", "--runs", root]) == 0
+    assert "'lines smeared'" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "log.md"), "--runs", root, "--status", "done"]) == 0
+    text = (tmp_path / "log.md").read_text()
+    assert "#1 : a" in text and "#3 : c" not in text
+    assert main(["note", "99", "x", "--runs", root]) == 2

@@ -8,7 +8,7 @@ from lab import ledger
 from lab.sweep import run_notebook
 
 TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
-        "epochs": "1", "repeat": "2", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}
+        "epochs": "1", "repeat": "8", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,281 @@
+"""Plots over the ledger (matplotlib): training curves, a metric by a param, quality vs cost with the Pareto
+frontier, and a grid of several runs' outputs on the same benchmark crop.
+
+Every function returns a `matplotlib.figure.Figure` (built without pyplot's global state, so it works under the
+Agg backend in tests and in reports); `save` writes one, `to_base64` embeds one in HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+LOSS_KEYS = ("train_loss", "valid_loss")
+QUALITY_KEYS = ("psnr_y", "valid_psnr_y", "psnr")
+
+
+def _figure(w: float, h: float) -> Figure:
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def save(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write a figure as PNG (or the format of the suffix) atomically."""
+    from lab.utils import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of a figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def show(fig: Figure, dpi: int = 100) -> None:
+    """Display a figure in a notebook as PNG (no pyplot state or inline backend needed)."""
+    from IPython.display import Image, display
+
+    display(Image(data=to_png(fig, dpi), format="png"))
+
+
+def to_base64(fig: Figure, dpi: int = 100) -> str:
+    """Base64 PNG of a figure, for `<img src="data:image/png;base64,...">`."""
+    return base64.b64encode(to_png(fig, dpi)).decode("ascii")
+
+
+def _label(r: pd.Series) -> str:
+    return f"#{int(r['id'])} {r.get('title') or r.get('name')}"[:40]
+
+
+def _histories(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    from lab.ledger import history
+
+    out = []
+    for _, r in runs.iterrows():
+        h = history(r["path"]) if r.get("path") else pd.DataFrame()
+        out.append((_label(r), h))
+    return out
+
+
+def curves(runs: pd.DataFrame, loss_keys: Sequence[str] = LOSS_KEYS, quality_key: str | None = None) -> Figure:
+    """Training curves of the selected runs on shared axes: losses (left, train solid / valid dashed) and the
+    quality metric (right, PSNR-Y) per epoch, one color per run.
+
+    `runs`: ledger rows (needs `id` and `path`). Runs without history are listed in the legend as such.
+    """
+    if runs.empty:
+        raise ValueError("curves: no runs selected; pass ledger rows (e.g. ledger.load().tail(5))")
+    hists = _histories(runs)
+    fig = _figure(11, 4)
+    ax_l, ax_q = fig.subplots(1, 2)
+    colors = [f"C{i % 10}" for i in range(len(hists))]
+    q_used = None
+    for (label, h), c in zip(hists, colors):
+        if h.empty:
+            ax_l.plot([], [], color=c, label=f"{label} (no history)")
+            continue
+        x = h["epoch"] if "epoch" in h else np.arange(len(h))
+        for k, style in zip(loss_keys, ("-", "--", ":")):
+            if k in h:
+                ax_l.plot(x, h[k], style, color=c, marker="o", ms=3, label=f"{label} {k}" if k != loss_keys[0] else label)
+        qk = quality_key or next((k for k in QUALITY_KEYS if k in h), None)
+        if qk and qk in h:
+            q_used = qk
+            ax_q.plot(x, h[qk], color=c, marker="o", ms=3, label=label)
+    ax_l.set(xlabel="epoch", ylabel="loss", title="loss (solid train, dashed valid)")
+    ax_q.set(xlabel="epoch", ylabel=f"{q_used or 'PSNR-Y'} (dB)", title=q_used or "no quality metric recorded")
+    for ax in (ax_l, ax_q):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def bar_by_param(df: pd.DataFrame, metric: str, param: str) -> Figure:
+    """Mean of `metric` per value of `param` (error bar: std; n above each bar), over the rows that have both.
+
+    Short names work: `metric="valid_psnr_y"` means `metric.valid_psnr_y`, `param="loss"` means `param.loss`.
+    """
+    m = metric if metric in df else f"metric.{metric}"
+    p = param if param in df else f"param.{param}"
+    missing = [c for c in (m, p) if c not in df]
+    if missing:
+        raise KeyError(f"bar_by_param: no column {missing}; metrics: "
+                       f"{[c[7:] for c in df if c.startswith('metric.')]}, params: "
+                       f"{[c[6:] for c in df if c.startswith('param.')]}")
+    sub = df[[p, m]].dropna()
+    fig = _figure(max(4, 0.9 * sub[p].nunique() + 2), 3.5)
+    ax = fig.subplots()
+    if sub.empty:
+        ax.text(0.5, 0.5, f"no runs with both {p} and {m}", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    g = sub.groupby(sub[p].astype(str))[m].agg(["mean", "std", "count"]).sort_values("mean")
+    bars = ax.bar(g.index, g["mean"], yerr=g["std"].fillna(0), capsize=3, color="C0", alpha=0.8)
+    for b, n in zip(bars, g["count"]):
+        ax.annotate(f"n={n}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7,
+                    xytext=(0, 2), textcoords="offset points")
+    lo, hi = (g["mean"] - g["std"].fillna(0)).min(), (g["mean"] + g["std"].fillna(0)).max()
+    pad = max(0.05 * (hi - lo), 0.05 * abs(hi) if hi else 0.1, 1e-3)
+    ax.set_ylim(lo - 3 * pad, hi + 2 * pad)
+    ax.set(xlabel=p.split(".", 1)[-1], ylabel=m.split(".", 1)[-1], title=f"{m.split('.', 1)[-1]} by {p.split('.', 1)[-1]}")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def pareto_front(cost: Sequence[float], quality: Sequence[float]) -> np.ndarray:
+    """Indices of the points no other point beats (lower or equal cost and higher or equal quality, one strictly),
+    sorted by cost."""
+    c, q = np.asarray(cost, float), np.asarray(quality, float)
+    order = np.lexsort((-q, c))  # by cost, best quality first among ties
+    front, best = [], -math.inf
+    for i in order:
+        if q[i] > best:
+            front.append(i)
+            best = q[i]
+    return np.asarray(front, dtype=int)
+
+
+def pareto(df: pd.DataFrame, quality: str = "metric.valid_psnr_y", cost: str = "cost.gflops",
+           log_cost: bool | None = None) -> Figure:
+    """Quality against cost (GFLOPs, params or forward ms) for every run that has both, frontier drawn and
+    labelled with run ids. `log_cost` defaults to a log axis when the cost spans more than 20x."""
+    q = quality if quality in df else f"metric.{quality}"
+    c = cost if cost in df else f"cost.{cost}"
+    missing = [x for x in (q, c) if x not in df]
+    if missing:
+        raise KeyError(f"pareto: no column {missing}; cost columns: {[x for x in df if x.startswith('cost.')]}")
+    sub = df[["id", q, c]].dropna()
+    sub = sub[sub[c] > 0] if (log_cost or log_cost is None) else sub
+    fig = _figure(6, 4)
+    ax = fig.subplots()
+    if sub.empty:
+        ax.text(0.5, 0.5, f"no runs with both {q} and {c}", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    ax.scatter(sub[c], sub[q], s=18, color="C0", alpha=0.6, label="runs")
+    f = pareto_front(sub[c].to_numpy(), sub[q].to_numpy())
+    fr = sub.iloc[f]
+    ax.step(fr[c], fr[q], where="post", color="C3", lw=1.5, label="Pareto frontier")
+    ax.scatter(fr[c], fr[q], s=30, color="C3", zorder=3)
+    for _, r in fr.iterrows():
+        ax.annotate(f"#{int(r['id'])}", (r[c], r[q]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    span = sub[c].max() / max(sub[c].min(), 1e-12)
+    if log_cost or (log_cost is None and span > 20):
+        ax.set_xscale("log")
+    ax.set(xlabel=c.split(".", 1)[-1], ylabel=q.split(".", 1)[-1], title="quality vs cost")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def crop(img: np.ndarray, box: Sequence[int] | None) -> np.ndarray:
+    """`img[y:y+h, x:x+w]` for box (y, x, h, w), clipped to the image; None keeps the whole image."""
+    if box is None:
+        return img
+    y, x, h, w = (int(v) for v in box)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"crop box {tuple(box)}: height and width must be positive (y, x, h, w)")
+    return img[max(y, 0): y + h, max(x, 0): x + w]
+
+
+def image_grid(panels: dict[str, np.ndarray], box: Sequence[int] | None = None, cols: int | None = None,
+               panel_size: float = 2.6) -> Figure:
+    """A grid of same-size images (HWC uint8), each cropped to `box` (y, x, h, w) and titled by its key."""
+    if not panels:
+        raise ValueError("image_grid: no images; give {title: HWC uint8 array}")
+    shapes = {k: v.shape[:2] for k, v in panels.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"image_grid: images differ in size {shapes}; outputs of one benchmark image at one scale "
+                         "are needed")
+    n = len(panels)
+    cols = cols or min(n, 4)
+    rows = math.ceil(n / cols)
+    fig = _figure(panel_size * cols, panel_size * rows + 0.3)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (title, img) in zip(axes, panels.items()):
+        ax.imshow(crop(img, box), interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+    return fig
+
+
+def run_outputs(df: pd.DataFrame, image: str, eval_set: str = "valid") -> dict[str, np.ndarray]:
+    """{"#id title": SR output} of the runs in `df` that saved `eval/<eval_set>/<image>.png`."""
+    from lab.images import read_image
+
+    out = {}
+    for _, r in df.iterrows():
+        p = Path(str(r.get("path", ""))) / "eval" / eval_set / f"{image}.png"
+        if p.is_file():
+            out[_label(r)] = read_image(p)
+    return out
+
+
+def reference_images(image: str, eval_set: str, scale: int, size: tuple[int, int] | None = None,
+                     valid: str | None = None) -> dict[str, np.ndarray]:
+    """{"LR (nearest)", "bicubic", "HR"} for an image of a benchmark set (or a `valid` source), when found.
+
+    Missing reference data gives an empty dict (a user's clone may not have the benchmarks).
+    """
+    source = valid if eval_set == "valid" and valid else eval_set
+    try:
+        from lab import data
+        from lab.resize import imresize
+
+        pairs = data.load_source(source, scale)
+    except (FileNotFoundError, ValueError, KeyError, ImportError):
+        return {}
+    pair = next((p for p in pairs if p.name == image), None)
+    if pair is None:
+        return {}
+    hr, lr = pair.hr, pair.lr
+    if lr is None:  # an HR-only source: LR made the benchmark way
+        from lab.images import modcrop
+
+        hr = modcrop(hr, scale)
+        lr = imresize(hr, scale=1 / scale)
+    bic = imresize(lr, scale=scale)[: hr.shape[0], : hr.shape[1]]
+    near = np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)[: hr.shape[0], : hr.shape[1]]
+    out = {"LR (nearest)": near, "bicubic": bic, "HR": hr}
+    if size is not None and hr.shape[:2] != tuple(size):
+        return {}
+    return out
+
+
+def compare_grid(df: pd.DataFrame, image: str, eval_set: str = "valid", box: Sequence[int] | None = None,
+                 references: bool = True) -> Figure:
+    """Several runs' outputs on the same image and crop, with bicubic and HR beside them when available."""
+    panels = run_outputs(df, image, eval_set)
+    if not panels:
+        raise FileNotFoundError(f"none of runs {list(df['id'])} saved eval/{eval_set}/{image}.png")
+    if references:
+        r0 = df.iloc[0]
+        scale = int(r0.get("param.scale", 2) or 2)
+        size = next(iter(panels.values())).shape[:2]
+        refs = reference_images(image, eval_set, scale, size, valid=r0.get("param.valid"))
+        panels = {**{k: v for k, v in refs.items() if k != "LR (nearest)"}, **panels}
+    return image_grid(panels, box)
+
+
+def samples(run_path: str | os.PathLike) -> list[Path]:
+    """A run's saved sample strips (`samples/epoch_NNN.png`), in epoch order."""
+    return sorted((Path(run_path) / "samples").glob("epoch_*.png"))
+
+
+__all__ = ["curves", "bar_by_param", "pareto", "pareto_front", "image_grid", "compare_grid", "run_outputs",
+           "reference_images", "crop", "samples", "save", "show", "to_png", "to_base64"]
+

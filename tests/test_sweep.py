@@ -1,0 +1,210 @@
+"""Sweeps, reruns, resume and Dask dispatch: each run in its own process, failures recorded, the sweep goes on."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import ledger, runs, sweep
+from lab.params import NOTEBOOKS_DIR
+
+# tests/test_train_notebook.py's tiny run, with enough patches (1 image x repeat 4) for one batch of 4
+TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
+        "epochs": "1", "repeat": "4", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}
+
+
+def _cell(src, tags=None):
+    return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags or []}, "outputs": [],
+            "source": src}
+
+
+def write_quick_notebook(path: Path, extra: str = "") -> Path:
+    """A notebook that records a run in a second (no torch): params x, sleep, fail, resume."""
+    params = ('x = 1              # a number\nsleep = 0.0        # seconds to sleep\n'
+              'fail = False       # raise in the last cell\nresume = ""        # checkpoint to continue from\n'
+              'run_dir = ""       # set by the runner\n')
+    nb = {"cells": [_cell(params, ["parameters"]),
+                    _cell('import time, lab.runs\nrun = lab.runs.start({"x": x, "sleep": sleep, "fail": fail, '
+                          '"resume": resume}, run_dir=run_dir, name="quick")'),
+                    _cell('time.sleep(sleep)\nif fail:\n    raise RuntimeError("boom")\n'
+                          'run.finish({"y": x * 2, "resumed_from": resume})' + extra)],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture
+def quick(tmp_path):
+    return write_quick_notebook(tmp_path / "quick.ipynb")
+
+
+# -- specs and dry runs (no execution) ----------------------------------------------------------------------------
+
+def test_committed_specs_expand_and_dry_run(capsys):
+    specs = sorted((NOTEBOOKS_DIR / "sweeps").glob("*.yaml"))
+    assert specs, "notebooks/sweeps/ holds example specs"
+    for spec in specs:
+        d = sweep.load_spec(spec)
+        table = sweep.sweep(spec, dry_run=True)
+        assert len(table) == len(sweep.combinations(d)) > 1
+        assert table["name"].is_unique, f"{spec.name}: run titles should tell the runs apart"
+    from lab.cli import main
+
+    assert main(["sweep", "loss", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "loss charbonnier" in out and "4 run(s) planned" in out
+
+
+def test_grid_zip_list_combine(quick):
+    spec = {"notebook": str(quick), "base": {"sleep": 0.5}, "grid": {"x": [1, 2]}, "zip": {"fail": [True, False]},
+            "list": [{"resume": "a"}, {"resume": "b"}, {}]}
+    combos = sweep.combinations(sweep.load_spec(spec))
+    assert len(combos) == 2 * 2 * 3 and {"x": 2, "fail": True, "resume": "b"} in combos
+    jobs = sweep.expand(spec, root="/tmp/none")
+    assert jobs[0]["overrides"] == {"sleep": 0.5, "x": 1, "fail": True, "resume": "a"}
+    assert jobs[0]["meta"]["sweep"]["of"] == 12
+    with pytest.raises(KeyError, match="unknown parameter.*'lr'"):
+        sweep.expand({"notebook": str(quick), "grid": {"lr": [1, 2]}})
+    with pytest.raises(ValueError, match="equal lengths"):
+        sweep.load_spec({"zip": {"x": [1, 2], "fail": [True]}})
+    with pytest.raises(ValueError, match="unknown key.*'grids'"):
+        sweep.load_spec({"grids": {"x": [1]}})
+    with pytest.raises(FileNotFoundError, match="sweep spec 'nope'"):
+        sweep.load_spec("nope")
+
+
+# -- one job in its own process ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_job_timeout_and_invalid_params(quick, tmp_path):
+    t0 = time.monotonic()
+    row = sweep.run_job(sweep.make_job(quick, {"sleep": 120}, root=tmp_path / "runs", timeout=4))
+    assert time.monotonic() - t0 < 60
+    assert row["status"] == "failed" and row["error"].startswith("Timeout") and row["error_cell"] == 3
+    st = runs.Run(row["path"]).read("status.json")
+    assert st["error"]["type"] == "Timeout" and (Path(row["path"]) / "notebook.ipynb").is_file()
+    bad = sweep.run_job(sweep.make_job(quick, {"nope": 1}, root=tmp_path / "runs"))
+    assert bad["status"] == "invalid" and "nope" in bad["error"] and bad["path"] is None
+
+
+@pytest.mark.slow
+def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path):
+    root = tmp_path / "runs"
+    row = sweep.run_job(sweep.make_job(quick, {"x": 5}, root=root))
+    assert row["status"] == "done" and row["metric.y"] == 10
+    job, warns = sweep.rerun_job(row["id"], root=root)
+    assert job["parent"] == row["id"] and job["overrides"]["x"] == 5
+    assert not [w for w in warns if "notebook" in w]
+    write_quick_notebook(quick, extra="\nprint('changed')")
+    _, warns = sweep.rerun_job(row["id"], root=root)
+    assert any("quick.ipynb changed since run 1" in w for w in warns)
+
+    run = runs.Run(row["path"])  # pretend the run was cut off after saving a checkpoint
+    with pytest.raises(ValueError, match="is done; nothing to resume"):
+        sweep.resume_job(run.id, root=root)
+    run.set_status("interrupted")
+    (run.dir / "checkpoints").mkdir()
+    (run.dir / "checkpoints" / "last.pth").write_bytes(b"weights")
+    res = sweep.resume(run.id, root=root)
+    assert res["status"] == "done" and res["path"] == str(run.dir)
+    assert run.metrics["resumed_from"] == str(run.dir / "checkpoints" / "last.pth")
+    assert run.meta["resumed"][0]["status_before"] == "interrupted"
+    assert (run.dir / "notebook.1.ipynb").is_file(), "the first attempt's notebook is kept"
+    assert len(ledger.load(root)) == 1, "resume continues the same run"
+
+
+def test_resume_needs_a_resume_parameter(tmp_path):
+    run, _, _ = sweep.prepare_run("train", {}, root=tmp_path)
+    run.set_status("interrupted")
+    (run.dir / "checkpoints").mkdir()
+    (run.dir / "checkpoints" / "last.pth").write_bytes(b"x")
+    with pytest.raises(ValueError, match="no 'resume' parameter"):
+        sweep.resume_job(run.id, root=tmp_path)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_sweep(quick, tmp_path):
+    from dask.distributed import LocalCluster
+
+    spec = {"notebook": str(quick), "sweep": "dq", "grid": {"x": [1, 2]}}
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        table = sweep.sweep(spec, dask=cluster.scheduler_address, root=tmp_path, progress=False)
+    assert sorted(table["y"]) == [2, 4] and set(table["status"]) == {"done"}
+    df = ledger.load(tmp_path)
+    assert set(df["sweep"]) == {"dq"} and set(df["param.x"]) == {1, 2}
+    assert len({json.loads((Path(p) / "status.json").read_text())["pid"] for p in df["path"]}) == 2
+
+
+# -- the train notebook: a sweep of tiny runs with two workers, then a rerun ---------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    spec = {"notebook": "train", "sweep": "tiny", "name": "tiny {seed} {model}", "base": TINY,
+            "list": [{"seed": "3"}, {"seed": "4"}, {"model": "no_such_model"}]}
+    t0 = time.monotonic()
+    table = sweep.sweep(spec, workers=2, root=root, progress=False)
+    return root, table, time.monotonic() - t0
+
+
+@pytest.mark.slow
+def test_sweep_two_workers_failure_recorded(tiny_sweep):
+    root, table, _ = tiny_sweep
+    assert list(table["status"]) == ["done", "done", "failed"], table.to_string()
+    bad = table.iloc[2]
+    assert "no_such_model" in bad["error"] and bad["error_cell"] >= 0
+    df = ledger.load(root).set_index("id")
+    assert list(df["status"]) == ["done", "done", "failed"] and set(df["sweep"]) == {"tiny"}
+    assert df.loc[1, "metric.valid_psnr_y"] > 15
+    s1, s2 = (runs.Run(df.loc[i, "path"]).read("status.json") for i in (1, 2))
+    assert s1["started"] <= s2["finished"] and s2["started"] <= s1["finished"], "two runs overlapped (2 workers)"
+
+
+@pytest.mark.slow
+def test_rerun_reproduces_metrics(tiny_sweep):
+    root, table, _ = tiny_sweep
+    first = table.iloc[0]
+    row = sweep.rerun(int(first["id"]), root=root)
+    assert row["status"] == "done", row["error"]
+    new = runs.Run(row["path"])
+    assert new.meta["parent"] == first["id"] and new.meta["rerun_of"] == first["id"]
+    old = runs.find(int(first["id"]), root)
+    assert new.params == old.params
+    for k in ("valid_psnr_y", "valid_ssim_y"):
+        assert new.metrics[k] == pytest.approx(old.metrics[k], abs=1e-9), k
+    assert ledger.load(root).set_index("id").loc[new.id, "changed"] == f"vs #{old.id}: same params"
+
+
+@pytest.mark.slow
+def test_evaluate_notebook_scores_a_run_checkpoint(tmp_path):
+    from lab import models
+
+    src = runs.create({"model": "edsr_baseline"}, root=tmp_path, name="src")
+    src.save_checkpoint(models.create("edsr_baseline", scale=2, num_block=1, num_feat=8), "final.pth")
+    src.finish({})
+    run = sweep.run_notebook("evaluate", {"run": str(src.id), "sets": "builtin:chelsea", "profile_size": "16"},
+                             root=tmp_path)
+    st = run.read("status.json")
+    assert st["status"] == "done", st.get("error")
+    assert run.meta["parent"] == src.id
+    m = run.metrics
+    assert m["builtin-chelsea_psnr_y"] > 15 and m["gflops"] > 0 and m["scale"] == 2
+    assert m["builtin-chelsea_bicubic_psnr_y"] > 15
+    assert (run.dir / "eval" / "builtin-chelsea" / "chelsea.png").is_file()
+    row = ledger.load(tmp_path).set_index("id").loc[run.id]
+    assert row["cost.gflops"] == m["gflops"] and row["parent"] == src.id
+
+
+@pytest.mark.slow
+@pytest.mark.reference
+def test_evaluate_notebook_imports_official_weights(ref_dir, set5_dir, tmp_path):
+    """IMDN x2 (official weights) through the evaluate notebook lands on the published Set5 38.00 dB / 0.9605."""
+    run = sweep.run_notebook("evaluate", {"pretrained": str(ref_dir / "weights" / "IMDN" / "IMDN_x2.pth"),
+                                          "sets": str(set5_dir), "profile_size": "0"}, root=tmp_path)
+    st = run.read("status.json")
+    assert st["status"] == "done", st.get("error")
+    m = run.metrics
+    assert m["set5_psnr_y"] == pytest.approx(38.00, abs=0.02) and m["set5_ssim_y"] == pytest.approx(0.9605, abs=5e-4)
+    assert run.meta["title"] == "eval imdn" and run.params["source"].endswith("IMDN_x2.pth")
