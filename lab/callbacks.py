@@ -15,7 +15,7 @@ import torch
 from fastai.callback.core import Callback, CancelBatchException, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder
-from fastai.torch_core import find_bs
+from fastai.torch_core import find_bs, rank_distrib
 from torch import nn
 
 CLIP_MODES = ("norm", "value")
@@ -311,26 +311,76 @@ class LossPartsLogger(Callback):
             self.recorder.log += [self.sums[n] / self.count if self.count else float("nan") for n in self.names]
 
 
+class DataEpoch(Callback):
+    """Tell the training DataLoader the epoch before it is iterated, so its patches, degradations and shuffle
+    depend on (seed, epoch) alone: a run resumed at epoch k sees the batches an uninterrupted run saw."""
+
+    order = -20
+
+    def before_train(self):
+        dl = self.learn.dls.train
+        if hasattr(dl, "set_epoch"):
+            dl.set_epoch(self.learn.epoch)
+
+
+def plain_state(obj: Any) -> Any:
+    """An optimizer state dict as plain containers (fastai's L, numpy scalars -> list, float), so the checkpoint
+    loads with `weights_only=True`."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: plain_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "L":
+        return [plain_state(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The restoration network inside a learner's model: DDP's `.module`, a GAN module's `.generator`."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "generator", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
 class RunRecorder(Callback):
     """Write each epoch's losses/metrics into the run directory, save last/best checkpoints and a sample image.
 
-    The best checkpoint is chosen by `monitor` (a metric name, e.g. 'psnr_y'); a sample LR | SR | HR strip of the
-    first validation image (centre crop) goes to `samples/epoch_NNN.png`.
+    `checkpoints/last.pth` holds the weights, the optimizer state and the epoch, so `lab resume` continues
+    the run exactly (`load_resume_state`); `best.pth` is chosen by `monitor` (a metric name, e.g. 'psnr_y'),
+    and a resumed run keeps beating the best value in its history. A sample LR | SR | HR strip of the first
+    validation image (centre crop) goes to `samples/epoch_NNN.png`. The heartbeat is refreshed at least every
+    `beat_s` seconds during an epoch. Only rank 0 writes in a distributed run.
     """
 
     order = 60  # after fastai's Recorder has logged the epoch's values
     run_valid = False
 
-    def __init__(self, run: Any, monitor: str = "psnr_y", higher_is_better: bool = True, sample_size: int = 96):
+    def __init__(self, run: Any, monitor: str = "psnr_y", higher_is_better: bool = True, sample_size: int = 96,
+                 beat_s: float = 30.0):
         self.record, self.monitor, self.higher, self.sample_size = run, monitor, higher_is_better, sample_size
-        self.best, self.trained = None, False  # the best value survives later fit calls
+        self.beat_s, self.best, self.trained = beat_s, None, False
 
     def before_fit(self):
-        self.run = not hasattr(self.learn, "lr_finder")
-        self.t0 = time.perf_counter()
+        self.run = not hasattr(self.learn, "lr_finder") and rank_distrib() == 0
+        self.t0 = self.last_beat = time.perf_counter()
+        if self.best is None:
+            seen = [h.get(self.monitor) for h in self.record.history]
+            seen = [v for v in seen if isinstance(v, (int, float)) and math.isfinite(v)]
+            self.best = (max if self.higher else min)(seen) if seen else None
 
     def before_train(self):
         self.trained = True
+
+    def after_batch(self):
+        if time.perf_counter() - self.last_beat > self.beat_s:
+            self.record.heartbeat()
+            self.last_beat = time.perf_counter()
 
     def after_epoch(self):
         if not self.trained:  # validate() and get_preds() fire after_epoch too: record training epochs only
@@ -343,16 +393,22 @@ class RunRecorder(Callback):
         rec["lr"] = float(self.opt.hypers[-1]["lr"])
         rec["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
         self.record.log_epoch(rec)
-        self.record.save_checkpoint(self.model, "last.pth", epoch=int(self.epoch))
+        self.last_beat = time.perf_counter()
+        net = unwrap_model(self.model)
+        ema = getattr(self.learn, "ema", None)
+        ema_state = ema.ema_state_dict() if isinstance(ema, EMA) and ema.ema_state is not None else None
+        self.record.save_checkpoint(net, "last.pth", epoch=int(self.epoch), opt_state=plain_state(self.opt.state_dict()),
+                                    **({"ema_state": ema_state} if ema_state is not None else {}))
         value = rec.get(self.monitor)
         if isinstance(value, float) and math.isfinite(value):
             better = self.best is None or (value > self.best if self.higher else value < self.best)
-            if better:
+            if better:  # with EMA the validated weights are the averaged ones
                 self.best = value
-                self.record.save_checkpoint(self.model, "best.pth", epoch=int(self.epoch), **{self.monitor: value})
-        self._save_sample()
+                self.record.save_checkpoint(net, "best.pth", state_dict=ema_state, epoch=int(self.epoch),
+                                            **{self.monitor: value})
+        self._save_sample(net)
 
-    def _save_sample(self):
+    def _save_sample(self, net: nn.Module):
         ds = getattr(self.dls.valid, "dataset", None)
         if ds is None or len(ds) == 0:
             return
@@ -362,13 +418,42 @@ class RunRecorder(Callback):
         y0, x0 = (lr.shape[-2] - min(c, lr.shape[-2])) // 2, (lr.shape[-1] - min(c, lr.shape[-1])) // 2
         lr_c = lr[None, :, y0:y0 + c, x0:x0 + c]
         hr_c = hr[None, :, y0 * s:(y0 + c) * s, x0 * s:(x0 + c) * s]
-        was = self.model.training
-        self.model.eval()
+        was = net.training
+        net.eval()
         with torch.no_grad():
-            sr = self.model(lr_c.to(next(self.model.parameters()).device)).float().cpu().clamp(0, 1)
-        self.model.train(was)
+            sr = net(lr_c.to(next(net.parameters()).device)).float().cpu().clamp(0, 1)
+        net.train(was)
         up = torch.nn.functional.interpolate(lr_c, scale_factor=s, mode="nearest")
         strip = torch.cat([up, sr, hr_c], dim=-1)[0]
         if strip.shape[0] == 1:
             strip = strip.expand(3, -1, -1)
         self.record.save_image(f"samples/epoch_{int(self.epoch):03d}.png", strip)
+
+
+def load_resume_state(learn: Any, checkpoint: str | Any) -> int:
+    """Load a `last.pth` written by RunRecorder into `learn` (weights and optimizer state); returns the epoch to
+    start from, for `fit(..., start_epoch=...)`. The schedule position follows from the epoch."""
+    from pathlib import Path
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume checkpoint {str(path)!r} does not exist")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if "epoch" not in payload or "opt_state" not in payload:
+        raise ValueError(f"{str(path)!r} has no epoch/optimizer state (keys {sorted(payload)}): only a run's "
+                         "checkpoints/last.pth can be resumed; use init_from to fine-tune from other weights")
+    net = unwrap_model(learn.model)
+    net.load_state_dict(payload["state_dict"])
+    if learn.opt is None:
+        learn.create_opt()
+    from fastcore.foundation import L
+
+    learn.opt.load_state_dict({**payload["opt_state"], "hypers": L(payload["opt_state"]["hypers"])})
+    for p, *_ in learn.opt.all_params():  # the state was saved from wherever the model was; follow the weights
+        learn.opt.state[p] = {k: v.to(p.device) if isinstance(v, torch.Tensor) else v
+                              for k, v in learn.opt.state[p].items()}
+    ema = getattr(learn, "ema", None)
+    if isinstance(ema, EMA) and "ema_state" in payload:
+        device = next(net.parameters()).device
+        ema.ema_state = {k: v.to(device) for k, v in payload["ema_state"].items()}
+    return int(payload["epoch"]) + 1

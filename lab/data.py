@@ -262,13 +262,27 @@ def show_triplets(lr: torch.Tensor, sr: torch.Tensor | None, hr: torch.Tensor, m
 
 
 class SRDataLoader(DataLoader):
-    """A fastai DataLoader of (LR, HR) pairs that advances its dataset's epoch and shows LR / SR / HR."""
+    """A fastai DataLoader of (LR, HR) pairs whose patches and shuffle depend on (seed, epoch) only; shows LR / SR / HR.
+
+    Each pass tells the dataset its epoch and then advances it; a Learner sets the epoch explicitly before each
+    training epoch (`lab.callbacks.DataEpoch`), so a resumed run draws the same batches as an uninterrupted one.
+    """
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next pass draws (patches, degradations and shuffle order)."""
+        self.epoch = int(epoch)
+
+    def randomize(self):
+        seed = getattr(self, "seed", None)
+        if seed is None:  # a copy made by `.new()` (get_preds, test_dl): fastai's own chained generator
+            return super().randomize()
+        self.rng = random.Random(seed * 1_000_003 + getattr(self, "epoch", 0))
 
     def before_iter(self, x=None, *args, **kwargs):
-        ds = self.dataset
-        if hasattr(ds, "set_epoch"):
-            self._epoch = getattr(self, "_epoch", -1) + 1
-            ds.set_epoch(self._epoch)
+        epoch = getattr(self, "epoch", 0)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        self.epoch = epoch + 1
         return x
 
     def show_batch(self, b=None, max_n: int = 4, **kwargs):
@@ -286,8 +300,17 @@ class SRDataLoader(DataLoader):
 def dataloaders(data: str = "builtin", scale: int = 2, patch_size: int = 48, batch_size: int = 16,
                 degradation: Any = "bicubic", repeat: int = 20, valid: str = "builtin:chelsea",
                 valid_max_size: int | None = 256, channels: str = "rgb", seed: int = 0, num_workers: int = 0,
-                data_lr: str = "", device: str | torch.device | None = None) -> DataLoaders:
-    """fastai DataLoaders: random patch batches for training, whole images (batch 1) for validation."""
+                data_lr: str = "", device: str | torch.device | None = None,
+                degradation_kwargs: dict[str, Any] | None = None) -> DataLoaders:
+    """fastai DataLoaders: random patch batches for training, whole images (batch 1) for validation.
+
+    `degradation` is a preset name or config (lab.degrade.build) and `degradation_kwargs` its overrides;
+    `dls.degradation` holds the resolved config a run records.
+    """
+    if degradation_kwargs:
+        from lab.degrade import build
+
+        degradation = build(degradation, scale=scale, **degradation_kwargs)
     train = load_source(data, scale, data_lr)
     valid_imgs = load_source(valid, scale)
     train_ds = PatchDataset(train, scale, patch_size, degradation=degradation, repeat=repeat, seed=seed,
@@ -298,7 +321,7 @@ def dataloaders(data: str = "builtin", scale: int = 2, patch_size: int = 48, bat
     valid_ds = ImageDataset(valid_imgs, scale, channels=channels, max_size=valid_max_size)
     train_dl = SRDataLoader(train_ds, bs=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
                             device=device)
-    train_dl.rng = random.Random(seed)  # fastai seeds its shuffle from the global `random`; keep it explicit
+    train_dl.seed, train_dl.epoch = seed, 0  # fastai seeds its shuffle from the global `random`; keep it explicit
     valid_dl = SRDataLoader(valid_ds, bs=1, shuffle=False, num_workers=0, device=device)
     dls = DataLoaders(train_dl, valid_dl)
     dls.scale, dls.channels = scale, channels

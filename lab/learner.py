@@ -81,10 +81,57 @@ def restoration_learner(dls: Any, model: nn.Module, loss: str | Callable = "l1",
                         eps: float = 1e-8, amp: str | None = None, cbs: list | None = None, path: str | None = None,
                         scale: int | None = None) -> Learner:
     """A fastai Learner for restoration: `lr_find`, `fit_one_cycle` and `show_results` (LR / SR / HR) work on it."""
+    from lab.callbacks import DataEpoch, LossPartsLogger
+
     scale = scale or getattr(dls, "scale", None) or getattr(model, "scale", 1)
     device = getattr(dls, "device", None)
-    cbs = list(cbs or []) + amp_callbacks(amp, device)
-    learn = Learner(dls, model, loss_func=make_loss(loss), opt_func=make_opt(opt, betas, eps), lr=lr, wd=wd,
+    loss_func = make_loss(loss)
+    parts = [LossPartsLogger()] if len(getattr(loss_func, "part_names", ())) > 1 else []
+    cbs = [DataEpoch(), *parts, *(cbs or []), *amp_callbacks(amp, device)]
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=make_opt(opt, betas, eps), lr=lr, wd=wd,
                     metrics=default_metrics(scale) if metrics is None else metrics, cbs=cbs,
                     path=path or ".", model_dir="checkpoints")
     return learn
+
+
+def training_callbacks(clip: float = 0.0, clip_mode: str = "norm", ema: float = 0.0, guard: bool = False,
+                       mixup: float = 0.0, mixup_space: str = "srgb", seed: int = 0) -> list:
+    """The optional training callbacks a notebook's parameters switch on (each off at its zero value).
+
+    clip > 0: hard clipping (`clip_mode` norm | value); clip < 0: soft clipping c * tanh(g / c), c = -clip
+    (lab.callbacks.ClipGrad). ema: weight EMA decay, validation on the averaged weights. guard: undo NaN or
+    spiking steps and lower the LR, stop as diverged if it persists. mixup: Beta(alpha, alpha) per-sample mixup
+    of input and target in `mixup_space` (srgb | linear).
+    """
+    from lab.callbacks import EMA, ClipGrad, DivergenceGuard
+
+    cbs: list = []
+    if clip:
+        cbs.append(ClipGrad(clip, clip_mode))
+    if ema:
+        cbs.append(EMA(ema))
+    if guard:
+        cbs.append(DivergenceGuard())
+    if mixup:
+        from lab.degrade import RestorationMixup
+
+        cbs.append(RestorationMixup(alpha=mixup, space=mixup_space, seed=seed))
+    return cbs
+
+
+def fit_schedule(learn: Learner, epochs: int, lr: float, schedule: str = "one_cycle", start_epoch: int = 0,
+                 **schedule_kw: Any) -> None:
+    """Fit `epochs` with a named LR schedule (lab.schedules.SCHEDULES) over the whole run.
+
+    'one_cycle' is fastai's `fit_one_cycle` (LR and momentum); the others drive the LR through a ParamScheduler.
+    `start_epoch` > 0 continues a resumed run: earlier epochs are skipped, the schedule position follows.
+    """
+    if schedule == "one_cycle":
+        learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, **schedule_kw)
+        return
+    from fastai.callback.schedule import ParamScheduler
+
+    from lab.schedules import make_schedule
+
+    sched = make_schedule(schedule, lr, epochs * len(learn.dls.train), **schedule_kw)
+    learn.fit(epochs, lr, cbs=ParamScheduler({"lr": sched}), start_epoch=start_epoch)

@@ -34,3 +34,12 @@ def test_resolve_rejects_unknown_names():
 def test_unknown_notebook_lists_known():
     with pytest.raises(FileNotFoundError, match="train"):
         params.notebook_path("nope")
+
+
+@pytest.mark.parametrize("nb", sorted(p.stem for p in params.NOTEBOOKS_DIR.glob("*.ipynb")))
+def test_papermill_reads_every_parameter_of_every_notebook(nb):
+    """papermill's own parser must see the same names (a comment it cannot parse drops a parameter silently)."""
+    import papermill as pm
+
+    seen = pm.inspect_notebook(str(params.notebook_path(nb)))
+    assert list(seen) == list(params.notebook_defaults(nb))

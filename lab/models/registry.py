@@ -49,15 +49,17 @@ def create(name: str, **kwargs: Any) -> nn.Module:
     return model
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
-    """Save weights + model_name + model_kwargs (+ extra plain values such as params) atomically."""
-    from lab.utils import atomic_write_bytes
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, state_dict: dict[str, torch.Tensor] | None = None,
+                    **extra: Any) -> Path:
+    """Save weights (the model's, or `state_dict`) + model_name + model_kwargs (+ extra plain values) atomically."""
     import io
+
+    from lab.utils import atomic_write_bytes
 
     name = getattr(model, "model_name", None)
     if name is None:
         raise ValueError("model has no model_name: build it with lab.models.create(name, **kwargs) to checkpoint it")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in (model.state_dict() if state_dict is None else state_dict).items()}
     payload = {"model_name": name, "model_kwargs": dict(getattr(model, "model_kwargs", {})), "state_dict": state}
     payload.update(extra)
     buf = io.BytesIO()
@@ -79,3 +81,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     model = create(payload["model_name"], **payload.get("model_kwargs", {}))
     model.load_state_dict(payload["state_dict"])
     return model, payload
+
+
+def init_from_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
+    """Fine-tune start: copy every same-named, same-shaped tensor of a lab checkpoint into `model`.
+
+    Returns {'loaded': [...], 'skipped': [...] (shape differs, e.g. another scale's tail), 'missing': [...]};
+    ValueError when nothing matches (probably another architecture).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    src = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(src, dict):
+        raise ValueError(f"{str(path)!r} holds no state dict")
+    own = model.state_dict()
+    loaded = [k for k, v in src.items() if k in own and own[k].shape == v.shape]
+    if not loaded:
+        raise ValueError(f"no tensor of {str(path)!r} ({payload.get('model_name', '?')}) fits "
+                         f"{getattr(model, 'model_name', type(model).__name__)}: is it the same architecture?")
+    model.load_state_dict({**own, **{k: src[k] for k in loaded}})
+    return {"loaded": loaded, "skipped": [k for k in src if k in own and k not in loaded],
+            "missing": [k for k in own if k not in src]}

@@ -1,0 +1,128 @@
+"""Resume and fine-tune: a run cut off after an epoch continues to the weights an uninterrupted run reaches;
+init_from copies what fits from another run's checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fastai.callback.core import Callback, CancelFitException
+
+from lab import data, ledger, learner, models, runs, sweep
+from lab.callbacks import EMA, RunRecorder, load_resume_state
+
+TINY_NET = {"num_block": 1, "num_feat": 8}
+
+
+def _dls():
+    return data.dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=8,
+                            valid="builtin:chelsea", valid_max_size=48, seed=5)
+
+
+def _learn(run, ema=False):
+    torch.manual_seed(0)
+    net = models.create("edsr_baseline", scale=2, **TINY_NET)
+    cbs = [RunRecorder(run)] + ([EMA(0.9)] if ema else [])
+    learn = learner.restoration_learner(_dls(), net, loss="l1", lr=2e-3, cbs=cbs, path=run.dir)
+    learn.remove_cb(learn.progress)
+    return learn
+
+
+class _CutAfter(Callback):
+    """Stop the fit after epoch `n` (as a killed process would, after RunRecorder saved last.pth)."""
+
+    order = 99
+
+    def __init__(self, n):
+        self.n = n
+
+    def after_epoch(self):
+        if self.epoch == self.n:
+            raise CancelFitException()
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_resume_continues_schedule_and_matches_uninterrupted_weights(tmp_path, ema):
+    whole, cut = (runs.create({"x": i}, root=tmp_path, name=n) for i, n in enumerate(("whole", "cut")))
+    a = _learn(whole, ema)
+    with a.no_logging():
+        learner.fit_schedule(a, 3, 2e-3, "cosine_restarts", cycles=2)
+
+    b = _learn(cut, ema)
+    with b.no_logging():
+        b.fit(3, 2e-3, cbs=[_CutAfter(0), *_sched(b)])  # what fit_schedule does, cut after epoch 0
+    assert [h["epoch"] for h in cut.history] == [0]
+
+    c = _learn(cut, ema)  # a fresh process: new model, new learner, state from last.pth
+    start = load_resume_state(c, cut.dir / "checkpoints" / "last.pth")
+    assert start == 1
+    with c.no_logging():
+        learner.fit_schedule(c, 3, 2e-3, "cosine_restarts", start_epoch=start, cycles=2)
+    assert [h["epoch"] for h in cut.history] == [0, 1, 2]
+    assert [h["lr"] for h in cut.history] == pytest.approx([h["lr"] for h in whole.history], rel=1e-9)
+    for (k, va), vc in zip(a.model.state_dict().items(), c.model.state_dict().values()):
+        assert torch.equal(va, vc), f"{k} differs after resuming"
+    for hw, hc in zip(whole.history, cut.history):
+        assert hc["psnr_y"] == pytest.approx(hw["psnr_y"], abs=1e-9)
+
+
+def _sched(learn):
+    from fastai.callback.schedule import ParamScheduler
+
+    from lab.schedules import make_schedule
+
+    return [ParamScheduler({"lr": make_schedule("cosine_restarts", 2e-3, 3 * len(learn.dls.train), cycles=2)})]
+
+
+def test_resume_refuses_a_checkpoint_without_optimizer_state(tmp_path):
+    run = runs.create({}, root=tmp_path, name="r")
+    learn = _learn(run)
+    models.save_checkpoint(tmp_path / "w.pth", learn.model)
+    with pytest.raises(ValueError, match="only a run's checkpoints/last.pth can be resumed"):
+        load_resume_state(learn, tmp_path / "w.pth")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_resume_state(learn, tmp_path / "nope.pth")
+
+
+def test_init_from_copies_matching_tensors_and_keeps_the_rest(tmp_path):
+    x2 = models.create("edsr_baseline", scale=2, **TINY_NET)
+    models.save_checkpoint(tmp_path / "x2.pth", x2)
+    x3 = models.create("edsr_baseline", scale=3, **TINY_NET)
+    got = models.init_from_checkpoint(x3, tmp_path / "x2.pth")
+    assert got["skipped"], "the x2 upsampler does not fit x3"
+    sd2, sd3 = x2.state_dict(), x3.state_dict()
+    assert all(torch.equal(sd3[k], sd2[k]) for k in got["loaded"])
+    assert any(k.startswith("body") for k in got["loaded"]) and set(got["loaded"]) | set(got["skipped"]) <= set(sd2)
+    with pytest.raises(ValueError, match="same architecture"):
+        models.init_from_checkpoint(models.create("srcnn"), tmp_path / "x2.pth")
+
+
+TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
+        "repeat": "8", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3", "schedule": "constant",
+        "lr": "2e-3", "profile_size": "16"}
+
+
+@pytest.mark.slow
+def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_path):
+    whole = sweep.run_notebook("train", {**TINY, "epochs": "2"}, name="whole", root=tmp_path)
+    assert whole.status == "done", whole.read("status.json").get("error")
+    cut = sweep.run_notebook("train", {**TINY, "epochs": "1"}, name="cut", root=tmp_path)
+    # make it look like a 2-epoch run that was killed after its first epoch
+    cut.write_json("params.json", {**cut.params, "epochs": 2})
+    cut.set_status("interrupted")
+    res = sweep.resume(cut.id, root=tmp_path)
+    assert res["status"] == "done", res["error"]
+    assert [h["epoch"] for h in cut.history] == [0, 1]
+    assert cut.metrics["valid_psnr_y"] == pytest.approx(whole.metrics["valid_psnr_y"], abs=1e-9)
+    assert (cut.dir / "profile.json").is_file() and cut.metrics["gflops"] > 0
+    row = ledger.load(tmp_path).set_index("id").loc[cut.id]
+    assert row["status"] == "done" and row["cost.gflops"] == cut.metrics["gflops"]
+
+
+@pytest.mark.slow
+def test_init_from_a_run_fine_tunes_another_scale(tmp_path):
+    src = sweep.run_notebook("train", {**TINY, "epochs": "1"}, name="x2", root=tmp_path)
+    ft = sweep.run_notebook("train", {**TINY, "epochs": "1", "scale": "3", "init_from": str(src.id)}, name="x3",
+                            root=tmp_path)
+    assert ft.status == "done", ft.read("status.json").get("error")
+    got = ft.read("init_from.json")
+    assert got["checkpoint"].endswith("best.pth") and got["loaded"] and got["skipped"]
