@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -47,7 +48,7 @@ def train_step_fn(model_name: str = "edsr_baseline", scale: int = 2, batch: int 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return loss.item()
 
     return step
 
@@ -103,4 +104,104 @@ def bench_bicubic_set5() -> list[dict[str, float]]:
         df = evaluate_benchmark(None, "Set5", s, progress=False)
         out.append({"scale": s, "bicubic_psnr_y": float(df["bicubic_psnr_y"].mean()),
                     "bicubic_ssim_y": float(df["bicubic_ssim_y"].mean())})
+    return out
+
+
+def write_synthetic_runs(root: str | Path, n: int) -> Path:
+    """`n` small finished run directories (params, meta, status, metrics; no training) for ledger scale tests."""
+    import json
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, n + 1):
+        d = root / f"{i:05d}-synthetic"
+        d.mkdir(exist_ok=True)
+        files = {"meta.json": {"id": i, "created": "2026-01-01T00:00:00+00:00", "notebook": "train.ipynb"},
+                 "params.json": {"model": "edsr_baseline", "lr": 1e-3 * (1 + i % 3), "seed": i},
+                 "status.json": {"status": "done", "started": "2026-01-01T00:00:00+00:00",
+                                 "finished": "2026-01-01T00:05:00+00:00"},
+                 "metrics.json": {"valid_psnr_y": 30.0 + i / (n + 1)}}
+        for name, obj in files.items():
+            (d / name).write_text(json.dumps(obj))
+    return root
+
+
+def bench_ledger(n: int = 10_000, repeats: int = 3) -> dict[str, float]:
+    """Seconds to load `n` synthetic run directories into the ledger: the first load, then the median warm one."""
+    import tempfile
+
+    from lab import ledger
+
+    with tempfile.TemporaryDirectory(prefix="lab-bench-ledger-") as tmp:
+        write_synthetic_runs(tmp, n)
+        t = time.perf_counter()
+        rows = len(ledger.load(tmp, warn=False))
+        first = time.perf_counter() - t
+        warm = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            ledger.load(tmp, warn=False)
+            warm.append(time.perf_counter() - t)
+    return {"runs": rows, "first_s": first, "warm_s": statistics.median(warm)}
+
+
+def bench_papermill(repeats: int = 3) -> dict[str, float]:
+    """Papermill's fixed cost per run: seconds from starting an execution to its first cell running, and the whole
+    execution of a one-cell notebook, with the lab's kernel (median of `repeats`)."""
+    import datetime as dt
+    import json
+    import tempfile
+
+    import papermill as pm
+
+    from lab.sweep import kernel_for
+    from lab.params import NOTEBOOKS_DIR
+
+    kernel = kernel_for(NOTEBOOKS_DIR / "train.ipynb")
+    nb = {"cells": [{"id": "p", "cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]},
+                     "outputs": [], "source": "x = 1  # a parameter"},
+                    {"id": "c", "cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                     "source": "x + 1"}],
+          "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    to_first, total = [], []
+    with tempfile.TemporaryDirectory(prefix="lab-bench-pm-") as tmp:
+        src, out = Path(tmp) / "one.ipynb", Path(tmp) / "out.ipynb"
+        src.write_text(json.dumps(nb))
+        for _ in range(repeats):
+            t0 = dt.datetime.now(dt.timezone.utc)
+            t = time.perf_counter()
+            pm.execute_notebook(str(src), str(out), parameters={"x": 2}, kernel_name=kernel, progress_bar=False)
+            total.append(time.perf_counter() - t)
+            cells = json.loads(out.read_text())["cells"]
+            first = dt.datetime.fromisoformat(cells[0]["metadata"]["papermill"]["start_time"].replace("Z", "+00:00"))
+            to_first.append((first - t0).total_seconds())
+    return {"kernel": kernel, "to_first_cell_s": statistics.median(to_first), "one_cell_run_s": statistics.median(total)}
+
+
+BENCHES = ("train", "degrade", "models", "ledger", "papermill", "bicubic")
+DEFAULT_MODELS = ("srcnn", "fsrcnn", "vdsr", "edsr_baseline", "srresnet", "imdn", "imdn_rtc", "imdn_dw", "rdn",
+                  "rcan", "drln_slim")
+
+
+def run_benches(what: Sequence[str] = BENCHES, *, model: str = "edsr_baseline", batch: int = 16, patch: int = 48,
+                presets: Sequence[str] = ("bicubic", "second_order"), models: Sequence[str] = DEFAULT_MODELS,
+                size: int = 64, ledger_runs: int = 10_000, repeats: int = 5) -> dict[str, Any]:
+    """Run the named benchmarks (see BENCHES) with a progress bar; returns {name: rows}."""
+    from tqdm.auto import tqdm
+
+    bad = [w for w in what if w not in BENCHES]
+    if bad:
+        raise ValueError(f"unknown benchmark(s) {bad}; accepted: {', '.join(BENCHES)}")
+    jobs: dict[str, Callable[[], Any]] = {
+        "train": lambda: [bench_train(model, batch, patch, repeats=repeats)],
+        "degrade": lambda: bench_degradation(presets, batch, patch, repeats=repeats, model_name=model),
+        "models": lambda: bench_models(models, (1, 3, size, size), repeats=repeats, scale=2),
+        "ledger": lambda: [bench_ledger(ledger_runs, repeats=3)],
+        "papermill": lambda: [bench_papermill(3)],
+        "bicubic": bench_bicubic_set5,
+    }
+    out = {}
+    for w in tqdm(list(what), desc="lab bench", unit="bench"):
+        out[w] = jobs[w]()
     return out

@@ -319,6 +319,7 @@ class DataEpoch(Callback):
 
     def before_train(self):
         dl = self.learn.dls.train
+        dl = getattr(dl, "dl", dl)  # under DDP fastai wraps the loader in a DistributedDL
         if hasattr(dl, "set_epoch"):
             dl.set_epoch(self.learn.epoch)
 

@@ -145,6 +145,27 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from lab.bench import DEFAULT_MODELS, run_benches
+
+    what = [w.strip() for w in (a.what or "train,degrade,models,ledger,papermill").split(",") if w.strip()]
+    res = run_benches(what, model=a.model, batch=a.batch, patch=a.patch, presets=a.presets.split(","),
+                      models=a.models.split(",") if a.models else DEFAULT_MODELS, size=a.size,
+                      ledger_runs=a.ledger_runs, repeats=a.repeats)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
+        for name, rows in res.items():
+            print(f"\n## {name}\n{pd.DataFrame(rows).to_string(index=False)}")
+    if a.json:
+        from lab.utils import atomic_write_text
+
+        atomic_write_text(a.json, json.dumps(res, indent=1, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `lab` command."""
     p = argparse.ArgumentParser(prog="lab", description="Restoration Lab: recorded, rerunnable restoration experiments.")
@@ -217,6 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=("md", "csv", "html"), help="format when the suffix does not say")
     _filters(ex)
     ex.set_defaults(fn=cmd_export)
+
+    b = sub.add_parser("bench", help="throughput and cost benchmarks, alternatives timed side by side in one run")
+    b.add_argument("what", nargs="?", help="comma-separated: train (fp32 vs bf16 step), degrade (data cost vs "
+                   "the step), models (params/GFLOPs/ms), ledger (load time), papermill (per-run overhead), bicubic "
+                   "(Set5 baseline); default: all but bicubic")
+    b.add_argument("--model", default="edsr_baseline", help="model of the training step")
+    b.add_argument("--batch", type=int, default=16)
+    b.add_argument("--patch", type=int, default=48, help="LR patch size of the training step")
+    b.add_argument("--presets", default="bicubic,second_order", help="degradation presets to time")
+    b.add_argument("--models", help="comma-separated models to profile (default: a zoo cross-section)")
+    b.add_argument("--size", type=int, default=64, help="LR side of the profiled input")
+    b.add_argument("--ledger-runs", type=int, default=10_000, help="synthetic run directories the ledger loads")
+    b.add_argument("--repeats", type=int, default=5, help="timed repeats (medians are reported)")
+    b.add_argument("--json", help="also write the results to this JSON file")
+    b.set_defaults(fn=cmd_bench)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="")

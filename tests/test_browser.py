@@ -23,6 +23,8 @@ from lab import ledger
 from lab.params import notebook_path
 from lab.utils import PROJECT_ROOT
 
+from demo_runs import make_demo_runs
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
@@ -62,7 +64,7 @@ def jupyter(tmp_path):
     """JupyterLab on 127.0.0.1 with a token, serving a copy of the ledger notebook, runs from two demo runs."""
     _need_browser()
     runs_root = tmp_path / "runs"
-    ledger.make_demo_runs(runs_root, n=2)
+    make_demo_runs(runs_root, n=2)
     served = tmp_path / "nb"
     served.mkdir()
     shutil.copy(notebook_path("ledger"), served / "ledger.ipynb")  # the committed notebook stays output-free

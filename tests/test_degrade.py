@@ -431,16 +431,3 @@ def test_mixup_callback_is_seeded_and_mixes_training_batches():
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     assert not torch.equal(outs[0][0], lr) and outs[0][1].shape == hr.shape
     assert D.RestorationMixup.run_valid is False
-
-
-# ------------------------------------------------------------------------------------------------- explorer
-
-def test_explorer_static_grid_and_sliders():
-    import skimage.data as skd
-
-    ex = D.DegradationExplorer(skd.astronaut()[::8, ::8].copy(), scale=2, pipeline=D.build("jpeg"))
-    g = ex.static_grid(samples=2)
-    assert g.dtype == np.uint8 and g.ndim == 3 and g.std() > 10
-    before = ex.widget.children[1].value
-    ex.sliders["noise_255"].value = 40
-    assert ex.image.value != before and ex.settings["noise_255"] == 40

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from lab import ledger, plots, widgets
+from lab.degrade import build
+
+from demo_runs import make_demo_runs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -14,7 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    ledger.make_demo_runs(root, n=3)
+    make_demo_runs(root, n=3)
     return ledger.load(root)
 
 
@@ -164,3 +167,14 @@ def test_notebooks_committed_clean(name):
     lines = [ln for ln in parameters_cell(path).splitlines() if ln.strip()]
     assert lines and all("#" in ln for ln in lines), "one comment per parameter"
     assert len(notebook_defaults(name)) == len(lines), "literals only, one per line"
+
+
+def test_explorer_static_grid_and_sliders():
+    import skimage.data as skd
+
+    ex = widgets.DegradationExplorer(skd.astronaut()[::8, ::8].copy(), scale=2, pipeline=build("jpeg"))
+    g = ex.static_grid(samples=2)
+    assert g.dtype == np.uint8 and g.ndim == 3 and g.std() > 10
+    before = ex.widget.children[1].value
+    ex.sliders["noise_255"].value = 40
+    assert ex.image.value != before and ex.settings["noise_255"] == 40

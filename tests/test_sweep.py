@@ -116,7 +116,12 @@ def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path)
 
 
 def test_resume_needs_a_resume_parameter(tmp_path):
-    run, _, _ = sweep.prepare_run("train", {}, root=tmp_path)
+    nb = tmp_path / "noresume.ipynb"
+    src = json.loads(write_quick_notebook(nb).read_text())
+    cell = src["cells"][0]
+    cell["source"] = "".join(ln for ln in cell["source"].splitlines(True) if not ln.startswith("resume"))
+    nb.write_text(json.dumps(src))
+    run, _, _ = sweep.prepare_run(nb, {}, root=tmp_path)
     run.set_status("interrupted")
     (run.dir / "checkpoints").mkdir()
     (run.dir / "checkpoints" / "last.pth").write_bytes(b"x")
