@@ -356,22 +356,25 @@ class RunRecorder(Callback):
     the run exactly (`load_resume_state`); `best.pth` is chosen by `monitor` (a metric name, e.g. 'psnr_y'),
     and a resumed run keeps beating the best value in its history. A sample LR | SR | HR strip of the first
     validation image (centre crop) goes to `samples/epoch_NNN.png`. The heartbeat is refreshed at least every
-    `beat_s` seconds during an epoch. Only rank 0 writes in a distributed run.
+    `beat_s` seconds during an epoch. Only rank 0 writes in a distributed run. A second training phase of the
+    same run (e.g. adversarial after pretraining) passes `phase='gan'`: its records carry the phase and its
+    files are prefixed (`gan_last.pth`, `samples/gan_epoch_000.png`), so the first phase's stay intact.
     """
 
     order = 60  # after fastai's Recorder has logged the epoch's values
     run_valid = False
 
     def __init__(self, run: Any, monitor: str = "psnr_y", higher_is_better: bool = True, sample_size: int = 96,
-                 beat_s: float = 30.0):
+                 beat_s: float = 30.0, phase: str = ""):
         self.record, self.monitor, self.higher, self.sample_size = run, monitor, higher_is_better, sample_size
-        self.beat_s, self.best, self.trained = beat_s, None, False
+        self.beat_s, self.best, self.trained, self.phase = beat_s, None, False, phase
+        self.prefix = f"{phase}_" if phase else ""
 
     def before_fit(self):
         self.run = not hasattr(self.learn, "lr_finder") and rank_distrib() == 0
         self.t0 = self.last_beat = time.perf_counter()
         if self.best is None:
-            seen = [h.get(self.monitor) for h in self.record.history]
+            seen = [h.get(self.monitor) for h in self.record.history if h.get("phase", "") == self.phase]
             seen = [v for v in seen if isinstance(v, (int, float)) and math.isfinite(v)]
             self.best = (max if self.higher else min)(seen) if seen else None
 
@@ -391,6 +394,8 @@ class RunRecorder(Callback):
         rec = {n: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
                for n, v in zip(names, self.recorder.log)}
         rec["epoch"] = int(self.epoch)
+        if self.phase:
+            rec["phase"] = self.phase
         rec["lr"] = float(self.opt.hypers[-1]["lr"])
         rec["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
         self.record.log_epoch(rec)
@@ -398,14 +403,15 @@ class RunRecorder(Callback):
         net = unwrap_model(self.model)
         ema = getattr(self.learn, "ema", None)
         ema_state = ema.ema_state_dict() if isinstance(ema, EMA) and ema.ema_state is not None else None
-        self.record.save_checkpoint(net, "last.pth", epoch=int(self.epoch), opt_state=plain_state(self.opt.state_dict()),
+        self.record.save_checkpoint(net, f"{self.prefix}last.pth", epoch=int(self.epoch),
+                                    opt_state=plain_state(self.opt.state_dict()),
                                     **({"ema_state": ema_state} if ema_state is not None else {}))
         value = rec.get(self.monitor)
         if isinstance(value, float) and math.isfinite(value):
             better = self.best is None or (value > self.best if self.higher else value < self.best)
             if better:  # with EMA the validated weights are the averaged ones
                 self.best = value
-                self.record.save_checkpoint(net, "best.pth", state_dict=ema_state, epoch=int(self.epoch),
+                self.record.save_checkpoint(net, f"{self.prefix}best.pth", state_dict=ema_state, epoch=int(self.epoch),
                                             **{self.monitor: value})
         self._save_sample(net)
 
@@ -428,7 +434,7 @@ class RunRecorder(Callback):
         strip = torch.cat([up, sr, hr_c], dim=-1)[0]
         if strip.shape[0] == 1:
             strip = strip.expand(3, -1, -1)
-        self.record.save_image(f"samples/epoch_{int(self.epoch):03d}.png", strip)
+        self.record.save_image(f"samples/{self.prefix}epoch_{int(self.epoch):03d}.png", strip)
 
 
 def load_resume_state(learn: Any, checkpoint: str | Any) -> int:

@@ -1,6 +1,7 @@
 """The train notebook end to end under papermill: a tiny run lands in the ledger; a failing one is recorded."""
 
 import json
+import math
 
 import pytest
 
@@ -37,3 +38,30 @@ def test_failing_cell_recorded_as_failed(tmp_path):
     nb = json.loads((run.dir / "notebook.ipynb").read_text())
     assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
     assert ledger.load(tmp_path).loc[0, "status"] == "failed"
+
+
+def test_training_knobs_gan_phase_and_history(tmp_path):
+    """Soft clipping, EMA, the guard, mixup, a restart schedule and a loss sum, then a tiny adversarial phase."""
+    knobs = {**TINY, "epochs": "2", "clip": "-0.1", "ema": "0.9", "mixup": "0.4", "schedule": "cosine_restarts",
+             "schedule_kwargs": "{cycles: 2}", "loss": "l1 + 0.1*msssim(sigmas=[0.5, 1.0])", "opt": "adamw",
+             "wd": "5e-5", "gan": "true", "gan_epochs": "1", "disc": "disc_simple", "disc_kwargs": "{num_feat: 8}",
+             "gan_loss": "ragan", "conditional": "true", "critic_pretrain": "2", "profile_size": "16"}
+    run = run_notebook("train", knobs, name="knobs", root=tmp_path)
+    st = run.read("status.json")
+    assert st["status"] == "done", st.get("error")
+    hist = run.history
+    assert [h.get("phase", "") for h in hist] == ["", "", "gan"]
+    assert {"train_l1", "train_msssim"} <= set(hist[0]) and hist[1]["lr"] != hist[0]["lr"]
+    assert all(math.isfinite(hist[2][k]) for k in ("gen_loss", "crit_loss", "psnr_y"))
+    for f in ("checkpoints/last.pth", "checkpoints/gan_last.pth", "samples/gan_epoch_000.png", "profile.json"):
+        assert (run.dir / f).is_file(), f
+    assert run.params["clip"] == -0.1 and run.params["disc_kwargs"] == {"num_feat": 8}
+    assert run.metrics["gan_minutes"] > 0 and run.metrics["gflops"] > 0
+
+
+def test_two_process_ddp_run_from_the_notebook(tmp_path):
+    run = run_notebook("train", {**TINY, "procs": "2"}, name="ddp", root=tmp_path)
+    st = run.read("status.json")
+    assert st["status"] == "done", st.get("error")
+    assert len(run.history) == 1, "only rank 0 records"
+    assert run.metrics["valid_psnr_y"] > 15
