@@ -91,7 +91,8 @@ def bench_models(names: Sequence[str], input_size: Sequence[int] = (1, 3, 64, 64
         m = create(n, **create_kw)
         size = (input_size[0], getattr(m, "in_ch", input_size[1]), *input_size[2:])
         p = profile(m, size, repeats=repeats, warmup=1)
-        rows.append({"model": n, "input": "x".join(map(str, size)), **{k: p[k] for k in p if not isinstance(p[k], dict)}})
+        rows.append({"model": n, "input": "x".join(map(str, size)),
+                     **{k: v for k, v in p.items() if k not in ("model", "input_size") and not isinstance(v, dict)}})
     return rows
 
 

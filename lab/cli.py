@@ -166,6 +166,20 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_noise_bank(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lab.images import read_image
+    from lab.noise_bank import extract_noise_patches
+
+    src = read_image(a.source) if Path(a.source).is_file() else a.source
+    bank = extract_noise_patches(src, patch=a.patch, max_patches=a.max_patches)
+    path = bank.save(a.out)
+    print(f"{len(bank)} noise patches of {bank.patch_size}px (std {bank.std():.4f} in [0, 1] units) -> {path}")
+    print(f"use it with: -p degradation realsr -p degradation_kwargs '{{noise_bank: {path}, kernel_bank: <folder>}}'")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `lab` command."""
     p = argparse.ArgumentParser(prog="lab", description="Restoration Lab: recorded, rerunnable restoration experiments.")
@@ -253,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="timed repeats (medians are reported)")
     b.add_argument("--json", help="also write the results to this JSON file")
     b.set_defaults(fn=cmd_bench)
+
+    nb = sub.add_parser("noise-bank", help="extract real-noise patches from photos (flat regions, two-stage) into a bank")
+    nb.add_argument("source", help="a folder of real photos (or one image file)")
+    nb.add_argument("out", help="the bank file to write (.npz)")
+    nb.add_argument("--patch", type=int, default=32, help="patch side in pixels")
+    nb.add_argument("--max-patches", type=int, help="keep at most this many (the flattest)")
+    nb.set_defaults(fn=cmd_noise_bank)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="")

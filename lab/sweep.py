@@ -548,7 +548,7 @@ def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeo
     if dropped:
         warn.append(f"recorded params not in {nb.name}'s parameters cell now (derived or removed), left out: "
                     f"{dropped}")
-    missing = [k for k in known if k not in recorded and k not in RUNNER_PARAMS]
+    missing = [k for k in known if k not in recorded and k not in (*RUNNER_PARAMS, RESUME_PARAM)]
     if missing:
         warn.append(f"params of {nb.name} that run {old.id} did not record, taking today's defaults: {missing}")
     overrides = {k: v for k, v in recorded.items() if k in known}

@@ -1,0 +1,32 @@
+"""The `lab` command's smaller subcommands: models, noise-bank, bench argument checks."""
+
+import numpy as np
+import pytest
+
+from lab.cli import main
+from lab.images import write_image
+from lab.noise_bank import load_bank
+
+
+def test_models_lists_the_registry(capsys):
+    assert main(["models", "edsr"]) == 0
+    assert capsys.readouterr().out.split() == ["edsr", "edsr_baseline"]
+
+
+def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        flat = np.full((96, 96, 3), 90 + 40 * i, np.float64)
+        write_image(tmp_path / "photos" / f"p{i}.png", np.clip(flat + rng.normal(0, 6, flat.shape), 0, 255).astype(np.uint8))
+    out = tmp_path / "bank.npz"
+    assert main(["noise-bank", str(tmp_path / "photos"), str(out), "--patch", "16"]) == 0
+    bank = load_bank(out)
+    assert len(bank) > 0 and bank.patch_size == 16
+    assert bank.std() == pytest.approx(6 / 255, rel=0.25)
+    assert f"{len(bank)} noise patches" in capsys.readouterr().out
+    assert main(["noise-bank", str(tmp_path / "empty"), str(out)]) == 2
+
+
+def test_bench_rejects_unknown_benchmarks(capsys):
+    assert main(["bench", "train,warp"]) == 2
+    assert "unknown benchmark(s) ['warp']" in capsys.readouterr().err
