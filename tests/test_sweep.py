@@ -57,12 +57,12 @@ def test_committed_specs_expand_and_dry_run(capsys):
     assert "loss charbonnier" in out and "4 run(s) planned" in out
 
 
-def test_grid_zip_list_combine(quick):
+def test_grid_zip_list_combine(quick, tmp_path):
     spec = {"notebook": str(quick), "base": {"sleep": 0.5}, "grid": {"x": [1, 2]}, "zip": {"fail": [True, False]},
             "list": [{"resume": "a"}, {"resume": "b"}, {}]}
     combos = sweep.combinations(sweep.load_spec(spec))
     assert len(combos) == 2 * 2 * 3 and {"x": 2, "fail": True, "resume": "b"} in combos
-    jobs = sweep.expand(spec, root="/tmp/none")
+    jobs = sweep.expand(spec, root=tmp_path / "none")
     assert jobs[0]["overrides"] == {"sleep": 0.5, "x": 1, "fail": True, "resume": "a"}
     assert jobs[0]["meta"]["sweep"]["of"] == 12
     with pytest.raises(KeyError, match="unknown parameter.*'lr'"):
