@@ -343,8 +343,9 @@ def plain_state(obj: Any) -> Any:
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The restoration network inside a learner's model: DDP's `.module`, a GAN module's `.generator`."""
     while True:
-        inner = getattr(model, "module", None) or getattr(model, "generator", None)
-        if not isinstance(inner, nn.Module):
+        inner = next((m for m in (getattr(model, a, None) for a in ("module", "generator"))
+                      if isinstance(m, nn.Module)), None)
+        if inner is None:
             return model
         model = inner
 
