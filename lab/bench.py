@@ -155,8 +155,8 @@ def bench_papermill(repeats: int = 3) -> dict[str, float]:
 
     import papermill as pm
 
-    from lab.sweep import kernel_for
     from lab.params import NOTEBOOKS_DIR
+    from lab.sweep import kernel_for
 
     kernel = kernel_for(NOTEBOOKS_DIR / "train.ipynb")
     nb = {"cells": [{"id": "p", "cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]},
@@ -177,7 +177,8 @@ def bench_papermill(repeats: int = 3) -> dict[str, float]:
             cells = json.loads(out.read_text())["cells"]
             first = dt.datetime.fromisoformat(cells[0]["metadata"]["papermill"]["start_time"].replace("Z", "+00:00"))
             to_first.append((first - t0).total_seconds())
-    return {"kernel": kernel, "to_first_cell_s": statistics.median(to_first), "one_cell_run_s": statistics.median(total)}
+    return {"kernel": kernel, "to_first_cell_s": statistics.median(to_first),
+            "one_cell_run_s": statistics.median(total)}
 
 
 BENCHES = ("train", "degrade", "models", "ledger", "papermill", "bicubic")

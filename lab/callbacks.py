@@ -9,13 +9,16 @@ import math
 import statistics
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from fastai.callback.core import Callback, CancelBatchException, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder
 from fastai.torch_core import find_bs, rank_distrib
+from fastcore.foundation import L
 from torch import nn
 
 CLIP_MODES = ("norm", "value")
@@ -327,8 +330,6 @@ class DataEpoch(Callback):
 def plain_state(obj: Any) -> Any:
     """An optimizer state dict as plain containers (fastai's L, numpy scalars -> list, float), so the checkpoint
     loads with `weights_only=True`."""
-    import numpy as np
-
     if isinstance(obj, dict):
         return {k: plain_state(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == "L":
@@ -438,11 +439,9 @@ class RunRecorder(Callback):
         self.record.save_image(f"samples/{self.prefix}epoch_{int(self.epoch):03d}.png", strip)
 
 
-def load_resume_state(learn: Any, checkpoint: str | Any) -> int:
+def load_resume_state(learn: Any, checkpoint: str | Path) -> int:
     """Load a `last.pth` written by RunRecorder into `learn` (weights and optimizer state); returns the epoch to
     start from, for `fit(..., start_epoch=...)`. The schedule position follows from the epoch."""
-    from pathlib import Path
-
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"resume checkpoint {str(path)!r} does not exist")
@@ -454,8 +453,6 @@ def load_resume_state(learn: Any, checkpoint: str | Any) -> int:
     net.load_state_dict(payload["state_dict"])
     if learn.opt is None:
         learn.create_opt()
-    from fastcore.foundation import L
-
     learn.opt.load_state_dict({**payload["opt_state"], "hypers": L(payload["opt_state"]["hypers"])})
     for p, *_ in learn.opt.all_params():  # the state was saved from wherever the model was; follow the weights
         learn.opt.state[p] = {k: v.to(p.device) if isinstance(v, torch.Tensor) else v

@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="also write the results to this JSON file")
     b.set_defaults(fn=cmd_bench)
 
-    nb = sub.add_parser("noise-bank", help="extract real-noise patches from photos (flat regions, two-stage) into a bank")
+    nb = sub.add_parser("noise-bank",
+                        help="extract real-noise patches from photos (flat regions, two-stage) into a bank")
     nb.add_argument("source", help="a folder of real photos (or one image file)")
     nb.add_argument("out", help="the bank file to write (.npz)")
     nb.add_argument("--patch", type=int, default=32, help="patch side in pixels")

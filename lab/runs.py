@@ -181,6 +181,15 @@ class Run:
 
         return save_checkpoint(self.dir / "checkpoints" / name, model, params=self.params, run=self.name, **extra)
 
+    def weights_checkpoint(self) -> Path:
+        """The checkpoint to take this run's weights from: best.pth, else final.pth, else last.pth."""
+        ck = self.dir / "checkpoints"
+        for f in ("best.pth", "final.pth", "last.pth"):
+            if (ck / f).is_file():
+                return ck / f
+        found = sorted(p.name for p in ck.glob("*.pth")) if ck.is_dir() else []
+        raise FileNotFoundError(f"run {self.name} has no best/final/last checkpoint in {ck} (found: {found or 'none'})")
+
     def save_image(self, relpath: str, img: Any) -> Path:
         """Save an image (uint8 HWC array or float tensor) under the run directory."""
         from lab.images import write_image

@@ -17,7 +17,8 @@ def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for i in range(2):
         flat = np.full((96, 96, 3), 90 + 40 * i, np.float64)
-        write_image(tmp_path / "photos" / f"p{i}.png", np.clip(flat + rng.normal(0, 6, flat.shape), 0, 255).astype(np.uint8))
+        noisy = np.clip(flat + rng.normal(0, 6, flat.shape), 0, 255).astype(np.uint8)
+        write_image(tmp_path / "photos" / f"p{i}.png", noisy)
     out = tmp_path / "bank.npz"
     assert main(["noise-bank", str(tmp_path / "photos"), str(out), "--patch", "16"]) == 0
     bank = load_bank(out)
