@@ -55,7 +55,8 @@ def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
 
     run = runs.create({"model": "srcnn"}, root=tmp_path)
     with mp.get_context("fork").Pool(8) as pool:
-        pool.map(_write_notes, [(str(run.dir), w, 20) for w in range(8)])
+        # a worker that cannot start would leave a bare map() waiting forever: fail after a bound instead
+        pool.map_async(_write_notes, [(str(run.dir), w, 20) for w in range(8)]).get(timeout=120)
     recs = ledger.read_notes(run.dir)
     texts = [r["text"] for r in recs]
     assert len(texts) == 160 and len(set(texts)) == 160
