@@ -316,15 +316,21 @@ class LossPartsLogger(Callback):
 
 class DataEpoch(Callback):
     """Tell the training DataLoader the epoch before it is iterated, so its patches, degradations and shuffle
-    depend on (seed, epoch) alone: a run resumed at epoch k sees the batches an uninterrupted run saw."""
+    depend on (seed, epoch) alone: a run resumed at epoch k sees the batches an uninterrupted run saw.
+
+    `offset` is added to the fit's epoch: a second phase on the same loader (the adversarial one) draws data
+    epochs `offset`, `offset + 1`, ... instead of repeating the first phase's patches."""
 
     order = -20
+
+    def __init__(self, offset: int = 0):
+        self.offset = int(offset)
 
     def before_train(self):
         dl = self.learn.dls.train
         dl = getattr(dl, "dl", dl)  # under DDP fastai wraps the loader in a DistributedDL
         if hasattr(dl, "set_epoch"):
-            dl.set_epoch(self.learn.epoch)
+            dl.set_epoch(self.offset + self.learn.epoch)
 
 
 def plain_state(obj: Any) -> Any:
@@ -405,9 +411,15 @@ class RunRecorder(Callback):
         net = unwrap_model(self.model)
         ema = getattr(self.learn, "ema", None)
         ema_state = ema.ema_state_dict() if isinstance(ema, EMA) and ema.ema_state is not None else None
+        extra: dict[str, Any] = {} if ema_state is None else {"ema_state": ema_state}
+        critic = getattr(self.model, "critic", None)
+        if isinstance(critic, nn.Module):  # an adversarial phase resumes with its discriminator too
+            extra["critic_state"] = critic.state_dict()
+        cb_state = {type(cb).__name__: cb.resume_state() for cb in self.learn.cbs if hasattr(cb, "resume_state")}
+        if cb_state:
+            extra["cb_state"] = cb_state
         self.record.save_checkpoint(net, f"{self.prefix}last.pth", epoch=int(self.epoch),
-                                    opt_state=plain_state(self.opt.state_dict()),
-                                    **({"ema_state": ema_state} if ema_state is not None else {}))
+                                    opt_state=plain_state(self.opt.state_dict()), **extra)
         value = rec.get(self.monitor)
         if isinstance(value, float) and math.isfinite(value):
             better = self.best is None or (value > self.best if self.higher else value < self.best)
@@ -440,8 +452,9 @@ class RunRecorder(Callback):
 
 
 def load_resume_state(learn: Any, checkpoint: str | Path) -> int:
-    """Load a `last.pth` written by RunRecorder into `learn` (weights and optimizer state); returns the epoch to
-    start from, for `fit(..., start_epoch=...)`. The schedule position follows from the epoch."""
+    """Load a `last.pth` written by RunRecorder into `learn` (weights, optimizer state, EMA; for a GAN learner's
+    `gan_last.pth` also the critic and the switching state); returns the epoch to start from, for
+    `fit(..., start_epoch=...)`. The schedule position follows from the epoch."""
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"resume checkpoint {str(path)!r} does not exist")
@@ -449,6 +462,12 @@ def load_resume_state(learn: Any, checkpoint: str | Path) -> int:
     if "epoch" not in payload or "opt_state" not in payload:
         raise ValueError(f"{str(path)!r} has no epoch/optimizer state (keys {sorted(payload)}): only a run's "
                          "checkpoints/last.pth can be resumed; use init_from to fine-tune from other weights")
+    critic = getattr(learn.model, "critic", None)
+    has_critic = isinstance(critic, nn.Module)
+    if ("critic_state" in payload) != has_critic:
+        raise ValueError(f"{str(path)!r} {'holds' if 'critic_state' in payload else 'has no'} discriminator "
+                         f"weights but the learner {'has one' if has_critic else 'has none'}: resume an "
+                         "adversarial phase from its gan_last.pth with a GAN learner, a plain phase from last.pth")
     net = unwrap_model(learn.model)
     net.load_state_dict(payload["state_dict"])
     if learn.opt is None:
@@ -461,4 +480,10 @@ def load_resume_state(learn: Any, checkpoint: str | Path) -> int:
     if isinstance(ema, EMA) and "ema_state" in payload:
         device = next(net.parameters()).device
         ema.ema_state = {k: v.to(device) for k, v in payload["ema_state"].items()}
+    if has_critic:
+        critic.load_state_dict(payload["critic_state"])
+    saved = payload.get("cb_state", {})
+    for cb in learn.cbs:  # e.g. which network trains next, how far the critic stepper had got
+        if hasattr(cb, "restore_resume_state") and type(cb).__name__ in saved:
+            cb.restore_resume_state(saved[type(cb).__name__])
     return int(payload["epoch"]) + 1

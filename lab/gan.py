@@ -23,7 +23,7 @@ from fastai.learner import Recorder
 from fastai.vision.gan import FixedGANSwitcher, GANLearner, GANTrainer
 from torch import nn
 
-from lab.callbacks import BF16Autocast, RunRecorder
+from lab.callbacks import BF16Autocast, DataEpoch, RunRecorder
 from lab.learner import amp_callbacks, default_metrics, make_loss, make_opt
 
 ADV_LOSSES = ("vanilla", "lsgan", "hinge", "ragan")
@@ -181,7 +181,16 @@ class CriticStepper(Callback):
         self.threshold, self.min_crit, self.max_crit, self.n_gen = float(threshold), min_crit, max_crit, n_gen
 
     def before_fit(self):
-        self.k, self.crit_steps, self.gen_steps = 0, 0, 0
+        self.crit_steps, self.gen_steps = 0, 0
+        self.k = getattr(self, "_restored", {}).pop("k", 0)  # a resumed fit goes on counting the current phase
+
+    def resume_state(self) -> dict[str, int]:
+        """What a resumed fit needs to take the next step an uninterrupted one would (RunRecorder saves it)."""
+        return {"k": int(self.k)}
+
+    def restore_resume_state(self, state: dict[str, int]) -> None:
+        """Take `resume_state()` from a checkpoint; applied when the next fit starts."""
+        self._restored = dict(state)
 
     def after_batch(self):
         if not self.training:
@@ -214,7 +223,15 @@ class TrainActiveOnly(Callback):
     order = GANTrainer.order + 1
 
     def before_fit(self):
-        self.resume = None
+        self.resume = getattr(self, "_restored", {}).pop("gen_mode", None)  # a resumed fit: the saved mode
+
+    def resume_state(self) -> dict[str, bool]:
+        """Which network the next training epoch starts with (RunRecorder saves it for `lab resume`)."""
+        return {"gen_mode": bool(self.learn.gan_trainer.gen_mode if self.resume is None else self.resume)}
+
+    def restore_resume_state(self, state: dict[str, bool]) -> None:
+        """Take `resume_state()` from a checkpoint; applied when the next fit starts."""
+        self._restored = dict(state)
 
     def before_train(self):
         trainer = self.learn.gan_trainer
@@ -339,14 +356,17 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
                 conditional: bool = False, switcher: str | Callback = "adaptive", switcher_kwargs: dict | None = None,
                 opt: str = "adam", lr: float = 1e-4, wd: float = 0.0, betas: Sequence[float] = (0.9, 0.999),
                 metrics: list | None = None, amp: str | None = None, cbs: list | None = None, path: str | None = None,
-                scale: int | None = None) -> GANLearner:
+                scale: int | None = None, data_offset: int = 0) -> GANLearner:
     """A fastai GANLearner for (LR, HR) data: G loss = content + adv_weight x adversarial; PSNR/SSIM on G's output.
 
     `disc`: a registered discriminator name (built with in_ch, and cond_ch=in_ch when `conditional`, from the data's
     channels; `disc_kwargs` override) or a module. `switcher`: 'adaptive' (CriticStepper; its threshold defaults to
     CHANCE_LOSS[gan_loss]), 'fixed' (FixedGANSwitcher), or a switcher callback. `learn.model.generator` is
     `generator`; `learn.model.critic` is the discriminator (wrapped in ConditionalCritic when conditional).
-    Record runs with `lab.callbacks.RunRecorder(run)`: it checkpoints and samples the generator.
+    Record runs with `lab.callbacks.RunRecorder(run)`: it checkpoints and samples the generator, and its last.pth
+    also holds the critic and the switching state, so `lab.callbacks.load_resume_state` continues the phase
+    exactly. Training epoch e draws the loader's data epoch `data_offset + e` (after a pretraining phase of n
+    epochs on the same loader, pass n so the patches are new).
     """
     _check_kind(gan_loss)
     cbs = list(cbs or [])
@@ -366,7 +386,8 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
                          f"switcher as one of {SWITCHERS} to build one from kwargs")
     amp_cbs = [GANBF16Autocast(cb.device_type) if isinstance(cb, BF16Autocast) else cb
                for cb in amp_callbacks(amp, getattr(dls, "device", None))]
-    cbs += amp_cbs + [TrainActiveOnly(), GANPartsLogger()] + ([FeedCondition()] if conditional else [])
+    cbs = [DataEpoch(data_offset), *cbs, *amp_cbs, TrainActiveOnly(), GANPartsLogger(),
+           *([FeedCondition()] if conditional else [])]
     gen_loss = GeneratorLoss(content_loss, adv_weight, gan_loss, critic=critic)
     return GANLearner(dls, generator, critic, gen_loss, CriticLoss(gan_loss), switcher=switcher, cbs=cbs,
                       metrics=default_metrics(scale) if metrics is None else metrics, opt_func=make_opt(opt, betas),

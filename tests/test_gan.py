@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.data.core import DataLoaders
 from fastai.vision.gan import FixedGANSwitcher, GANTrainer
 from torch import nn
@@ -373,3 +373,71 @@ def test_bf16_autocasts_both_networks_and_unwraps_after():
     assert "forward" not in spy_g.__dict__ and "forward" not in spy_d.__dict__
     assert not torch.is_autocast_enabled("cpu")
     assert all(math.isfinite(float(v)) for v in learn.recorder.values[-1][:2])
+
+
+class _CutAfter(Callback):
+    """Stop the fit after epoch `n`, as a killed process would (after RunRecorder wrote gan_last.pth)."""
+
+    order = 99
+
+    def __init__(self, n):
+        self.n = n
+
+    def after_epoch(self):
+        if self.epoch == self.n:
+            raise CancelFitException()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("switcher", ["adaptive", "fixed"])
+def test_adversarial_phase_resumes_to_the_uninterrupted_weights(tmp_path, switcher):
+    from lab.callbacks import load_resume_state
+    from lab.data import dataloaders
+
+    def learner(run):
+        dls = dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=12,
+                          valid="builtin:chelsea", valid_max_size=32, seed=3)
+        # adaptive: DDDGG repeating over 3-batch epochs, so the stepper is mid-phase (k=1) when epoch 1 ends
+        kw = {"switcher_kwargs": {"threshold": -math.inf, "max_crit": 3, "n_gen": 2}} if switcher == "adaptive" else {}
+        return gan_learner(dls, _generator(), disc=_disc(), switcher=switcher, data_offset=4,
+                           cbs=[RunRecorder(run, phase="gan"), _Modes()], **kw)
+
+    whole, cut = runs.create({"x": 0}, root=tmp_path, name="whole"), runs.create({"x": 1}, root=tmp_path, name="cut")
+    a = learner(whole)
+    _fit(a, 3)
+    b = learner(cut)
+    with b.no_logging(), b.no_bar():
+        b.fit(3, 1e-3, cbs=_CutAfter(1))
+    c = learner(cut)  # a fresh process: new networks and learner, state from gan_last.pth
+    start = load_resume_state(c, cut.dir / "checkpoints" / "gan_last.pth")
+    assert start == 2
+    with c.no_logging(), c.no_bar():
+        c.fit(3, 1e-3, start_epoch=start)
+    per_epoch = len(a.dls.train)
+    modes_a = next(cb for cb in a.cbs if isinstance(cb, _Modes)).seen
+    modes_c = next(cb for cb in c.cbs if isinstance(cb, _Modes)).seen
+    assert per_epoch == 3 and modes_c == modes_a[2 * per_epoch:], "the resumed fit trains in the uninterrupted order"
+    assert "D" in modes_c and "G" in modes_c
+    for part in ("generator", "critic"):
+        for (k, va), vc in zip(getattr(a.model, part).state_dict().items(), getattr(c.model, part).state_dict().values()):
+            assert torch.equal(va, vc), f"{part}.{k} differs after resuming"
+    assert [h["epoch"] for h in cut.history] == [0, 1, 2] and all(h["phase"] == "gan" for h in cut.history)
+    for hw, hc in zip(whole.history, cut.history):
+        assert hc["psnr_y"] == pytest.approx(hw["psnr_y"], abs=1e-9)
+        assert hc["train_crit_steps"] == hw["train_crit_steps"] and hc["train_gen_steps"] == hw["train_gen_steps"]
+
+
+def test_resume_refuses_a_checkpoint_of_the_other_kind(tmp_path):
+    from lab.callbacks import load_resume_state
+    from lab.data import dataloaders
+
+    dls = dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=4, valid="builtin:chelsea",
+                      valid_max_size=32)
+    run = runs.create({"x": 0}, root=tmp_path)
+    learn = gan_learner(dls, _generator(), disc=_disc(), switcher="fixed", cbs=[RunRecorder(run, phase="gan")])
+    _fit(learn, 1)
+    from lab.learner import restoration_learner
+
+    plain = restoration_learner(dls, _generator(), loss="l1")
+    with pytest.raises(ValueError, match="discriminator"):
+        load_resume_state(plain, run.dir / "checkpoints" / "gan_last.pth")

@@ -119,6 +119,24 @@ def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_
 
 
 @pytest.mark.slow
+def test_lab_resume_continues_an_adversarial_phase_cut_midway(tmp_path):
+    gan = {**TINY, "epochs": "1", "gan": "true", "disc": "disc_simple", "disc_kwargs": "{num_feat: 4, num_layers: 1}",
+           "critic_pretrain": "2"}
+    whole = sweep.run_notebook("train", {**gan, "gan_epochs": "2"}, name="whole", root=tmp_path)
+    assert whole.status == "done", whole.read("status.json").get("error")
+    cut = sweep.run_notebook("train", {**gan, "gan_epochs": "1"}, name="cut", root=tmp_path)
+    cut.write_json("params.json", {**cut.params, "gan_epochs": 2})  # killed after its first adversarial epoch
+    cut.set_status("interrupted")
+    res = sweep.resume(cut.id, root=tmp_path)
+    assert res["status"] == "done", res["error"]
+    assert [(h.get("phase", ""), h["epoch"]) for h in cut.history] == [("", 0), ("gan", 0), ("gan", 1)]
+    assert "resuming the adversarial phase at epoch 1" in (cut.dir / "notebook.ipynb").read_text()
+    assert cut.metrics["valid_psnr_y"] == pytest.approx(whole.metrics["valid_psnr_y"], abs=1e-9)
+    for hw, hc in zip(whole.history, cut.history):
+        assert hc["psnr_y"] == pytest.approx(hw["psnr_y"], abs=1e-9), hc
+
+
+@pytest.mark.slow
 def test_init_from_a_run_fine_tunes_another_scale(tmp_path):
     src = sweep.run_notebook("train", {**TINY, "epochs": "1"}, name="x2", root=tmp_path)
     ft = sweep.run_notebook("train", {**TINY, "epochs": "1", "scale": "3", "init_from": str(src.id)}, name="x3",
