@@ -122,6 +122,17 @@ class EMA(Callback):
         return {k: v.clone() for k, v in self.ema_state.items()}
 
 
+def _mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """`x` averaged over the processes of a distributed run (itself otherwise): a NaN on any rank reaches all."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return x
+    x = x.clone()
+    dist.all_reduce(x)
+    return x / dist.get_world_size()
+
+
 class DivergenceGuard(Callback):
     """Catch a diverging step, undo it and retry with a smaller learning rate; give up after `max_retries`.
 
@@ -134,6 +145,8 @@ class DivergenceGuard(Callback):
     the Recorder (its targets are cleared). After more than `max_retries` detections in one fit `learn.diverged` is
     set True and the fit stops (on_fail='stop': CancelFitException) or raises RuntimeError (on_fail='raise'), with
     the last good weights in place. `events` lists all detections; `lr_mult` carries over to later fits.
+    In a distributed run the ranks judge the loss averaged over all of them, so they skip, restore and stop
+    together (one rank stopping alone would leave the others waiting in DDP's gradient reduction).
     Memory: one copy of the weights and of the optimizer state. Idle during `lr_find`.
     """
 
@@ -189,7 +202,7 @@ class DivergenceGuard(Callback):
         return None
 
     def after_loss(self):
-        loss = float(self.learn.loss.detach().mean())
+        loss = float(_mean_over_ranks(self.learn.loss.detach().float().mean()))
         why = self._why_bad(loss)
         if why is None:
             if self.since_snapshot >= self.snapshot_every:

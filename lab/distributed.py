@@ -1,7 +1,8 @@
 """Distributed: one training run on several processes (DDP) via accelerate's launcher and fastai's DistributedTrainer.
 
 `launch` starts a function on N processes (from a notebook kernel or a script), `distributed` makes a Learner
-data-parallel for a block, `fit_distributed` does both and hands rank 0's weights back to the caller.
+data-parallel for a block, `fit_distributed` does both and hands rank 0's weights (and whether the run diverged)
+back to the caller.
 
 On GPUs fastai's shipped path applies (NCCL, one GPU per process). On CPU fastai's `DistributedDL` would move
 its index broadcast to CUDA, so inside `distributed(..., cpu=True)` the loaders broadcast a CPU tensor (gloo).
@@ -161,21 +162,27 @@ def distributed(learn: Learner, cpu: bool | None = None, sync_bn: bool | None = 
 
 
 def _fit_worker(make_learner: Callable[[], Learner], fit: Callable[[Learner], Any], out: str, cpu: bool) -> None:
-    """One process of `fit_distributed`: build, fit inside `distributed`, rank 0 saves the unwrapped weights."""
+    """One process of `fit_distributed`: build, fit inside `distributed`, rank 0 saves the unwrapped weights and
+    whether the divergence guard stopped the run (the ranks decide that together)."""
     learn = make_learner()
     with distributed(learn, cpu=cpu):
         fit(learn)
     if is_rank0():
         model = extract_model_from_parallel(learn.model)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out)
+        guard = getattr(learn, "divergence_guard", None)
+        torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "diverged": bool(getattr(learn, "diverged", False)),
+                    "guard_events": list(getattr(guard, "events", []))}, out)
 
 
 def fit_distributed(make_learner: Callable[[], Learner], fit: Callable[[Learner], Any], num_processes: int = 2,
-                    cpu: bool | None = None) -> dict[str, torch.Tensor]:
-    """Train one run on `num_processes` processes and return rank 0's final `state_dict` (CPU tensors).
+                    cpu: bool | None = None) -> dict[str, Any]:
+    """Train one run on `num_processes` processes; returns rank 0's outcome: `state_dict` (final weights, CPU
+    tensors), `diverged` (the DivergenceGuard gave up) and `guard_events` (what it caught).
 
     Each process calls `make_learner()` (forked, so it may close over the caller's DataLoaders and model) and
-    `fit(learn)` inside `distributed`; load the result into your own model with `model.load_state_dict(sd)`.
+    `fit(learn)` inside `distributed`; load the weights into your own model with
+    `model.load_state_dict(result["state_dict"])`.
     """
     use_cpu = _check_launch(num_processes, cpu)
     with tempfile.TemporaryDirectory(prefix="lab-ddp-") as tmp:

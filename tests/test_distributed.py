@@ -76,7 +76,9 @@ def test_two_cpu_processes_split_batches_and_agree(tmp_path):
         dls.train.shuffle_fn = lambda idxs: rng.sample(idxs, len(idxs))
         return restoration_learner(dls, model, loss="l1", lr=1e-3)
 
-    sd = D.fit_distributed(make_learner, _recording_fit(tmp_path), num_processes=2, cpu=True)
+    res = D.fit_distributed(make_learner, _recording_fit(tmp_path), num_processes=2, cpu=True)
+    sd = res["state_dict"]
+    assert res["diverged"] is False and res["guard_events"] == []
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert (r0["rank"], r1["rank"], r0["world"], r1["world"]) == (0, 1, 2, 2)
     assert len({r0["pid"], r1["pid"], os.getpid()}) == 3 and r0["wrapped"] and r1["wrapped"]
@@ -137,7 +139,7 @@ def test_launch_reports_a_failing_rank():
 def test_one_process_runs_here(tmp_path):
     dls, model, init = _setup()
     sd = D.fit_distributed(lambda: restoration_learner(dls, model, loss="l1", lr=1e-3), _recording_fit(tmp_path),
-                           num_processes=1)
+                           num_processes=1)["state_dict"]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
     assert (r0["pid"], r0["world"], r0["wrapped"]) == (os.getpid(), 1, False)
     assert r0["iters"] == EPOCHS * len(dls.train)
@@ -145,6 +147,34 @@ def test_one_process_runs_here(tmp_path):
     calls = []
     assert D.launch(lambda *a, **k: calls.append((os.getpid(), a, k)), 1, 3, x=4) is None
     assert calls == [(os.getpid(), (3,), {"x": 4})]
+
+
+def _nan_on_rank1(pred, target):
+    """L1 loss, except that rank 1's is NaN from its third batch on: only that rank sees the problem."""
+    loss = (pred - target).abs().mean()
+    _nan_on_rank1.calls = getattr(_nan_on_rank1, "calls", 0) + 1
+    return loss * float("nan") if D.rank() == 1 and _nan_on_rank1.calls > 2 else loss
+
+
+@pytest.mark.slow
+def test_ranks_diverge_together_and_the_caller_hears_of_it():
+    from lab.callbacks import DivergenceGuard
+
+    dls, model, init = _setup()
+
+    def make_learner():
+        return restoration_learner(dls, model, loss=_nan_on_rank1, lr=1e-3, cbs=[DivergenceGuard(max_retries=1)])
+
+    def fit(learn):
+        with learn.no_bar(), learn.no_logging():
+            learn.fit(3)
+
+    res = D.fit_distributed(make_learner, fit, num_processes=2, cpu=True)  # rank 0 alone would wait forever
+    assert res["diverged"] is True
+    assert [e["reason"] for e in res["guard_events"]] == ["non-finite loss"] * 2  # one retry, then it gives up
+    assert res["guard_events"][0]["iter"] == 2  # rank 0's own losses were fine: it heard of rank 1's NaN
+    # the last snapshot is the one taken when the fit started (the next is due after 20 good steps): back to it
+    assert all(torch.equal(res["state_dict"][k], init[k]) for k in init)
 
 
 @pytest.mark.parametrize("n", [0, -1, 1.5, True, "2"])
