@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.vision.gan import FixedGANSwitcher, GANTrainer
 from torch import nn
@@ -17,6 +17,8 @@ from lab import models, runs
 from lab.callbacks import RunRecorder
 from lab.gan import (ADV_LOSSES, CHANCE_LOSS, ConditionalCritic, CriticStepper, GeneratorLoss,
                      critic_loss, gan_learner, generator_adv_loss, make_switcher, pretrain_critic)
+
+from fit_helpers import CutAfter
 
 T = torch.tensor
 
@@ -375,17 +377,6 @@ def test_bf16_autocasts_both_networks_and_unwraps_after():
     assert all(math.isfinite(float(v)) for v in learn.recorder.values[-1][:2])
 
 
-class _CutAfter(Callback):
-    """Stop the fit after epoch `n`, as a killed process would (after RunRecorder wrote gan_last.pth)."""
-
-    order = 99
-
-    def __init__(self, n):
-        self.n = n
-
-    def after_epoch(self):
-        if self.epoch == self.n:
-            raise CancelFitException()
 
 
 @pytest.mark.slow
@@ -407,7 +398,7 @@ def test_adversarial_phase_resumes_to_the_uninterrupted_weights(tmp_path, switch
     _fit(a, 3)
     b = learner(cut)
     with b.no_logging(), b.no_bar():
-        b.fit(3, 1e-3, cbs=_CutAfter(1))
+        b.fit(3, 1e-3, cbs=CutAfter(1))
     c = learner(cut)  # a fresh process: new networks and learner, state from gan_last.pth
     start = load_resume_state(c, cut.dir / "checkpoints" / "gan_last.pth")
     assert start == 2

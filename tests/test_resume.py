@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fastai.callback.core import Callback, CancelFitException
 
 from lab import data, ledger, learner, models, runs, sweep
 from lab.callbacks import EMA, RunRecorder, load_resume_state
+
+from fit_helpers import CutAfter
 
 TINY_NET = {"num_block": 1, "num_feat": 8}
 
@@ -27,17 +28,6 @@ def _learn(run, ema=False):
     return learn
 
 
-class _CutAfter(Callback):
-    """Stop the fit after epoch `n` (as a killed process would, after RunRecorder saved last.pth)."""
-
-    order = 99
-
-    def __init__(self, n):
-        self.n = n
-
-    def after_epoch(self):
-        if self.epoch == self.n:
-            raise CancelFitException()
 
 
 @pytest.mark.parametrize("ema", [False, True])
@@ -49,7 +39,7 @@ def test_resume_continues_schedule_and_matches_uninterrupted_weights(tmp_path, e
 
     b = _learn(cut, ema)
     with b.no_logging():
-        b.fit(3, 2e-3, cbs=[_CutAfter(0), *_sched(b)])  # what fit_schedule does, cut after epoch 0
+        b.fit(3, 2e-3, cbs=[CutAfter(0), *_sched(b)])  # what fit_schedule does, cut after epoch 0
     assert [h["epoch"] for h in cut.history] == [0]
 
     c = _learn(cut, ema)  # a fresh process: new model, new learner, state from last.pth
