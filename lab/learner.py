@@ -1,4 +1,5 @@
-"""Learners: `restoration_learner` builds a plain fastai Learner for (LR, HR) data; no custom training loop."""
+"""Learners: `restoration_learner` builds a plain fastai Learner for (LR, HR) data; no custom training loop.
+`gan_learner` (adversarial training on fastai's GANLearner) lives in `lab.gan` and is reachable from here too."""
 
 from __future__ import annotations
 
@@ -135,3 +136,12 @@ def fit_schedule(learn: Learner, epochs: int, lr: float, schedule: str = "one_cy
 
     sched = make_schedule(schedule, lr, epochs * len(learn.dls.train), **schedule_kw)
     learn.fit(epochs, lr, cbs=ParamScheduler({"lr": sched}), start_epoch=start_epoch)
+
+
+def __getattr__(name: str) -> Any:
+    """`lab.learner.gan_learner` is `lab.gan.gan_learner` (imported on first use: lab.gan builds on this module)."""
+    if name == "gan_learner":
+        from lab.gan import gan_learner
+
+        return gan_learner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

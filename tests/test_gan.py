@@ -432,3 +432,11 @@ def test_resume_refuses_a_checkpoint_of_the_other_kind(tmp_path):
     plain = restoration_learner(dls, _generator(), loss="l1")
     with pytest.raises(ValueError, match="discriminator"):
         load_resume_state(plain, run.dir / "checkpoints" / "gan_last.pth")
+
+
+def test_gan_learner_is_reachable_from_lab_learner():
+    import lab.learner
+
+    assert lab.learner.gan_learner is gan_learner
+    with pytest.raises(AttributeError, match="no attribute 'gan_learnr'"):
+        lab.learner.gan_learnr  # noqa: B018
