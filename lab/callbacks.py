@@ -337,7 +337,9 @@ class DataEpoch(Callback):
     order = -20
 
     def __init__(self, offset: int = 0):
-        self.offset = int(offset)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset={offset!r}: expected an int >= 0 (the data epoch of the fit's first epoch)")
+        self.offset = offset
 
     def before_train(self):
         dl = self.learn.dls.train

@@ -310,3 +310,27 @@ def test_guard_and_ema_stay_out_of_the_way_of_validate_and_lr_find():
         learn.lr_find(num_it=5, show_plot=False)
     torch.testing.assert_close(_flat(learn.model.state_dict()), before)  # lr_find restored, EMA did not interfere
     assert guard.events == [] and guard.lr_mult == 1.0
+
+
+def test_data_epoch_offsets_the_loader_epoch_and_rejects_bad_offsets():
+    from lab.callbacks import DataEpoch
+    from lab.data import dataloaders
+
+    dls = dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=4, valid="builtin:chelsea",
+                      valid_max_size=32)
+    seen = []
+
+    class Spy(Callback):
+        order = DataEpoch.order + 1
+
+        def before_train(self):
+            seen.append(self.learn.dls.train.epoch)
+
+    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
+    learn = Learner(dls, net, loss_func=nn.L1Loss(), cbs=[DataEpoch(5), Spy()])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2)
+    assert seen == [5, 6]
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="offset"):
+            DataEpoch(bad)
