@@ -235,6 +235,12 @@ class DivergenceGuard(Callback):
             self._base_lrs = None
 
 
+def divergence_outcome(learn: Any) -> dict[str, Any]:
+    """Whether a learner's DivergenceGuard stopped its last fit, and what the guard caught (plain, for JSON)."""
+    guard = getattr(learn, "divergence_guard", None)
+    return {"diverged": bool(getattr(learn, "diverged", False)), "guard_events": list(getattr(guard, "events", []))}
+
+
 def _to_float(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
         return x.float() if x.is_floating_point() and x.dtype != torch.float64 else x

@@ -27,6 +27,8 @@ from fastai.distributed import DistributedDL, DistributedTrainer, teardown_distr
 from fastai.learner import Learner
 from fastai.torch_core import defaults, num_distrib, rank_distrib
 
+from lab.callbacks import divergence_outcome
+
 CPU_FLAG = "ACCELERATE_USE_CPU"  # accelerate's own switch; `launch` sets it so Accelerator() and `distributed` agree
 
 
@@ -169,10 +171,8 @@ def _fit_worker(make_learner: Callable[[], Learner], fit: Callable[[Learner], An
         fit(learn)
     if is_rank0():
         model = extract_model_from_parallel(learn.model)
-        guard = getattr(learn, "divergence_guard", None)
         torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "diverged": bool(getattr(learn, "diverged", False)),
-                    "guard_events": list(getattr(guard, "events", []))}, out)
+                    **divergence_outcome(learn)}, out)
 
 
 def fit_distributed(make_learner: Callable[[], Learner], fit: Callable[[Learner], Any], num_processes: int = 2,

@@ -158,7 +158,19 @@ class FeedCondition(Callback):
         self.learn.model.critic.cond = None
 
 
-class CriticStepper(Callback):
+class _ResumableState:
+    """Callback state that `lab.callbacks.load_resume_state` hands back (`restore_resume_state`); the callback
+    takes it when the next fit starts, since its `before_fit` would otherwise reset it."""
+
+    def restore_resume_state(self, state: dict[str, Any]) -> None:
+        """Take a `resume_state()` read from a checkpoint; applied when the next fit starts."""
+        self._restored = dict(state)
+
+    def _take_restored(self, key: str, default: Any) -> Any:
+        return self.__dict__.get("_restored", {}).pop(key, default)
+
+
+class CriticStepper(_ResumableState, Callback):
     """Adaptive switcher: D trains while it needs to, within bounds so neither network starves.
 
     After every training batch (validation never switches), with k the number of consecutive steps so far in
@@ -182,15 +194,11 @@ class CriticStepper(Callback):
 
     def before_fit(self):
         self.crit_steps, self.gen_steps = 0, 0
-        self.k = getattr(self, "_restored", {}).pop("k", 0)  # a resumed fit goes on counting the current phase
+        self.k = self._take_restored("k", 0)  # a resumed fit goes on counting the current phase
 
     def resume_state(self) -> dict[str, int]:
         """What a resumed fit needs to take the next step an uninterrupted one would (RunRecorder saves it)."""
         return {"k": int(self.k)}
-
-    def restore_resume_state(self, state: dict[str, int]) -> None:
-        """Take `resume_state()` from a checkpoint; applied when the next fit starts."""
-        self._restored = dict(state)
 
     def after_batch(self):
         if not self.training:
@@ -209,7 +217,7 @@ class CriticStepper(Callback):
             self.k = 0
 
 
-class TrainActiveOnly(Callback):
+class TrainActiveOnly(_ResumableState, Callback):
     """Make fastai's GANTrainer train, and evaluate, only what it means to.
 
     - The frozen network gets no optimizer step: fastai's optimizers zero gradients instead of dropping them, so
@@ -223,15 +231,11 @@ class TrainActiveOnly(Callback):
     order = GANTrainer.order + 1
 
     def before_fit(self):
-        self.resume = getattr(self, "_restored", {}).pop("gen_mode", None)  # a resumed fit: the saved mode
+        self.resume = self._take_restored("gen_mode", None)  # a resumed fit: the saved mode
 
     def resume_state(self) -> dict[str, bool]:
         """Which network the next training epoch starts with (RunRecorder saves it for `lab resume`)."""
         return {"gen_mode": bool(self.learn.gan_trainer.gen_mode if self.resume is None else self.resume)}
-
-    def restore_resume_state(self, state: dict[str, bool]) -> None:
-        """Take `resume_state()` from a checkpoint; applied when the next fit starts."""
-        self._restored = dict(state)
 
     def before_train(self):
         trainer = self.learn.gan_trainer
