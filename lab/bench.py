@@ -6,14 +6,23 @@ reported as medians and ratios rather than as absolute targets.
 
 from __future__ import annotations
 
+import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
+from lab import ledger
+from lab.degrade import build
+from lab.evaluate import evaluate_benchmark
+from lab.execute import kernel_for
 from lab.models import create
+from lab.models.profile import profile
+from lab.params import NOTEBOOKS_DIR
+from lab.runs import JSON_FILES
 
 
 def _median_ms(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, float]:
@@ -68,8 +77,6 @@ def bench_degradation(presets: Sequence[str] = ("bicubic", "second_order"), batc
     """Per-batch degradation time of each preset beside a bf16 training step, as a fraction of that step."""
     import numpy as np
 
-    from lab.degrade import build
-
     hr = torch.rand(batch, 3, patch * scale, patch * scale, generator=torch.Generator().manual_seed(0))
     fns: dict[str, Callable[[], Any]] = {"train_step": train_step_fn(model_name, scale, batch, patch, "bf16")}
     for name in presets:
@@ -84,8 +91,6 @@ def bench_degradation(presets: Sequence[str] = ("bicubic", "second_order"), batc
 def bench_models(names: Sequence[str], input_size: Sequence[int] = (1, 3, 64, 64), repeats: int = 3,
                  **create_kw: Any) -> list[dict[str, Any]]:
     """Params, GFLOPs and forward ms (fp32, bf16) of registered models at one LR input size."""
-    from lab.models.profile import profile
-
     rows = []
     for n in names:
         m = create(n, **create_kw)
@@ -98,8 +103,6 @@ def bench_models(names: Sequence[str], input_size: Sequence[int] = (1, 3, 64, 64
 
 def bench_bicubic_set5() -> list[dict[str, float]]:
     """MATLAB-bicubic PSNR-Y/SSIM-Y on Set5 x2/x3/x4 (published: 33.66/30.39/28.42 dB), if the data is found."""
-    from lab.evaluate import evaluate_benchmark
-
     out = []
     for s in (2, 3, 4):
         df = evaluate_benchmark(None, "Set5", s, progress=False)
@@ -109,30 +112,27 @@ def bench_bicubic_set5() -> list[dict[str, float]]:
 
 
 def write_synthetic_runs(root: str | Path, n: int) -> Path:
-    """`n` small finished run directories (params, meta, status, metrics; no training) for ledger scale tests."""
-    import json
+    """`n` small finished run directories (params, meta, status, metrics; no training) for ledger scale tests.
 
+    Written plainly (no temp file + fsync per file, as a run's own writes do): this is scaffolding for a timing.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for i in range(1, n + 1):
         d = root / f"{i:05d}-synthetic"
         d.mkdir(exist_ok=True)
-        files = {"meta.json": {"id": i, "created": "2026-01-01T00:00:00+00:00", "notebook": "train.ipynb"},
-                 "params.json": {"model": "edsr_baseline", "lr": 1e-3 * (1 + i % 3), "seed": i},
-                 "status.json": {"status": "done", "started": "2026-01-01T00:00:00+00:00",
-                                 "finished": "2026-01-01T00:05:00+00:00"},
-                 "metrics.json": {"valid_psnr_y": 30.0 + i / (n + 1)}}
-        for name, obj in files.items():
-            (d / name).write_text(json.dumps(obj))
+        files = {"meta": {"id": i, "created": "2026-01-01T00:00:00+00:00", "notebook": "train.ipynb"},
+                 "params": {"model": "edsr_baseline", "lr": 1e-3 * (1 + i % 3), "seed": i},
+                 "status": {"status": "done", "started": "2026-01-01T00:00:00+00:00",
+                            "finished": "2026-01-01T00:05:00+00:00"},
+                 "metrics": {"valid_psnr_y": 30.0 + i / (n + 1)}}
+        for key, obj in files.items():
+            (d / JSON_FILES[key]).write_text(json.dumps(obj))
     return root
 
 
 def bench_ledger(n: int = 10_000, repeats: int = 3) -> dict[str, float]:
     """Seconds to load `n` synthetic run directories into the ledger: the first load, then the median warm one."""
-    import tempfile
-
-    from lab import ledger
-
     with tempfile.TemporaryDirectory(prefix="lab-bench-ledger-") as tmp:
         write_synthetic_runs(tmp, n)
         t = time.perf_counter()
@@ -154,9 +154,6 @@ def bench_papermill(repeats: int = 3) -> dict[str, float]:
     import tempfile
 
     import papermill as pm
-
-    from lab.params import NOTEBOOKS_DIR
-    from lab.sweep import kernel_for
 
     kernel = kernel_for(NOTEBOOKS_DIR / "train.ipynb")
     nb = {"cells": [{"id": "p", "cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]},

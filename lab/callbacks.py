@@ -1,5 +1,6 @@
 """Small fastai callbacks for restoration training: gradient clipping (hard/soft), weight EMA, a divergence guard,
-bf16 autocast, and per-part loss logging. Each does one thing; add them with `cbs=[...]` to a Learner.
+bf16 autocast, per-part loss logging and the data epoch. Each does one thing; add them with `cbs=[...]` to a
+Learner. Recording a run (history, checkpoints, samples) is `lab.recording`.
 """
 
 from __future__ import annotations
@@ -7,18 +8,14 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-import time
 from collections import deque
-from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import torch
 from fastai.callback.core import Callback, CancelBatchException, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder
-from fastai.torch_core import find_bs, rank_distrib
-from fastcore.foundation import L
+from fastai.torch_core import find_bs
 from torch import nn
 
 CLIP_MODES = ("norm", "value")
@@ -352,159 +349,3 @@ class DataEpoch(Callback):
         dl = getattr(dl, "dl", dl)  # under DDP fastai wraps the loader in a DistributedDL
         if hasattr(dl, "set_epoch"):
             dl.set_epoch(self.offset + self.learn.epoch)
-
-
-def plain_state(obj: Any) -> Any:
-    """An optimizer state dict as plain containers (fastai's L, numpy scalars -> list, float), so the checkpoint
-    loads with `weights_only=True`."""
-    if isinstance(obj, dict):
-        return {k: plain_state(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "L":
-        return [plain_state(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The restoration network inside a learner's model: DDP's `.module`, a GAN module's `.generator`."""
-    while True:
-        inner = next((m for m in (getattr(model, a, None) for a in ("module", "generator"))
-                      if isinstance(m, nn.Module)), None)
-        if inner is None:
-            return model
-        model = inner
-
-
-class RunRecorder(Callback):
-    """Write each epoch's losses/metrics into the run directory, save last/best checkpoints and a sample image.
-
-    `checkpoints/last.pth` holds the weights, the optimizer state and the epoch, so `lab resume` continues
-    the run exactly (`load_resume_state`); `best.pth` is chosen by `monitor` (a metric name, e.g. 'psnr_y'),
-    and a resumed run keeps beating the best value in its history. A sample LR | SR | HR strip of the first
-    validation image (centre crop) goes to `samples/epoch_NNN.png`. The heartbeat is refreshed at least every
-    `beat_s` seconds during an epoch. Only rank 0 writes in a distributed run. A second training phase of the
-    same run (e.g. adversarial after pretraining) passes `phase='gan'`: its records carry the phase and its
-    files are prefixed (`gan_last.pth`, `samples/gan_epoch_000.png`), so the first phase's stay intact.
-    """
-
-    order = 60  # after fastai's Recorder has logged the epoch's values
-    run_valid = False
-
-    def __init__(self, run: Any, monitor: str = "psnr_y", higher_is_better: bool = True, sample_size: int = 96,
-                 beat_s: float = 30.0, phase: str = ""):
-        self.record, self.monitor, self.higher, self.sample_size = run, monitor, higher_is_better, sample_size
-        self.beat_s, self.best, self.trained, self.phase = beat_s, None, False, phase
-        self.prefix = f"{phase}_" if phase else ""
-
-    def before_fit(self):
-        self.run = not hasattr(self.learn, "lr_finder") and rank_distrib() == 0
-        self.t0 = self.last_beat = time.perf_counter()
-        if self.best is None:
-            seen = [h.get(self.monitor) for h in self.record.history if h.get("phase", "") == self.phase]
-            seen = [v for v in seen if isinstance(v, (int, float)) and math.isfinite(v)]
-            self.best = (max if self.higher else min)(seen) if seen else None
-
-    def before_train(self):
-        self.trained = True
-
-    def after_batch(self):
-        if time.perf_counter() - self.last_beat > self.beat_s:
-            self.record.heartbeat()
-            self.last_beat = time.perf_counter()
-
-    def after_epoch(self):
-        if not self.trained:  # validate() and get_preds() fire after_epoch too: record training epochs only
-            return
-        self.trained = False
-        names = [str(n) for n in self.recorder.metric_names]
-        rec = {n: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
-               for n, v in zip(names, self.recorder.log)}
-        rec["epoch"] = int(self.epoch)
-        if self.phase:
-            rec["phase"] = self.phase
-        rec["lr"] = float(self.opt.hypers[-1]["lr"])
-        rec["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
-        self.record.log_epoch(rec)
-        self.last_beat = time.perf_counter()
-        net = unwrap_model(self.model)
-        ema = getattr(self.learn, "ema", None)
-        ema_state = ema.ema_state_dict() if isinstance(ema, EMA) and ema.ema_state is not None else None
-        extra: dict[str, Any] = {} if ema_state is None else {"ema_state": ema_state}
-        critic = getattr(self.model, "critic", None)
-        if isinstance(critic, nn.Module):  # an adversarial phase resumes with its discriminator too
-            extra["critic_state"] = critic.state_dict()
-        cb_state = {type(cb).__name__: cb.resume_state() for cb in self.learn.cbs if hasattr(cb, "resume_state")}
-        if cb_state:
-            extra["cb_state"] = cb_state
-        self.record.save_checkpoint(net, f"{self.prefix}last.pth", epoch=int(self.epoch),
-                                    opt_state=plain_state(self.opt.state_dict()), **extra)
-        value = rec.get(self.monitor)
-        if isinstance(value, float) and math.isfinite(value):
-            better = self.best is None or (value > self.best if self.higher else value < self.best)
-            if better:  # with EMA the validated weights are the averaged ones
-                self.best = value
-                self.record.save_checkpoint(net, f"{self.prefix}best.pth", state_dict=ema_state, epoch=int(self.epoch),
-                                            **{self.monitor: value})
-        self._save_sample(net)
-
-    def _save_sample(self, net: nn.Module):
-        ds = getattr(self.dls.valid, "dataset", None)
-        if ds is None or len(ds) == 0:
-            return
-        lr, hr = ds[0]
-        s = hr.shape[-1] // lr.shape[-1]
-        c = max(1, self.sample_size // s)
-        y0, x0 = (lr.shape[-2] - min(c, lr.shape[-2])) // 2, (lr.shape[-1] - min(c, lr.shape[-1])) // 2
-        lr_c = lr[None, :, y0:y0 + c, x0:x0 + c]
-        hr_c = hr[None, :, y0 * s:(y0 + c) * s, x0 * s:(x0 + c) * s]
-        was = net.training
-        net.eval()
-        with torch.no_grad():
-            sr = net(lr_c.to(next(net.parameters()).device)).float().cpu().clamp(0, 1)
-        net.train(was)
-        up = torch.nn.functional.interpolate(lr_c, scale_factor=s, mode="nearest")
-        strip = torch.cat([up, sr, hr_c], dim=-1)[0]
-        if strip.shape[0] == 1:
-            strip = strip.expand(3, -1, -1)
-        self.record.save_image(f"samples/{self.prefix}epoch_{int(self.epoch):03d}.png", strip)
-
-
-def load_resume_state(learn: Any, checkpoint: str | Path) -> int:
-    """Load a `last.pth` written by RunRecorder into `learn` (weights, optimizer state, EMA; for a GAN learner's
-    `gan_last.pth` also the critic and the switching state); returns the epoch to start from, for
-    `fit(..., start_epoch=...)`. The schedule position follows from the epoch."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"resume checkpoint {str(path)!r} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if "epoch" not in payload or "opt_state" not in payload:
-        raise ValueError(f"{str(path)!r} has no epoch/optimizer state (keys {sorted(payload)}): only a run's "
-                         "checkpoints/last.pth can be resumed; use init_from to fine-tune from other weights")
-    critic = getattr(learn.model, "critic", None)
-    has_critic = isinstance(critic, nn.Module)
-    if ("critic_state" in payload) != has_critic:
-        raise ValueError(f"{str(path)!r} {'holds' if 'critic_state' in payload else 'has no'} discriminator "
-                         f"weights but the learner {'has one' if has_critic else 'has none'}: resume an "
-                         "adversarial phase from its gan_last.pth with a GAN learner, a plain phase from last.pth")
-    net = unwrap_model(learn.model)
-    net.load_state_dict(payload["state_dict"])
-    if learn.opt is None:
-        learn.create_opt()
-    learn.opt.load_state_dict({**payload["opt_state"], "hypers": L(payload["opt_state"]["hypers"])})
-    for p, *_ in learn.opt.all_params():  # the state was saved from wherever the model was; follow the weights
-        learn.opt.state[p] = {k: v.to(p.device) if isinstance(v, torch.Tensor) else v
-                              for k, v in learn.opt.state[p].items()}
-    ema = getattr(learn, "ema", None)
-    if isinstance(ema, EMA) and "ema_state" in payload:
-        device = next(net.parameters()).device
-        ema.ema_state = {k: v.to(device) for k, v in payload["ema_state"].items()}
-    if has_critic:
-        critic.load_state_dict(payload["critic_state"])
-    saved = payload.get("cb_state", {})
-    for cb in learn.cbs:  # e.g. which network trains next, how far the critic stepper had got
-        if hasattr(cb, "restore_resume_state") and type(cb).__name__ in saved:
-            cb.restore_resume_state(saved[type(cb).__name__])
-    return int(payload["epoch"]) + 1

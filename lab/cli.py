@@ -1,4 +1,7 @@
-"""The `lab` command: run notebooks as recorded runs, sweep and rerun them, read, annotate and export the ledger."""
+"""The `lab` command: run notebooks as recorded runs, sweep and rerun them, read, annotate and export the ledger.
+
+Each command imports what it needs when it runs, so `lab ledger` or `lab note` start without torch or fastai.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,25 @@ import argparse
 import sys
 from typing import Sequence
 
+from lab.runs import Run
+
 
 def _overrides(pairs: Sequence[Sequence[str]] | None) -> dict[str, str]:
     return {k: v for k, v in (pairs or [])}
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from lab.sweep import run_notebook
+    from lab.execute import run_notebook
 
     run = run_notebook(a.notebook, _overrides(a.param), name=a.name, root=a.runs, timeout=a.timeout,
                        log_output=a.log_output)
-    status = run.read("status.json", {})
+    status = run.status_record
     print(f"{run.name}: {status.get('status')}  ({run.dir})")
     if status.get("status") != "done":
         err = status.get("error") or {}
         cell = f" in cell {err['cell']}" if err.get("cell") is not None else ""
         print(f"error{cell}: {err.get('type', '')}: {err.get('message', '')}", file=sys.stderr)
-        print(f"the executed notebook is kept at {run.dir / 'notebook.ipynb'}", file=sys.stderr)
+        print(f"the executed notebook is kept at {run.notebook}", file=sys.stderr)
         return 1
     return 0
 
@@ -34,7 +39,7 @@ def _print_job(row: dict) -> int:
         cell = f" in cell {row['error_cell']}" if row.get("error_cell") is not None else ""
         print(f"error{cell}: {row.get('error')}", file=sys.stderr)
         if row.get("path"):
-            print(f"the executed notebook is kept at {row['path']}/notebook.ipynb", file=sys.stderr)
+            print(f"the executed notebook is kept at {Run(row['path']).notebook}", file=sys.stderr)
         return 1
     return 0
 
@@ -62,7 +67,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
 
 def cmd_rerun(a: argparse.Namespace) -> int:
-    from lab.sweep import rerun_job, run_job
+    from lab.execute import run_job
+    from lab.sweep import rerun_job
 
     job, warns = rerun_job(a.run_id, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
     for w in warns:
@@ -72,7 +78,8 @@ def cmd_rerun(a: argparse.Namespace) -> int:
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    from lab.sweep import resume_job, run_job
+    from lab.execute import run_job
+    from lab.sweep import resume_job
 
     job = resume_job(a.run_id, root=a.runs, checkpoint=a.checkpoint, timeout=a.timeout,
                      cell_timeout=a.cell_timeout, force=a.force)
@@ -81,10 +88,10 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
 
 def cmd_note(a: argparse.Namespace) -> int:
-    from lab import ledger
+    from lab import ledger, runs
 
     if a.list or not (a.text or a.tag or a.untag or a.verdict is not None):
-        recs = ledger.read_notes(a.run_id, a.runs)
+        recs = runs.read_notes(a.run_id, a.runs)
         for r in recs:
             bits = [r.get("time", "")]
             if r.get("text"):
@@ -99,8 +106,8 @@ def cmd_note(a: argparse.Namespace) -> int:
         s = ledger.summarize_notes(recs)
         print(f"tags: {s['tags'] or '-'}; verdict: {s['verdict'] or '-'}")
         return 0
-    ledger.add_note(a.run_id, a.text or "", tags=a.tag or (), untag=a.untag or (), verdict=a.verdict, root=a.runs)
-    s = ledger.summarize_notes(ledger.read_notes(a.run_id, a.runs))
+    runs.add_note(a.run_id, a.text or "", tags=a.tag or (), untag=a.untag or (), verdict=a.verdict, root=a.runs)
+    s = ledger.summarize_notes(runs.read_notes(a.run_id, a.runs))
     print(f"run {a.run_id}: tags {s['tags'] or '-'}; verdict {s['verdict'] or '-'}")
     return 0
 
@@ -115,10 +122,10 @@ def _filtered(a: argparse.Namespace):
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from lab import ledger
+    from lab import report
 
     df = _filtered(a)
-    path = ledger.export(df, a.path, a.format)
+    path = report.export(df, a.path, a.format)
     print(f"wrote {len(df)} runs to {path}")
     return 0
 
@@ -216,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, in its directory")
     rs.add_argument("run_id", help="run number (42) or directory name")
     rs.add_argument("--runs", help="runs directory")
-    rs.add_argument("--checkpoint", help="checkpoint to continue from (default: checkpoints/last.pth)")
+    rs.add_argument("--checkpoint", help="checkpoint to continue from (default: the run's last one)")
     rs.add_argument("--timeout", type=float, help="whole-run timeout in seconds")
     rs.add_argument("--cell-timeout", type=float, help="per-cell timeout in seconds")
     rs.add_argument("--force", action="store_true", help="resume even a run marked done or still running")

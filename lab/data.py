@@ -18,7 +18,11 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
+from lab.color import rgb_to_y
+from lab.degrade import build
 from lab.images import list_images, modcrop, read_image, tensor_to_uint8, uint8_to_tensor
+from lab.resize import imresize
+from lab.utils import benchmarks_dir
 
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
                  "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel")
@@ -96,8 +100,6 @@ def benchmark_images(set_dir: str | os.PathLike, scale: int) -> list[ImagePair]:
 
 def with_bicubic_lr(pair: ImagePair, scale: int) -> ImagePair:
     """The pair as benchmarks make it: HR modcropped, LR = MATLAB bicubic of it (kept if the pair has an LR)."""
-    from lab.resize import imresize
-
     if pair.lr is not None:
         return pair
     hr = modcrop(pair.hr, scale)
@@ -106,8 +108,6 @@ def with_bicubic_lr(pair: ImagePair, scale: int) -> ImagePair:
 
 def find_benchmark(name: str) -> Path:
     """Locate benchmark set `name` under `$LAB_BENCHMARKS` / the reference data; error says where it looked."""
-    from lab.utils import benchmarks_dir
-
     p = Path(name)
     if (p / "HR").is_dir():
         return p
@@ -139,8 +139,6 @@ def load_source(source: str, scale: int, lr_source: str = "") -> list[ImagePair]
 
 
 def _to_y(x: torch.Tensor) -> torch.Tensor:
-    from lab.color import rgb_to_y
-
     return rgb_to_y(x)
 
 
@@ -170,8 +168,6 @@ class PatchDataset(torch.utils.data.Dataset):
             raise ValueError(f"scale, patch_size and repeat must be >= 1; got {scale}, {patch_size}, {repeat}")
         if channels not in ("rgb", "y"):
             raise ValueError(f"channels must be 'rgb' or 'y', got {channels!r}")
-        from lab.degrade import build
-
         self.scale, self.patch_size, self.repeat, self.augment = scale, patch_size, repeat, augment
         self.seed, self.channels, self.quantize_lr, self.epoch = seed, channels, quantize_lr, 0
         self.pipeline = None if all(i.lr is not None for i in images) else build(degradation, scale=scale)
@@ -217,8 +213,6 @@ class ImageDataset(torch.utils.data.Dataset):
     """Whole (LR, HR) images for validation; LR is MATLAB-bicubic uint8 (as benchmarks) unless paired."""
 
     def __init__(self, images: Sequence[ImagePair], scale: int, channels: str = "rgb", max_size: int | None = None):
-        from lab.resize import imresize
-
         self.items = []
         for im in images:
             hr = modcrop(im.hr, scale)
@@ -308,8 +302,6 @@ def dataloaders(data: str = "builtin", scale: int = 2, patch_size: int = 48, bat
     `dls.degradation` holds the resolved config a run records.
     """
     if degradation_kwargs:
-        from lab.degrade import build
-
         degradation = build(degradation, scale=scale, **degradation_kwargs)
     train = load_source(data, scale, data_lr)
     valid_imgs = load_source(valid, scale)

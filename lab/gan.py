@@ -23,11 +23,13 @@ from fastai.learner import Recorder
 from fastai.vision.gan import FixedGANSwitcher, GANLearner, GANTrainer
 from torch import nn
 
-from lab.callbacks import BF16Autocast, DataEpoch, RunRecorder
+from lab.callbacks import BF16Autocast, DataEpoch
 from lab.learner import amp_callbacks, default_metrics, make_loss, make_opt
+from lab.models import create
+from lab.recording import RunCallback
+from lab.registry import Registry
 
 ADV_LOSSES = ("vanilla", "lsgan", "hinge", "ragan")
-SWITCHERS = ("adaptive", "fixed")
 # Critic loss of the best discriminator that ignores its input (a constant logit): "D is at chance" level.
 CHANCE_LOSS = {"vanilla": math.log(2), "lsgan": 0.25, "hinge": 1.0, "ragan": math.log(2)}
 
@@ -159,7 +161,7 @@ class FeedCondition(Callback):
 
 
 class _ResumableState:
-    """Callback state that `lab.callbacks.load_resume_state` hands back (`restore_resume_state`); the callback
+    """Callback state that `lab.recording.load_resume_state` hands back (`restore_resume_state`); the callback
     takes it when the next fit starts, since its `before_fit` would otherwise reset it."""
 
     def restore_resume_state(self, state: dict[str, Any]) -> None:
@@ -197,7 +199,7 @@ class CriticStepper(_ResumableState, Callback):
         self.k = self._take_restored("k", 0)  # a resumed fit goes on counting the current phase
 
     def resume_state(self) -> dict[str, int]:
-        """What a resumed fit needs to take the next step an uninterrupted one would (RunRecorder saves it)."""
+        """What a resumed fit needs to take the next step an uninterrupted one would (SaveCheckpoints saves it)."""
         return {"k": int(self.k)}
 
     def after_batch(self):
@@ -234,7 +236,7 @@ class TrainActiveOnly(_ResumableState, Callback):
         self.resume = self._take_restored("gen_mode", None)  # a resumed fit: the saved mode
 
     def resume_state(self) -> dict[str, bool]:
-        """Which network the next training epoch starts with (RunRecorder saves it for `lab resume`)."""
+        """Which network the next training epoch starts with (SaveCheckpoints saves it for `lab resume`)."""
         return {"gen_mode": bool(self.learn.gan_trainer.gen_mode if self.resume is None else self.resume)}
 
     def before_train(self):
@@ -316,17 +318,18 @@ class _ModelHolder:
         self.model = model
 
 
+SWITCHERS = Registry("switcher", {"adaptive": CriticStepper, "fixed": FixedGANSwitcher})
+
+
 def make_switcher(name: str = "adaptive", **kwargs: Any) -> Callback:
     """'fixed': fastai's FixedGANSwitcher(n_crit=1, n_gen=1); 'adaptive': CriticStepper(threshold, min_crit,
     max_crit, n_gen)."""
     if name not in SWITCHERS:
         raise ValueError(f"unknown switcher {name!r}; accepted: {', '.join(map(repr, SWITCHERS))}")
-    cls = FixedGANSwitcher if name == "fixed" else CriticStepper
-    accepted = ("n_crit", "n_gen") if name == "fixed" else ("threshold", "min_crit", "max_crit", "n_gen")
-    bad = [k for k in kwargs if k not in accepted]
+    bad, accepted = SWITCHERS.check_kwargs(name, kwargs)
     if bad:
-        raise ValueError(f"switcher {name!r} does not take {bad}; it takes {list(accepted)}")
-    return cls(**kwargs)
+        raise ValueError(f"switcher {name!r} does not take {bad}; it takes {accepted}")
+    return SWITCHERS[name](**kwargs)
 
 
 def _all_params(model: nn.Module) -> list:
@@ -342,8 +345,6 @@ def _build_critic(disc: str | nn.Module, disc_kwargs: dict | None, conditional: 
                              "name (e.g. 'disc_vgg') to build one from kwargs")
         d = disc
     else:
-        from lab.models import create
-
         kw = {"in_ch": ch, **({"cond_ch": ch} if conditional else {}), **(disc_kwargs or {})}
         d = create(disc, **kw)
     cond_ch = getattr(d, "cond_ch", 0)
@@ -367,8 +368,8 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
     channels; `disc_kwargs` override) or a module. `switcher`: 'adaptive' (CriticStepper; its threshold defaults to
     CHANCE_LOSS[gan_loss]), 'fixed' (FixedGANSwitcher), or a switcher callback. `learn.model.generator` is
     `generator`; `learn.model.critic` is the discriminator (wrapped in ConditionalCritic when conditional).
-    Record runs with `lab.callbacks.RunRecorder(run)`: it checkpoints and samples the generator, and its last.pth
-    also holds the critic and the switching state, so `lab.callbacks.load_resume_state` continues the phase
+    Record runs with `lab.recording.record_run(run, phase="gan")`: it checkpoints and samples the generator, and
+    its last checkpoint also holds the critic and the switching state, so `lab.recording.load_resume_state` continues the phase
     exactly. Training epoch e draws the loader's data epoch `data_offset + e` (after a pretraining phase of n
     epochs on the same loader, pass n so the patches are new).
     """
@@ -387,7 +388,7 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
         switcher = make_switcher(switcher, **kw)
     elif switcher_kwargs:
         raise ValueError(f"switcher_kwargs={switcher_kwargs!r} given with a switcher callback: pass "
-                         f"switcher as one of {SWITCHERS} to build one from kwargs")
+                         f"switcher as one of {SWITCHERS.names()} to build one from kwargs")
     amp_cbs = [GANBF16Autocast(cb.device_type) if isinstance(cb, BF16Autocast) else cb
                for cb in amp_callbacks(amp, getattr(dls, "device", None))]
     cbs = [DataEpoch(data_offset), *cbs, *amp_cbs, TrainActiveOnly(), GANPartsLogger(),
@@ -428,7 +429,7 @@ def pretrain_critic(learn: GANLearner, n_batches: int, lr: float | None = None) 
     if not isinstance(n_batches, int) or n_batches < 1:
         raise ValueError(f"n_batches must be an int >= 1, got {n_batches!r}")
     stop = _CriticOnly(n_batches)
-    recorders = [cb for cb in learn.cbs if isinstance(cb, RunRecorder)]
+    recorders = [cb for cb in learn.cbs if isinstance(cb, RunCallback)]
     with learn.removed_cbs(recorders):
         learn.fit(math.ceil(n_batches / len(learn.dls.train)), lr, cbs=[stop])
     learn.gan_trainer.switch(gen_mode=True)  # leave the generator trainable, as a normal fit does

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from lab.utils import atomic_write_bytes
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -59,8 +60,6 @@ def read_image(path: str | os.PathLike, *, keep_16bit: bool = False) -> np.ndarr
 
 def write_image(path: str | os.PathLike, img: np.ndarray | torch.Tensor) -> Path:
     """Write an RGB image (HWC uint8/uint16 array, or a (C,H,W)/(1,C,H,W) float tensor in [0, 1]) atomically."""
-    from lab.utils import atomic_write_bytes
-
     path = Path(path)
     if isinstance(img, torch.Tensor):
         img = tensor_to_uint8(img)

@@ -15,13 +15,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastprogress.fastprogress import progress_bar
+
+from lab.color import rgb_to_ycbcr, ycbcr_to_rgb
 from lab.images import check_image_tensor
+from lab.registry import Registry
+from lab.resize import imresize_tensor
 
 POST_OPS = ("nlm", "autocontrast", "dither")
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PROGRESS_MIN_TILES = 16  # show a progress bar from this many tiles on (progress=None)
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device a notebook's `device` parameter names: 'auto' is CUDA when visible, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES[1:]:
+        raise ValueError(f"unknown device {device!r}; accepted: {', '.join(DEVICES)} (or cuda:<n>)")
+    return torch.device(device)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -134,8 +153,6 @@ def tiled(fn: Fn, x: torch.Tensor, tile: int | tuple[int, int], overlap: int = 1
     positions = [(y0, x0) for y0 in ys for x0 in xs]
     show = len(positions) >= PROGRESS_MIN_TILES if progress is None else progress
     if show:
-        from fastprogress.fastprogress import progress_bar
-
         positions = progress_bar(positions, leave=False)
     out = weight = None
     scale = 1
@@ -216,8 +233,7 @@ def bayer_dither(x: torch.Tensor, bits: int = 8, size: int = 8) -> torch.Tensor:
     return torch.floor(x.detach().float().clamp(0, 1) * levels + t).clamp(0, levels) / levels
 
 
-_POST_FNS: dict[str, Callable[..., torch.Tensor]] = {"nlm": nlm_denoise, "autocontrast": autocontrast,
-                                                     "dither": bayer_dither}
+POST = Registry("post-processing op", {"nlm": nlm_denoise, "autocontrast": autocontrast, "dither": bayer_dither})
 
 
 def _parse_post(post: Sequence[str | tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
@@ -226,7 +242,7 @@ def _parse_post(post: Sequence[str | tuple[str, dict[str, Any]]]) -> list[tuple[
     ops = []
     for item in post:
         name, kw = (item, {}) if isinstance(item, str) else (item[0], dict(item[1]))
-        if name not in _POST_FNS:
+        if name not in POST:
             raise ValueError(f"unknown post-processing op {name!r}; accepted: {', '.join(POST_OPS)} "
                              "(a name, or a (name, kwargs) pair)")
         ops.append((name, kw))
@@ -239,7 +255,7 @@ def postprocess(x: torch.Tensor, post: Sequence[str | tuple[str, dict[str, Any]]
     Shape: (B, C, H, W) -> (B, C, H, W), float32 in [0, 1].
     """
     for name, kw in _parse_post(post):
-        x = _POST_FNS[name](x, **kw)
+        x = POST[name](x, **kw)
     return x
 
 
@@ -291,8 +307,6 @@ def infer(model: nn.Module, lr: torch.Tensor, *, device: str | torch.device | No
     if in_ch == lr.shape[1]:
         net_in, cbcr = lr, None
     elif in_ch == 1 and lr.shape[1] == 3:
-        from lab.color import rgb_to_ycbcr
-
         ycc = rgb_to_ycbcr(lr)
         net_in, cbcr = ycc[:, :1], ycc[:, 1:]
     else:
@@ -311,8 +325,5 @@ def infer(model: nn.Module, lr: torch.Tensor, *, device: str | torch.device | No
     finally:
         model.train(was_training)
     if cbcr is not None:
-        from lab.color import ycbcr_to_rgb
-        from lab.resize import imresize_tensor
-
         out = ycbcr_to_rgb(torch.cat([out, imresize_tensor(cbcr, size=tuple(out.shape[-2:])).float()], dim=1))
     return postprocess(out, post_ops) if post_ops else out

@@ -1,5 +1,5 @@
 """Learners: `restoration_learner` builds a plain fastai Learner for (LR, HR) data; no custom training loop.
-`gan_learner` (adversarial training on fastai's GANLearner) lives in `lab.gan` and is reachable from here too."""
+Adversarial training builds on this module: `lab.gan.gan_learner`."""
 
 from __future__ import annotations
 
@@ -8,40 +8,41 @@ from typing import Any, Callable, Sequence
 
 import fastai.callback.schedule  # noqa: F401  (adds fit_one_cycle and lr_find to Learner)
 import torch
+from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner
 from fastai.optimizer import SGD, Adam
 from torch import nn
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+from lab.callbacks import EMA, BF16Autocast, ClipGrad, DataEpoch, DivergenceGuard, LossPartsLogger
+from lab.losses import parse_loss
+from lab.metrics import PSNR, SSIM
+from lab.mixup import RestorationMixup
+from lab.registry import Registry
+from lab.schedules import make_schedule
+
 AMP_MODES = (None, "none", "bf16", "fp16", "auto")
+OPTIMIZERS = Registry("optimizer", {  # name -> f(betas, eps) -> fastai optimizer function
+    "adam": lambda betas, eps: partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=False),
+    "adamw": lambda betas, eps: partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=True),
+    "sgd": lambda betas, eps: partial(SGD, mom=0.9),
+}, lower=True)
 
 
-def make_opt(name: str = "adam", betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
-             mom: float = 0.9) -> Callable:
+def make_opt(name: str = "adam", betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8) -> Callable:
     """A fastai optimizer function by name: 'adam' (L2 weight decay), 'adamw' (decoupled), 'sgd' (momentum)."""
-    name = name.lower()
-    if name == "adam":
-        return partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=False)
-    if name == "adamw":
-        return partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=True)
-    if name == "sgd":
-        return partial(SGD, mom=mom)
-    raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS)}")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS.names())}")
+    return OPTIMIZERS[name](betas, eps)
 
 
 def make_loss(loss: str | Callable) -> Callable:
     """A loss module from a spec string such as 'l1 + 0.1*msssim' (see lab.losses), or a callable as is."""
-    if callable(loss):
-        return loss
-    from lab.losses import parse_loss
-
-    return parse_loss(loss)
+    return loss if callable(loss) else parse_loss(loss)
 
 
 def default_metrics(scale: int) -> list:
     """PSNR-Y and SSIM-Y with a `scale`-pixel border crop: the numbers papers report."""
-    from lab.metrics import PSNR, SSIM
-
     return [PSNR(y_only=True, crop_border=scale), SSIM(y_only=True, crop_border=scale)]
 
 
@@ -58,8 +59,6 @@ def amp_callbacks(amp: str | None, device: torch.device | str | None = None) -> 
         raise ValueError(f"unknown amp mode {amp!r}; accepted: {AMP_MODES}")
     if amp in (None, "none"):
         return []
-    from lab.callbacks import BF16Autocast
-
     cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     if amp == "auto":
         if cuda:
@@ -71,8 +70,6 @@ def amp_callbacks(amp: str | None, device: torch.device | str | None = None) -> 
     if amp == "fp16":
         if not cuda:
             raise ValueError("amp='fp16' needs CUDA; on CPU use amp='bf16'")
-        from fastai.callback.fp16 import MixedPrecision
-
         return [MixedPrecision()]
     return [BF16Autocast()]
 
@@ -82,8 +79,6 @@ def restoration_learner(dls: Any, model: nn.Module, loss: str | Callable = "l1",
                         eps: float = 1e-8, amp: str | None = None, cbs: list | None = None, path: str | None = None,
                         scale: int | None = None) -> Learner:
     """A fastai Learner for restoration: `lr_find`, `fit_one_cycle` and `show_results` (LR / SR / HR) work on it."""
-    from lab.callbacks import DataEpoch, LossPartsLogger
-
     scale = scale or getattr(dls, "scale", None) or getattr(model, "scale", 1)
     device = getattr(dls, "device", None)
     loss_func = make_loss(loss)
@@ -104,8 +99,6 @@ def training_callbacks(clip: float = 0.0, clip_mode: str = "norm", ema: float = 
     spiking steps and lower the LR, stop as diverged if it persists. mixup: Beta(alpha, alpha) per-sample mixup
     of input and target in `mixup_space` (srgb | linear).
     """
-    from lab.callbacks import EMA, ClipGrad, DivergenceGuard
-
     cbs: list = []
     if clip:
         cbs.append(ClipGrad(clip, clip_mode))
@@ -114,8 +107,6 @@ def training_callbacks(clip: float = 0.0, clip_mode: str = "norm", ema: float = 
     if guard:
         cbs.append(DivergenceGuard())
     if mixup:
-        from lab.degrade import RestorationMixup
-
         cbs.append(RestorationMixup(alpha=mixup, space=mixup_space, seed=seed))
     return cbs
 
@@ -130,18 +121,5 @@ def fit_schedule(learn: Learner, epochs: int, lr: float, schedule: str = "one_cy
     if schedule == "one_cycle":
         learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, **schedule_kw)
         return
-    from fastai.callback.schedule import ParamScheduler
-
-    from lab.schedules import make_schedule
-
     sched = make_schedule(schedule, lr, epochs * len(learn.dls.train), **schedule_kw)
     learn.fit(epochs, lr, cbs=ParamScheduler({"lr": sched}), start_epoch=start_epoch)
-
-
-def __getattr__(name: str) -> Any:
-    """`lab.learner.gan_learner` is `lab.gan.gan_learner` (imported on first use: lab.gan builds on this module)."""
-    if name == "gan_learner":
-        from lab.gan import gan_learner
-
-        return gan_learner
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from fastai.learner import Metric
 
 from lab.color import rgb_to_y

@@ -35,6 +35,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 import torch
+from lab.images import list_images, read_image
+from lab.utils import atomic_write_bytes
 
 DENOISERS = ("gaussian", "median", "nlm")
 
@@ -77,8 +79,6 @@ class NoiseBank:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bank to a `.npz` file (atomically); returns the path."""
-        from lab.utils import atomic_write_bytes
-
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"noise bank files end in .npz, got {str(path)!r}")
@@ -191,8 +191,6 @@ def _to_float_hwc(img: Any) -> np.ndarray:
 def _images(source: Any) -> list[np.ndarray]:
     """A folder path, one image, or a sequence of images -> list of HWC float32 images in [0, 1]."""
     if isinstance(source, (str, os.PathLike)):
-        from lab.images import list_images, read_image
-
         files = list_images(source)
         if not files:
             raise ValueError(f"folder {str(source)!r} holds no images to extract noise from")

@@ -13,6 +13,9 @@ import yaml
 from lab.utils import PROJECT_ROOT
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+RUNNER_PARAMS = ("run_dir",)  # set by the runner (`lab run`): the run directory to execute into
+RESUME_PARAM = "resume"  # notebook parameter that names the checkpoint to continue from (set by `lab resume`)
+EXECUTION_PARAMS = (*RUNNER_PARAMS, RESUME_PARAM)  # how one execution starts, not what the run is
 
 
 def notebook_path(name_or_path: str | os.PathLike) -> Path:
@@ -51,8 +54,9 @@ def notebook_defaults(nb: str | os.PathLike) -> dict[str, Any]:
 
 
 def collect(namespace: dict[str, Any], nb: str | os.PathLike) -> dict[str, Any]:
-    """The full resolved params: every name of the notebook's parameters cell, valued as in `namespace` now."""
-    return {k: namespace.get(k, v) for k, v in notebook_defaults(nb).items()}
+    """The full resolved params of the experiment: every name of the notebook's parameters cell, valued as in
+    `namespace` now, except the execution ones (run_dir, resume)."""
+    return {k: namespace.get(k, v) for k, v in notebook_defaults(nb).items() if k not in EXECUTION_PARAMS}
 
 
 def _parse_value(text: str) -> Any:

@@ -2,7 +2,8 @@
 frontier, and a grid of several runs' outputs on the same benchmark crop.
 
 Every function returns a `matplotlib.figure.Figure` (built without pyplot's global state, so it works under the
-Agg backend in tests and in reports); `save` writes one, `to_base64` embeds one in HTML.
+Agg backend in tests and in reports); `save` writes one, `to_base64` embeds one in HTML. Plots only read what runs
+wrote (through `lab.runs.Run`): histories, outputs, and the references each evaluation kept beside its outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lab.images import read_image
+from lab.runs import Run
+from lab.utils import atomic_write_bytes
+
 LOSS_KEYS = ("train_loss", "valid_loss")
 QUALITY_KEYS = ("psnr_y", "valid_psnr_y", "psnr")
 
@@ -29,8 +34,6 @@ def _figure(w: float, h: float) -> Figure:
 
 def save(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write a figure as PNG (or the format of the suffix) atomically."""
-    from lab.utils import atomic_write_bytes
-
     buf = io.BytesIO()
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
     return atomic_write_bytes(path, buf.getvalue())
@@ -60,13 +63,7 @@ def _label(r: pd.Series) -> str:
 
 
 def _histories(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    from lab.ledger import history
-
-    out = []
-    for _, r in runs.iterrows():
-        h = history(r["path"]) if r.get("path") else pd.DataFrame()
-        out.append((_label(r), h))
-    return out
+    return [(_label(r), pd.DataFrame(Run(r["path"]).history if r.get("path") else [])) for _, r in runs.iterrows()]
 
 
 def curves(runs: pd.DataFrame, loss_keys: Sequence[str] = LOSS_KEYS, quality_key: str | None = None) -> Figure:
@@ -214,46 +211,47 @@ def image_grid(panels: dict[str, np.ndarray], box: Sequence[int] | None = None, 
 
 
 def run_outputs(df: pd.DataFrame, image: str, eval_set: str = "valid") -> dict[str, np.ndarray]:
-    """{"#id title": SR output} of the runs in `df` that saved `eval/<eval_set>/<image>.png`."""
-    from lab.images import read_image
-
+    """{"#id title": output} of the runs in `df` that saved their output of `image` on `eval_set`."""
     out = {}
     for _, r in df.iterrows():
-        p = Path(str(r.get("path", ""))) / "eval" / eval_set / f"{image}.png"
+        if not r.get("path"):
+            continue
+        p = Run(r["path"]).eval_output(eval_set, image)
         if p.is_file():
             out[_label(r)] = read_image(p)
     return out
 
 
-def reference_images(image: str, eval_set: str, scale: int, size: tuple[int, int] | None = None,
-                     valid: str | None = None) -> dict[str, np.ndarray]:
-    """{"LR (nearest)", "bicubic", "HR"} for an image of a benchmark set (or a `valid` source), when found.
+REFERENCE_LABELS = {"lr": "LR (nearest)", "hr": "HR"}
 
-    Missing reference data gives an empty dict (a user's clone may not have the benchmarks).
+
+def reference_images(run: str | os.PathLike | Run, image: str, eval_set: str,
+                     size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """{"LR (nearest)", "bicubic" (or "degraded input" for same-size tasks), "HR"}: the references run `run`'s
+    evaluation kept beside its output of `image` on `eval_set`. The LR is nearest-upscaled to the HR size.
+
+    A run that kept none (or whose HR is not `size`) gives an empty dict: nothing is recomputed here.
     """
-    source = valid if eval_set == "valid" and valid else eval_set
-    try:
-        from lab import data
-        from lab.resize import imresize
-
-        pairs = data.load_source(source, scale)
-    except (FileNotFoundError, ValueError, KeyError, ImportError):
+    run = run if isinstance(run, Run) else Run(run)
+    paths = {k: run.eval_reference(eval_set, image, k) for k in ("lr", "baseline", "hr")}
+    if not all(p.is_file() for p in paths.values()):
         return {}
-    pair = next((p for p in pairs if p.name == image), None)
-    if pair is None:
-        return {}
-    hr, lr = pair.hr, pair.lr
-    if lr is None:  # an HR-only source: LR made the benchmark way
-        from lab.images import modcrop
-
-        hr = modcrop(hr, scale)
-        lr = imresize(hr, scale=1 / scale)
-    bic = imresize(lr, scale=scale)[: hr.shape[0], : hr.shape[1]]
-    near = np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)[: hr.shape[0], : hr.shape[1]]
-    out = {"LR (nearest)": near, "bicubic": bic, "HR": hr}
+    lr, base, hr = (read_image(paths[k]) for k in ("lr", "baseline", "hr"))
     if size is not None and hr.shape[:2] != tuple(size):
         return {}
-    return out
+    s = max(1, round(hr.shape[0] / lr.shape[0]))
+    near = np.repeat(np.repeat(lr, s, axis=0), s, axis=1)[: hr.shape[0], : hr.shape[1]]
+    return {REFERENCE_LABELS["lr"]: near, "bicubic" if s > 1 else "degraded input": base, REFERENCE_LABELS["hr"]: hr}
+
+
+def first_references(df: pd.DataFrame, image: str, eval_set: str,
+                     size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """The references of the first run in `df` that kept them for `image` on `eval_set` (see reference_images)."""
+    for p in df.get("path", pd.Series(dtype=object)).dropna():
+        refs = reference_images(p, image, eval_set, size)
+        if refs:
+            return refs
+    return {}
 
 
 def compare_grid(df: pd.DataFrame, image: str, eval_set: str = "valid", box: Sequence[int] | None = None,
@@ -261,21 +259,18 @@ def compare_grid(df: pd.DataFrame, image: str, eval_set: str = "valid", box: Seq
     """Several runs' outputs on the same image and crop, with bicubic and HR beside them when available."""
     panels = run_outputs(df, image, eval_set)
     if not panels:
-        raise FileNotFoundError(f"none of runs {list(df['id'])} saved eval/{eval_set}/{image}.png")
+        raise FileNotFoundError(f"none of runs {list(df['id'])} saved an output of {image!r} on set {eval_set!r}")
     if references:
-        r0 = df.iloc[0]
-        scale = int(r0.get("param.scale", 2) or 2)
-        size = next(iter(panels.values())).shape[:2]
-        refs = reference_images(image, eval_set, scale, size, valid=r0.get("param.valid"))
-        panels = {**{k: v for k, v in refs.items() if k != "LR (nearest)"}, **panels}
+        refs = first_references(df, image, eval_set, next(iter(panels.values())).shape[:2])
+        panels = {**{k: v for k, v in refs.items() if k != REFERENCE_LABELS["lr"]}, **panels}
     return image_grid(panels, box)
 
 
 def samples(run_path: str | os.PathLike) -> list[Path]:
-    """A run's saved sample strips (`samples/epoch_NNN.png`), in epoch order."""
-    return sorted((Path(run_path) / "samples").glob("epoch_*.png"))
+    """A run's saved sample strips in training order (its plain epochs, then its adversarial ones)."""
+    return [s.path for s in Run(run_path).samples()]
 
 
 __all__ = ["curves", "bar_by_param", "pareto", "pareto_front", "image_grid", "compare_grid", "run_outputs",
-           "reference_images", "crop", "samples", "save", "show", "to_png", "to_base64"]
+           "reference_images", "first_references", "crop", "samples", "save", "show", "to_png", "to_base64"]
 

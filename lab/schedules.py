@@ -12,12 +12,13 @@ integer when within 0.01 of it, and restarts trigger within 1e-6 of their positi
 
 from __future__ import annotations
 
-import inspect
 import math
 from functools import partial
 from typing import Any, Callable, Sequence
 
 from fastai.callback.schedule import SchedCos, SchedLin, SchedNo, combine_scheds, combined_cos
+
+from lab.registry import Registry
 
 Schedule = Callable[[float], float]
 
@@ -174,7 +175,7 @@ def _step_decay(lr_max: float, total_steps: int, every: int | None = None, gamma
     return step_decay(lr_max, every or max(1, total_steps // 4), gamma, total_steps)
 
 
-SCHEDULES: dict[str, Callable[..., Schedule]] = {
+SCHEDULES = Registry("schedule", {
     "one_cycle": _one_cycle,  # fastai fit_one_cycle's lr curve: cos up lr_max/div -> lr_max, cos down to /div_final
     "constant": _constant,
     "cosine": _cosine,  # lr_max -> alpha * lr_max
@@ -183,19 +184,16 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "warmup_restarts_decay": _warmup_restarts_decay,  # warmup, then SGDR x exponential decay (decay_rate at end)
     "exp_decay": _exp_decay,  # lr_max * rate^(step / decay_steps); default: rate reached at the last step
     "step": _step_decay,  # x gamma every `every` steps; default halving at each quarter
-}
+})
 
 
 def make_schedule(name: str, lr_max: float, total_steps: int, **kw: Any) -> Schedule:
     """A named LR schedule f(pos) for `ParamScheduler({'lr': f})`; KeyError lists the names, ValueError the options."""
-    if name not in SCHEDULES:
-        raise KeyError(f"unknown schedule {name!r}; known schedules: {', '.join(SCHEDULES)}")
+    builder = SCHEDULES[name]  # KeyError lists the known schedules
     if not lr_max > 0 or int(total_steps) != total_steps or total_steps < 1:
         raise ValueError(f"make_schedule needs lr_max > 0 and an integer total_steps >= 1, got {lr_max}, "
                          f"{total_steps}")
-    builder = SCHEDULES[name]
-    accepted = list(inspect.signature(builder).parameters)[2:]
-    bad = [k for k in kw if k not in accepted]
+    bad, accepted = SCHEDULES.check_kwargs(name, kw, skip=2)
     if bad:
         raise ValueError(f"schedule {name!r} does not take {bad}; it takes {accepted}")
     return builder(lr_max, int(total_steps), **kw)

@@ -1,23 +1,24 @@
 """ipywidgets for comparing runs in JupyterLab: a swipe slider with a zoom box, a run picker fed by the ledger, an
 epoch scrubber over saved samples. Images are composed here with numpy and sent as PNG bytes to an
-`ipywidgets.Image`, so nothing depends on front-end extensions beyond ipywidgets 8.
+`ipywidgets.Image`, so nothing depends on front-end extensions beyond ipywidgets 8. Widgets only read what runs
+wrote (outputs, the references their evaluation kept, sample strips), through `lab.runs.Run`.
 
 Under papermill (the runner sets `LAB_PAPERMILL=1` for its kernels) `show` displays a static PNG instead.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from functools import cached_property
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import cv2
+import ipywidgets as W
 import numpy as np
 import pandas as pd
 
-from lab.degrade import Pipeline, first_kernel, make_kernel, manual_pipeline
+from lab.ledger import filter_runs
+from lab.plots import first_references, run_outputs
+from lab.runs import STATUSES, Run
 
 STATIC_ENVS = ("LAB_PAPERMILL", "LAB_STATIC")
 A_COLOR = (230, 60, 40)  # divider and zoom frame of image A (red)
@@ -147,8 +148,6 @@ class SwipeCompare:
 
     def __init__(self, images: dict[str, np.ndarray], a: str | None = None, b: str | None = None, pos: float = 0.5,
                  zoom: tuple[float, float, int] | None = (0.5, 0.5, 48), factor: int = 4, max_side: int = 640):
-        import ipywidgets as W
-
         self.factor, self.max_side = factor, max_side
         self.images: dict[str, np.ndarray] = {}
         self.a_pick = W.Dropdown(description="A (left)", layout=W.Layout(width="340px"))
@@ -227,10 +226,6 @@ class RunPicker:
 
     def __init__(self, df: pd.DataFrame, status: str = "", tag: str = "",
                  on_change: Callable[[int | None, int | None], None] | None = None):
-        import ipywidgets as W
-
-        from lab.runs import STATUSES
-
         self.df = df
         self.on_change = on_change
         self.status = W.Dropdown(options=["(any)", *STATUSES], value=status or "(any)", description="status")
@@ -247,8 +242,6 @@ class RunPicker:
 
     def filtered(self) -> pd.DataFrame:
         """The ledger rows the filters keep."""
-        from lab.ledger import filter_runs
-
         st = None if self.status.value == "(any)" else self.status.value
         return filter_runs(self.df, status=st, tag=self.tag.value.strip() or None)
 
@@ -276,27 +269,21 @@ class RunPicker:
 
 def run_images(df: pd.DataFrame, ids: Sequence[int], image: str, eval_set: str = "valid",
                references: bool = True) -> dict[str, np.ndarray]:
-    """{label: image} for a comparison: the runs' saved outputs of `image`, then bicubic / HR / LR when found."""
-    from lab.plots import reference_images, run_outputs
-
+    """{label: image} for a comparison: the runs' saved outputs of `image`, then the references (baseline, HR, LR)
+    their evaluation kept."""
     rows = df[df["id"].isin(list(ids))]
     rows = rows.set_index("id").loc[[i for i in ids if i in set(rows["id"])]].reset_index()
     imgs = run_outputs(rows, image, eval_set)
     if references and not rows.empty and imgs:
-        r0 = rows.iloc[0]
-        scale = int(r0.get("param.scale", 2) or 2)
-        size = next(iter(imgs.values())).shape[:2]
-        imgs.update(reference_images(image, eval_set, scale, size, valid=r0.get("param.valid")))
+        imgs.update(first_references(rows, image, eval_set, next(iter(imgs.values())).shape[:2]))
     return imgs
 
 
 def eval_images(df: pd.DataFrame, eval_set: str = "valid") -> list[str]:
-    """Names of the images the runs in `df` saved under `eval/<eval_set>/` (sorted, union)."""
+    """Names of the images whose outputs the runs in `df` saved for set `eval_set` (sorted, union)."""
     names: set[str] = set()
     for p in df.get("path", pd.Series(dtype=object)).dropna():
-        d = Path(p) / "eval" / eval_set
-        if d.is_dir():
-            names.update(q.stem for q in d.glob("*.png"))
+        names.update(Run(p).eval_images(eval_set))
     return sorted(names)
 
 
@@ -305,12 +292,10 @@ class CompareRuns:
 
     def __init__(self, df: pd.DataFrame, image: str = "", eval_set: str = "valid", status: str = "", tag: str = "",
                  references: bool = True, **swipe_kw: Any):
-        import ipywidgets as W
-
-        done = df[df["path"].map(lambda p: bool(p) and (Path(p) / "eval" / eval_set).is_dir())]
+        done = df[df["path"].map(lambda p: bool(p) and bool(Run(p).eval_images(eval_set)))]
         names = eval_images(done, eval_set)
         if len(done) < 1 or not names:
-            raise FileNotFoundError(f"no run in the ledger saved images under eval/{eval_set}/; "
+            raise FileNotFoundError(f"no run in the ledger saved outputs on set {eval_set!r}; "
                                     "the train notebook writes them when it evaluates")
         self.eval_set, self.references = eval_set, references
         self.df = done
@@ -327,7 +312,7 @@ class CompareRuns:
         imgs = run_images(self.df, ids, self.image_pick.value, self.eval_set, self.references)
         if len(imgs) < 2:
             raise FileNotFoundError(f"runs {ids} have fewer than two images to compare for "
-                                    f"{self.image_pick.value!r} in eval/{self.eval_set}/")
+                                    f"{self.image_pick.value!r} on set {self.eval_set!r}")
         return imgs
 
     def _load(self, a: int | None, b: int | None) -> None:
@@ -350,16 +335,12 @@ class CompareRuns:
 
 
 class EpochScrubber:
-    """A slider over a run's saved sample strips (`samples/epoch_NNN.png`, LR | SR | HR)."""
+    """A slider over a run's saved sample strips (LR | SR | HR), its plain epochs then its adversarial ones."""
 
     def __init__(self, run_path: str | os.PathLike):
-        import ipywidgets as W
-
-        from lab.plots import samples
-
-        self.files = samples(run_path)
+        self.files = [s.path for s in Run(run_path).samples()]
         if not self.files:
-            raise FileNotFoundError(f"no samples/epoch_*.png in {run_path}; the train notebook saves one per epoch")
+            raise FileNotFoundError(f"run {run_path} saved no sample strips; the train notebook saves one per epoch")
         self.slider = W.IntSlider(value=len(self.files) - 1, min=0, max=len(self.files) - 1, description="epoch",
                                   continuous_update=True)
         self.image = W.Image(format="png", value=self.files[-1].read_bytes())
@@ -379,179 +360,3 @@ class EpochScrubber:
     def show(self) -> Any:
         """Display it (a static PNG under papermill)."""
         return show(self)
-
-
-# ------------------------------------------------------------------------------------------ degradation explorer
-# Sliders over lab.degrade.manual_pipeline with a live LR | kernel | HR preview, preset draws, a kernel gallery.
-
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    """The image with a white caption strip above it."""
-    strip = np.full((16, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text[: max(1, img.shape[1] // 7)], (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
-                cv2.LINE_AA)
-    return np.concatenate([strip, img], axis=0)
-
-
-def _fit(img: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour resize to (h, w) (keeps pixels visible), gray -> RGB."""
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
-
-
-def kernel_image(k: np.ndarray | None, side: int = 96) -> np.ndarray:
-    """A kernel drawn as a magma-like heat map (max = bright), nearest-upscaled. Shape: (k, k) -> (side, side, 3)."""
-    if k is None:
-        k = np.zeros((1, 1), np.float32)
-    v = np.clip(k / max(float(k.max()), 1e-12), 0, 1)
-    heat = cv2.applyColorMap((v * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)[:, :, ::-1]
-    return _fit(np.ascontiguousarray(heat), side, side)
-
-
-def grid(rows: Sequence[Sequence[tuple[str, np.ndarray]]], pad: int = 4) -> np.ndarray:
-    """Labelled tiles (HWC uint8, any sizes) laid out in rows on white. Shape: -> (H, W, 3) uint8."""
-    lines = []
-    for row in rows:
-        tiles = [_label(_fit(img, img.shape[0], img.shape[1]), lbl) for lbl, img in row]
-        h = max(t.shape[0] for t in tiles)
-        tiles = [np.pad(t, ((0, h - t.shape[0]), (0, pad), (0, 0)), constant_values=255) for t in tiles]
-        lines.append(np.concatenate(tiles, axis=1))
-    w = max(line.shape[1] for line in lines)
-    lines = [np.pad(line, ((0, pad), (0, w - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
-    return np.concatenate(lines, axis=0)
-
-
-def kernel_gallery(side: int = 128) -> np.ndarray:
-    """One example kernel of each family, drawn as heat maps in a labelled row. Shape: -> (H, W, 3) uint8."""
-    examples = [("gaussian iso", {"type": "gaussian", "size": 21, "sigma_x": 2.5}),
-                ("gaussian aniso", {"type": "gaussian", "size": 21, "sigma_x": 3.5, "sigma_y": 1.0, "angle": 30}),
-                ("generalized b=0.5", {"type": "generalized", "size": 21, "sigma_x": 2.5, "sigma_y": 1.5,
-                                       "angle": 60, "beta": 0.5}),
-                ("plateau b=2", {"type": "plateau", "size": 21, "sigma_x": 2.5, "sigma_y": 2.5, "angle": 0,
-                                 "beta": 2.0}),
-                ("motion line", {"type": "motion_line", "length": 15, "angle": 20, "size": 21}),
-                ("motion shake", {"type": "motion_trajectory", "length": 15, "seed": 3, "jitter": 0.4, "size": 21}),
-                ("defocus disk", {"type": "disk", "radius": 6, "size": 21}),
-                ("sinc pi/4", {"type": "sinc", "size": 21, "omega": math.pi / 4})]
-    return grid([[(lbl, kernel_image(make_kernel(spec), side)) for lbl, spec in examples[:4]],
-                 [(lbl, kernel_image(make_kernel(spec), side)) for lbl, spec in examples[4:]]])
-
-
-class DegradationExplorer:
-    """Sliders (blur sigma, anisotropy, kernel angle, noise, JPEG quality, scale, contrast) over one HR image with a
-    live side-by-side preview (HR | degraded, nearest-upscaled), the kernel and a zoomed crop; `static_png()` draws
-    fixed sweeps of the same controls, draws of `pipeline` and the kernel families (for papermill).
-    Show it with `lab.widgets.show(explorer)`.
-    """
-
-    SWEEPS = {"blur_sigma": [0.0, 1.0, 2.0, 3.0], "noise_255": [0.0, 10.0, 25.0, 50.0],
-              "jpeg_quality": [100, 50, 20, 10], "contrast": [0.6, 1.0, 1.4]}
-    LABELS = {"blur_sigma": "blur sigma", "noise_255": "noise/255", "jpeg_quality": "JPEG q", "contrast": "contrast"}
-
-    def __init__(self, hr: np.ndarray, scale: int = 2, seed: int = 0, zoom: float = 0.25,
-                 pipeline: Pipeline | None = None, **settings: Any):
-        if not isinstance(hr, np.ndarray) or hr.ndim != 3 or hr.shape[2] != 3 or hr.dtype != np.uint8:
-            raise ValueError(f"expected an HWC uint8 RGB image, got {getattr(hr, 'shape', type(hr).__name__)}")
-        if not 0 < zoom <= 1:
-            raise ValueError(f"zoom (fraction of the image side shown magnified) must be in (0, 1], got {zoom}")
-        self.hr, self.seed, self.zoom, self.pipeline = hr, int(seed), float(zoom), pipeline
-        self.settings = {"scale": int(scale), "blur_sigma": 1.0, "blur_ratio": 1.0, "blur_angle": 0.0,
-                         "noise_255": 5.0, "jpeg_quality": 75, "contrast": 1.0}
-        unknown = set(settings) - set(self.settings)
-        if unknown:
-            raise KeyError(f"unknown explorer setting {sorted(unknown)[0]!r}; known: {list(self.settings)}")
-        self.settings.update(settings)
-
-    def degrade(self, pipe: Pipeline, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """(LR uint8 HWC, first kernel or None, HR used (cropped to a multiple of scale)) for one pipeline draw."""
-        from lab.images import tensor_to_uint8, uint8_to_tensor
-
-        s = pipe.scale if isinstance(pipe.scale, int) else 1
-        hr = self.hr[: self.hr.shape[0] - self.hr.shape[0] % s, : self.hr.shape[1] - self.hr.shape[1] % s]
-        params = pipe.sample(np.random.default_rng(self.seed if seed is None else seed))
-        lr = pipe.apply(uint8_to_tensor(hr), params)
-        return tensor_to_uint8(lr), first_kernel(pipe, params), hr
-
-    def _zoom(self, img: np.ndarray, side: int = 0) -> np.ndarray:
-        """The centre crop (`zoom` of each side), nearest-magnified by an integer factor to at least `side` px."""
-        h, w = img.shape[:2]
-        zh, zw = max(2, int(h * self.zoom)), max(2, int(w * self.zoom))
-        y, x = (h - zh) // 2, (w - zw) // 2
-        f = max(1, math.ceil(side / min(zh, zw)))
-        return _fit(img[y:y + zh, x:x + zw], zh * f, zw * f)
-
-    def panel(self, **settings: Any) -> np.ndarray:
-        """HR | degraded (nearest-upscaled) on top; zoomed crops and the kernel below. Shape: -> (H, W, 3) uint8."""
-        st = {**self.settings, **settings}
-        lr, k, hr = self.degrade(manual_pipeline(**st))
-        up = _fit(lr, *hr.shape[:2])
-        z = self._zoom(hr)
-        zh = max(64, min(256, hr.shape[0] // 2))
-        zw = max(1, round(zh * z.shape[1] / z.shape[0]))
-        return grid([[("HR", hr), (f"degraded x{st['scale']} (nearest up)", up)],
-                     [("HR zoom", _fit(z, zh, zw)), ("degraded zoom", _fit(self._zoom(up), zh, zw)),
-                      ("kernel", kernel_image(k, zh))]])
-
-    def sweep_grid(self) -> np.ndarray:
-        """Zoomed crops for a sweep of each control, the others at their current settings. Shape: -> (H, W, 3)."""
-        rows = []
-        for key, values in self.SWEEPS.items():
-            row = [("HR", self._zoom(self.hr, 128))]
-            for v in values:
-                lr, _, hr = self.degrade(manual_pipeline(**{**self.settings, key: v}))
-                row.append((f"{self.LABELS[key]} {v:g}", self._zoom(_fit(lr, *hr.shape[:2]), 128)))
-            rows.append(row)
-        return grid(rows)
-
-    def sample_grid(self, samples: int = 4) -> np.ndarray:
-        """Zoomed crops of `samples` draws of `pipeline` (seeds seed, seed + 1, ...) and their first kernels."""
-        if self.pipeline is None:
-            raise ValueError("no pipeline to sample: pass pipeline=lab.degrade.build(...)")
-        draws = [self.degrade(self.pipeline, seed=self.seed + i) for i in range(samples)]
-        row = [(f"{self.pipeline.name} #{i}", self._zoom(_fit(lr, *hr.shape[:2]), 128)) for i, (lr, _, hr) in
-               enumerate(draws)]
-        side = row[0][1].shape[0]
-        return grid([[("HR", self._zoom(self.hr, 128))] + row,
-                     [("", np.full((side, side, 3), 255, np.uint8))] +
-                     [(f"kernel #{i}" if k is not None else "no blur", kernel_image(k, side))
-                      for i, (_, k, _) in enumerate(draws)]])
-
-    def static_grid(self, samples: int = 4) -> np.ndarray:
-        """The sweeps, the pipeline's draws (if any) and the kernel families, stacked. Shape: -> (H, W, 3) uint8."""
-        parts = [self.sweep_grid()] + ([self.sample_grid(samples)] if self.pipeline is not None else [])
-        parts.append(kernel_gallery())
-        w = max(p.shape[1] for p in parts)
-        return np.concatenate([np.pad(p, ((0, 8), (0, w - p.shape[1]), (0, 0)), constant_values=255)
-                               for p in parts], axis=0)
-
-    def static_png(self) -> bytes:
-        """PNG bytes of `static_grid()`."""
-
-        return png_bytes(self.static_grid())
-
-    @cached_property
-    def widget(self) -> Any:
-        """The ipywidgets UI: sliders and a live PNG preview (built on first access)."""
-        import ipywidgets as W
-
-
-        st = self.settings
-        self.sliders = {
-            "blur_sigma": W.FloatSlider(value=st["blur_sigma"], min=0, max=4, step=0.1, description="blur sigma"),
-            "blur_ratio": W.FloatSlider(value=st["blur_ratio"], min=0.2, max=1, step=0.05, description="anisotropy"),
-            "blur_angle": W.FloatSlider(value=st["blur_angle"], min=0, max=180, step=5, description="kernel angle"),
-            "noise_255": W.FloatSlider(value=st["noise_255"], min=0, max=50, step=1, description="noise /255"),
-            "jpeg_quality": W.IntSlider(value=st["jpeg_quality"], min=5, max=100, step=1, description="JPEG (100 off)"),
-            "scale": W.IntSlider(value=st["scale"], min=1, max=4, step=1, description="scale"),
-            "contrast": W.FloatSlider(value=st["contrast"], min=0.5, max=1.5, step=0.05, description="contrast"),
-        }
-        self.image = W.Image(value=png_bytes(self.panel()), format="png")
-
-        def update(change: Any = None) -> None:
-            self.settings.update({k: s.value for k, s in self.sliders.items()})
-            self.image.value = png_bytes(self.panel())
-
-        for s in self.sliders.values():
-            s.continuous_update = False  # one redraw per release: a redraw takes ~0.1 s on CPU
-            s.observe(update, names="value")
-        return W.HBox([W.VBox(list(self.sliders.values())), self.image])

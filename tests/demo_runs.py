@@ -29,17 +29,18 @@ def make_demo_runs(root: str | os.PathLike, n: int = 3, *, image: str = "chelsea
                    epochs: int = 3) -> list[Path]:
     """Write `n` small synthetic, finished runs (no training) to try the ledger, its plots and widgets.
 
-    Each run has params, metrics with cost, an epoch history, samples/epoch_NNN.png strips and
-    eval/valid/<image>.png: the built-in photo's bicubic upscale pulled towards the HR image by a per-run amount,
-    plus seeded noise, so the runs differ visibly and in PSNR. The runs are marked with the tag `demo`.
+    Each run has params, metrics with cost, an epoch history, sample strips and its output on the `valid` set
+    (with the references an evaluation keeps: LR, bicubic, HR): the built-in photo's bicubic upscale pulled
+    towards the HR image by a per-run amount, plus seeded noise, so the runs differ visibly and in PSNR. The runs
+    are marked with the tag `demo`.
     """
     import cv2
     import numpy as np
 
     from lab import runs as _runs
-    from lab.ledger import _HOST, add_note
+    from lab.runs import _HOST, add_note
     from lab.data import builtin_image
-    from lab.images import modcrop, write_image
+    from lab.images import modcrop
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -74,12 +75,14 @@ def make_demo_runs(root: str | os.PathLike, n: int = 3, *, image: str = "chelsea
             y0, x0 = h // 3, w // 3
             c = (slice(y0, y0 + 64), slice(x0, x0 + 64))
             lr_near = np.repeat(np.repeat(lr[y0 // 2:y0 // 2 + 32, x0 // 2:x0 // 2 + 32], 2, 0), 2, 1)
-            write_image(d / "samples" / f"epoch_{e:03d}.png", np.concatenate([lr_near, sr[c], hr[c]], axis=1))
-        write_image(d / "eval" / "valid" / f"{image}.png", sr)
+            run.save_sample(np.concatenate([lr_near, sr[c], hr[c]], axis=1), e)
+        run.save_eval_output("valid", image, sr)
+        for kind, img in (("lr", lr), ("baseline", bic), ("hr", hr)):
+            run.save_eval_reference("valid", image, kind, img)
         final = hist[-1]["psnr_y"]
         table = [{"image": image, "height": h, "width": w, "psnr_y": final, "ssim_y": hist[-1]["ssim_y"],
                   "bicubic_psnr_y": bic_psnr, "gain_psnr_y": final - bic_psnr}]
-        run.write_json("eval/valid.json", table)
+        run.save_eval_table("valid", table)
         run.write_json("params.json", params)
         run.write_json("history.json", hist)
         created = _runs.now()

@@ -6,7 +6,7 @@ from fastai.callback.core import Callback, CancelFitException
 
 
 class CutAfter(Callback):
-    """Stop the fit after epoch `n`, as a killed process would (after RunRecorder saved that epoch's last.pth)."""
+    """Stop the fit after epoch `n`, as a killed process would (after SaveCheckpoints saved that epoch's last.pth)."""
 
     order = 99
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lab.params import notebook_path
-from lab.sweep import kernel_for
+from lab.execute import kernel_for
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lab import degrade as D
+from lab import mixup
 from lab import kernels as K
 from lab.noise_bank import NoiseBank, extract_noise_patches
 
@@ -404,7 +405,7 @@ def test_noise_bank_rejects_structure():
 def test_mixup_per_sample_lambda_shared_by_input_and_target(space):
     g = torch.Generator().manual_seed(0)
     lr, hr = torch.rand(8, 3, 6, 6, generator=g), torch.rand(8, 3, 12, 12, generator=g)
-    m = D.mixup_pair(lr, hr, np.random.default_rng(0), alpha=1.0, space=space)
+    m = mixup.mixup_pair(lr, hr, np.random.default_rng(0), alpha=1.0, space=space)
     assert m.lam.shape == (8,) and len(set(m.lam.tolist())) == 8  # one lambda per sample
     assert sorted(m.perm.tolist()) == list(range(8))
     from lab.color import srgb_to_linear
@@ -424,10 +425,10 @@ def test_mixup_callback_is_seeded_and_mixes_training_batches():
     lr, hr = torch.rand(4, 3, 6, 6), torch.rand(4, 3, 12, 12)
     outs = []
     for _ in range(2):
-        cb = D.RestorationMixup(alpha=0.4, seed=5)
+        cb = mixup.RestorationMixup(alpha=0.4, seed=5)
         cb.learn = SimpleNamespace(xb=(lr,), yb=(hr,))
         cb.before_batch()
         outs.append((cb.learn.xb[0], cb.learn.yb[0]))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     assert not torch.equal(outs[0][0], lr) and outs[0][1].shape == hr.shape
-    assert D.RestorationMixup.run_valid is False
+    assert mixup.RestorationMixup.run_valid is False

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from lab import ledger, runs
+from lab import ledger, report, runs
 
 
 def test_rows_params_metrics_and_problems(tmp_path):
@@ -46,7 +46,7 @@ def test_empty_ledger(tmp_path):
 def _write_notes(args):
     run_dir, worker, n = args
     for i in range(n):
-        ledger.add_note(run_dir, f"w{worker} note {i}", tags=[f"w{worker}"])
+        runs.add_note(run_dir, f"w{worker} note {i}", tags=[f"w{worker}"])
     return worker
 
 
@@ -57,13 +57,13 @@ def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
     with mp.get_context("fork").Pool(8) as pool:
         # a worker that cannot start would leave a bare map() waiting forever: fail after a bound instead
         pool.map_async(_write_notes, [(str(run.dir), w, 20) for w in range(8)]).get(timeout=120)
-    recs = ledger.read_notes(run.dir)
+    recs = runs.read_notes(run.dir)
     texts = [r["text"] for r in recs]
     assert len(texts) == 160 and len(set(texts)) == 160
     for w in range(8):  # each writer's notes kept in its own order
         mine = [t for t in texts if t.startswith(f"w{w} ")]
         assert mine == [f"w{w} note {i}" for i in range(20)]
-    raw = (run.dir / ledger.NOTES_FILE).read_text().splitlines()
+    raw = (run.dir / runs.NOTES_FILE).read_text().splitlines()
     assert all(json.loads(line) for line in raw), "every line is one whole JSON record"
     assert ledger.load(tmp_path).loc[0, "tags"] == ", ".join(f"w{w}" for w in range(8))
 
@@ -71,28 +71,28 @@ def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
 def test_tags_verdicts_and_notes_in_ledger(tmp_path):
     a = runs.create({"model": "srcnn", "notes": "first try"}, root=tmp_path, name="a")
     a.finish({"psnr_y": 30.0})
-    ledger.add_note(1, "lines smeared", tags=["failed", "smear"], root=tmp_path)
-    ledger.add_note(a, verdict="rejected")
-    ledger.add_note(a, untag=["smear"], verdict="chosen")
+    runs.add_note(1, "lines smeared", tags=["failed", "smear"], root=tmp_path)
+    runs.add_note(a, verdict="rejected")
+    runs.add_note(a, untag=["smear"], verdict="chosen")
     row = ledger.load(tmp_path).iloc[0]
     assert row["tags"] == "failed" and row["verdict"] == "chosen"
     assert row["notes"] == "first try | lines smeared"
-    ledger.add_note(a, verdict="")
+    runs.add_note(a, verdict="")
     assert pd.isna(ledger.load(tmp_path).iloc[0]["verdict"])
     with pytest.raises(ValueError, match="nothing to record"):
-        ledger.add_note(a)
+        runs.add_note(a)
     with pytest.raises(ValueError, match="','"):
-        ledger.add_note(a, tags=["a,b"])
+        runs.add_note(a, tags=["a,b"])
     with pytest.raises(FileNotFoundError, match="no run with id 9"):
-        ledger.add_note(9, "x", root=tmp_path)
+        runs.add_note(9, "x", root=tmp_path)
 
 
 def test_torn_notes_line_is_skipped(tmp_path):
     run = runs.create({}, root=tmp_path)
-    ledger.add_note(run, "kept", tags=["t"])
-    with open(run.dir / ledger.NOTES_FILE, "a") as f:
+    runs.add_note(run, "kept", tags=["t"])
+    with open(run.dir / runs.NOTES_FILE, "a") as f:
         f.write('{"text": "half wri')
-    assert [r["text"] for r in ledger.read_notes(run)] == ["kept"]
+    assert [r["text"] for r in runs.read_notes(run)] == ["kept"]
     assert ledger.load(tmp_path).loc[0, "tags"] == "t"
 
 
@@ -171,13 +171,13 @@ def small_ledger(tmp_path):
     b.finish({"valid_psnr_y": 30.5, "valid_ssim_y": 0.88, "gflops": 5.0, "params": 1_000_000})
     c = runs.create({"model": "edsr", "data": "builtin", "scale": 2, "lr": 5e-3}, root=tmp_path, name="c")
     c.fail(RuntimeError("exploded"), cell=7)
-    ledger.add_note(b, "sharper edges", tags=["keep"], verdict="chosen")
+    runs.add_note(b, "sharper edges", tags=["keep"], verdict="chosen")
     return tmp_path
 
 
 def test_markdown_export_is_the_experiment_log(small_ledger, tmp_path):
     df = ledger.load(small_ledger)
-    text = ledger.to_markdown(df, tmp_path / "log.md")
+    text = report.to_markdown(df, tmp_path / "log.md")
     assert (tmp_path / "log.md").read_text() == text
     date = df.loc[0, "date"].strftime("%Y-%m-%d")
     assert f"## #1 : a : {date}" in text and "## #2 : b <b> : " in text and "(chosen)" in text
@@ -192,10 +192,10 @@ def test_csv_and_html_exports(small_ledger, tmp_path):
     import base64
 
     df = ledger.load(small_ledger)
-    back = pd.read_csv(ledger.export(df, tmp_path / "ledger.csv"))
+    back = pd.read_csv(report.export(df, tmp_path / "ledger.csv"))
     assert list(back["id"]) == [1, 2, 3] and list(back["status"]) == ["done", "done", "failed"]
     assert back.loc[1, "tags"] == "keep" and back.loc[0, "metric.valid_psnr_y"] == 29.0
-    page = ledger.export(df, tmp_path / "report.html").read_text()
+    page = report.export(df, tmp_path / "report.html").read_text()
     imgs = page.split("data:image/png;base64,")[1:]
     assert len(imgs) >= 2, "curves and the Pareto plot are embedded"
     for chunk in imgs:
@@ -203,7 +203,7 @@ def test_csv_and_html_exports(small_ledger, tmp_path):
     assert "b &lt;b&gt;" in page and "b <b>" not in page, "titles are escaped"
     assert "http://" not in page and "https://" not in page, "standalone: no external resources"
     with pytest.raises(ValueError, match="accepted: md, csv, html"):
-        ledger.export(df, tmp_path / "x.xlsx")
+        report.export(df, tmp_path / "x.xlsx")
 
 
 def test_cli_note_ledger_export(small_ledger, tmp_path, capsys):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from lab import ledger, plots, widgets
+from lab import explorer, ledger, plots, runs, widgets
 from lab.degrade import build
 
 from demo_runs import make_demo_runs
@@ -101,7 +101,7 @@ def test_swipe_widget_reacts(monkeypatch):
 
 
 def test_run_picker_compare_and_scrubber_build(demo):
-    ledger.add_note(demo.loc[1, "path"], tags=["keep"])
+    runs.add_note(demo.loc[1, "path"], tags=["keep"])
     df = ledger.load(demo.attrs["root"])
     picks = []
     p = widgets.RunPicker(df, on_change=lambda a, b: picks.append((a, b)))
@@ -138,7 +138,7 @@ def test_ledger_notebook_under_papermill(demo, tmp_path, monkeypatch):
     import papermill as pm
 
     from lab.params import notebook_path
-    from lab.sweep import kernel_for
+    from lab.execute import kernel_for
 
     nb = notebook_path("ledger")
     out = tmp_path / "out.ipynb"
@@ -172,7 +172,7 @@ def test_notebooks_committed_clean(name):
 def test_explorer_static_grid_and_sliders():
     import skimage.data as skd
 
-    ex = widgets.DegradationExplorer(skd.astronaut()[::8, ::8].copy(), scale=2, pipeline=build("jpeg"))
+    ex = explorer.DegradationExplorer(skd.astronaut()[::8, ::8].copy(), scale=2, pipeline=build("jpeg"))
     g = ex.static_grid(samples=2)
     assert g.dtype == np.uint8 and g.ndim == 3 and g.std() > 10
     before = ex.widget.children[1].value

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lab import data, ledger, learner, models, runs, sweep
-from lab.callbacks import EMA, RunRecorder, load_resume_state
+from lab import data, execute, ledger, learner, models, runs, sweep
+from lab.callbacks import EMA
+from lab.recording import load_resume_state, record_run
 
 from fit_helpers import CutAfter
 
@@ -22,7 +23,7 @@ def _dls():
 def _learn(run, ema=False):
     torch.manual_seed(0)
     net = models.create("edsr_baseline", scale=2, **TINY_NET)
-    cbs = [RunRecorder(run)] + ([EMA(0.9)] if ema else [])
+    cbs = record_run(run) + ([EMA(0.9)] if ema else [])
     learn = learner.restoration_learner(_dls(), net, loss="l1", lr=2e-3, cbs=cbs, path=run.dir)
     learn.remove_cb(learn.progress)
     return learn
@@ -93,9 +94,9 @@ TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}",
 
 @pytest.mark.slow
 def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_path):
-    whole = sweep.run_notebook("train", {**TINY, "epochs": "2"}, name="whole", root=tmp_path)
+    whole = execute.run_notebook("train", {**TINY, "epochs": "2"}, name="whole", root=tmp_path)
     assert whole.status == "done", whole.read("status.json").get("error")
-    cut = sweep.run_notebook("train", {**TINY, "epochs": "1"}, name="cut", root=tmp_path)
+    cut = execute.run_notebook("train", {**TINY, "epochs": "1"}, name="cut", root=tmp_path)
     # make it look like a 2-epoch run that was killed after its first epoch
     cut.write_json("params.json", {**cut.params, "epochs": 2})
     cut.set_status("interrupted")
@@ -112,9 +113,9 @@ def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_
 def test_lab_resume_continues_an_adversarial_phase_cut_midway(tmp_path):
     gan = {**TINY, "epochs": "1", "gan": "true", "disc": "disc_simple", "disc_kwargs": "{num_feat: 4, num_layers: 1}",
            "critic_pretrain": "2"}
-    whole = sweep.run_notebook("train", {**gan, "gan_epochs": "2"}, name="whole", root=tmp_path)
+    whole = execute.run_notebook("train", {**gan, "gan_epochs": "2"}, name="whole", root=tmp_path)
     assert whole.status == "done", whole.read("status.json").get("error")
-    cut = sweep.run_notebook("train", {**gan, "gan_epochs": "1"}, name="cut", root=tmp_path)
+    cut = execute.run_notebook("train", {**gan, "gan_epochs": "1"}, name="cut", root=tmp_path)
     cut.write_json("params.json", {**cut.params, "gan_epochs": 2})  # killed after its first adversarial epoch
     cut.set_status("interrupted")
     res = sweep.resume(cut.id, root=tmp_path)
@@ -128,8 +129,8 @@ def test_lab_resume_continues_an_adversarial_phase_cut_midway(tmp_path):
 
 @pytest.mark.slow
 def test_init_from_a_run_fine_tunes_another_scale(tmp_path):
-    src = sweep.run_notebook("train", {**TINY, "epochs": "1"}, name="x2", root=tmp_path)
-    ft = sweep.run_notebook("train", {**TINY, "epochs": "1", "scale": "3", "init_from": str(src.id)}, name="x3",
+    src = execute.run_notebook("train", {**TINY, "epochs": "1"}, name="x2", root=tmp_path)
+    ft = execute.run_notebook("train", {**TINY, "epochs": "1", "scale": "3", "init_from": str(src.id)}, name="x3",
                             root=tmp_path)
     assert ft.status == "done", ft.read("status.json").get("error")
     got = ft.read("init_from.json")

@@ -6,38 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import ledger, runs, sweep
+from lab import execute, ledger, runs, sweep
 from lab.params import NOTEBOOKS_DIR
+
+from notebook_helpers import quick, write_quick_notebook  # noqa: F401  (quick: a fixture)
 
 # tests/test_train_notebook.py's tiny run, with enough patches (1 image x repeat 4) for one batch of 4
 TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
         "epochs": "1", "repeat": "4", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}
-
-
-def _cell(src, tags=None):
-    return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags or []}, "outputs": [],
-            "source": src}
-
-
-def write_quick_notebook(path: Path, extra: str = "") -> Path:
-    """A notebook that records a run in a second (no torch): params x, sleep, fail, resume."""
-    params = ('x = 1              # a number\nsleep = 0.0        # seconds to sleep\n'
-              'fail = False       # raise in the last cell\nresume = ""        # checkpoint to continue from\n'
-              'run_dir = ""       # set by the runner\n')
-    nb = {"cells": [_cell(params, ["parameters"]),
-                    _cell('import time, lab.runs\nrun = lab.runs.start({"x": x, "sleep": sleep, "fail": fail, '
-                          '"resume": resume}, run_dir=run_dir, name="quick")'),
-                    _cell('time.sleep(sleep)\nif fail:\n    raise RuntimeError("boom")\n'
-                          'run.finish({"y": x * 2, "resumed_from": resume})' + extra)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb))
-    return path
-
-
-@pytest.fixture
-def quick(tmp_path):
-    return write_quick_notebook(tmp_path / "quick.ipynb")
 
 
 # -- specs and dry runs (no execution) ----------------------------------------------------------------------------
@@ -75,24 +51,10 @@ def test_grid_zip_list_combine(quick, tmp_path):
         sweep.load_spec("nope")
 
 
-# -- one job in its own process ------------------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_job_timeout_and_invalid_params(quick, tmp_path):
-    t0 = time.monotonic()
-    row = sweep.run_job(sweep.make_job(quick, {"sleep": 120}, root=tmp_path / "runs", timeout=4))
-    assert time.monotonic() - t0 < 60
-    assert row["status"] == "failed" and row["error"].startswith("Timeout") and row["error_cell"] == 3
-    st = runs.Run(row["path"]).read("status.json")
-    assert st["error"]["type"] == "Timeout" and (Path(row["path"]) / "notebook.ipynb").is_file()
-    bad = sweep.run_job(sweep.make_job(quick, {"nope": 1}, root=tmp_path / "runs"))
-    assert bad["status"] == "invalid" and "nope" in bad["error"] and bad["path"] is None
-
-
 @pytest.mark.slow
 def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path):
     root = tmp_path / "runs"
-    row = sweep.run_job(sweep.make_job(quick, {"x": 5}, root=root))
+    row = execute.run_job(execute.make_job(quick, {"x": 5}, root=root))
     assert row["status"] == "done" and row["metric.y"] == 10
     job, warns = sweep.rerun_job(row["id"], root=root)
     assert job["parent"] == row["id"] and job["overrides"]["x"] == 5
@@ -121,7 +83,7 @@ def test_resume_needs_a_resume_parameter(tmp_path):
     cell = src["cells"][0]
     cell["source"] = "".join(ln for ln in cell["source"].splitlines(True) if not ln.startswith("resume"))
     nb.write_text(json.dumps(src))
-    run, _, _ = sweep.prepare_run(nb, {}, root=tmp_path)
+    run, _, _ = execute.prepare_run(nb, {}, root=tmp_path)
     run.set_status("interrupted")
     (run.dir / "checkpoints").mkdir()
     (run.dir / "checkpoints" / "last.pth").write_bytes(b"x")
@@ -187,9 +149,10 @@ def test_evaluate_notebook_scores_a_run_checkpoint(tmp_path):
     from lab import models
 
     src = runs.create({"model": "edsr_baseline"}, root=tmp_path, name="src")
-    src.save_checkpoint(models.create("edsr_baseline", scale=2, num_block=1, num_feat=8), "final.pth")
+    src.save_checkpoint(models.checkpoint_payload(models.create("edsr_baseline", scale=2, num_block=1, num_feat=8)),
+                        "final")
     src.finish({})
-    run = sweep.run_notebook("evaluate", {"run": str(src.id), "sets": "builtin:chelsea", "profile_size": "16"},
+    run = execute.run_notebook("evaluate", {"run": str(src.id), "sets": "builtin:chelsea", "profile_size": "16"},
                              root=tmp_path)
     st = run.read("status.json")
     assert st["status"] == "done", st.get("error")
@@ -206,7 +169,7 @@ def test_evaluate_notebook_scores_a_run_checkpoint(tmp_path):
 @pytest.mark.reference
 def test_evaluate_notebook_imports_official_weights(ref_dir, set5_dir, tmp_path):
     """IMDN x2 (official weights) through the evaluate notebook lands on the published Set5 38.00 dB / 0.9605."""
-    run = sweep.run_notebook("evaluate", {"pretrained": str(ref_dir / "weights" / "IMDN" / "IMDN_x2.pth"),
+    run = execute.run_notebook("evaluate", {"pretrained": str(ref_dir / "weights" / "IMDN" / "IMDN_x2.pth"),
                                           "sets": str(set5_dir), "profile_size": "0"}, root=tmp_path)
     st = run.read("status.json")
     assert st["status"] == "done", st.get("error")

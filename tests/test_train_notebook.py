@@ -6,7 +6,7 @@ import math
 import pytest
 
 from lab import ledger
-from lab.sweep import run_notebook
+from lab.execute import run_notebook
 
 TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
         "epochs": "1", "repeat": "8", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}

@@ -25,7 +25,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from lab.models.registry import create, list_models, load_checkpoint
+from lab.models.checkpoints import load_checkpoint, read_checkpoint
+from lab.models.registry import create, list_models
 
 StateDict = dict[str, torch.Tensor]
 
@@ -141,9 +142,7 @@ def load_pretrained(path: str | os.PathLike, name: str | None = None, **kw: Any)
     Loading is strict; mismatches raise ValueError listing the keys. The model is returned in eval mode.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = read_checkpoint(path)
     if isinstance(obj, Mapping) and "model_name" in obj and "state_dict" in obj:
         if name is not None and name != obj["model_name"]:
             raise ValueError(f"{str(path)!r} is a lab checkpoint of {obj['model_name']!r}, not {name!r}; "

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lab.models.registry import register_model
+from lab.resize import imresize_tensor
 
 
 class SRCNN(nn.Module):
@@ -31,8 +32,6 @@ class SRCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from lab.resize import imresize_tensor
-
         if self.scale != 1:
             x = imresize_tensor(x, scale=self.scale)
         return self.body(x)

@@ -13,6 +13,7 @@ from torch import nn
 
 from lab.models.blocks import conv
 from lab.models.registry import register_model
+from lab.resize import imresize_tensor
 
 
 class VDSR(nn.Module):
@@ -37,8 +38,6 @@ class VDSR(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from lab.resize import imresize_tensor
-
         if self.scale != 1:
             x = imresize_tensor(x, scale=self.scale)
         return x + self.body(x)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lab.color import linear_to_srgb, srgb_to_linear
 from lab.models.registry import create, register_model
 
 
@@ -27,8 +28,6 @@ class LinearLight(nn.Module):
                 setattr(self, k, getattr(inner, k))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from lab.color import linear_to_srgb, srgb_to_linear
-
         y = self.inner(srgb_to_linear(x.clamp(0, 1)))
         return linear_to_srgb(y)  # defined for any real value, so out-of-range outputs keep their gradient
 

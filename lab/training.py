@@ -1,0 +1,111 @@
+"""The training lifecycle of a run, so a notebook keeps only the visible steps: the network to train (fresh or
+fine-tuned from other weights), the phases (plain training, then optionally the adversarial one), resuming either
+phase exactly, one or several processes, and how the run ends (done or diverged, with its final weights).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fastai.learner import Learner
+from torch import nn
+
+from lab.callbacks import divergence_outcome
+from lab.distributed import fit_distributed
+from lab.gan import pretrain_critic
+from lab.learner import fit_schedule
+from lab.models import checkpoint_payload, create, init_from_checkpoint
+from lab.recording import load_resume_state, unwrap_model
+from lab.runs import Run, find, sibling_checkpoint
+
+
+def build_model(name: str, kwargs: dict[str, Any] | None = None, scale: int = 2,
+                linear_light: bool = False) -> nn.Module:
+    """The registered network `name` at `scale`; with `linear_light` wrapped so it sees and predicts linear light
+    while its inputs, outputs, loss and metrics stay sRGB."""
+    kwargs = dict(kwargs or {})
+    if linear_light:
+        return create("linear_light", model=name, model_kwargs=kwargs, scale=scale)
+    return create(name, scale=scale, **kwargs)
+
+
+def init_weights(run: Run, net: nn.Module, source: str | os.PathLike) -> dict[str, Any]:
+    """Fine-tune start: copy the matching tensors of `source` (a run id or name: its weights checkpoint; or a
+    checkpoint path) into `net`; recorded in the run and returned ({checkpoint, loaded, skipped, missing})."""
+    src = Path(source)
+    if not src.is_file():
+        src = find(str(source), run.dir.parent).weights_checkpoint()
+    got = {"checkpoint": str(src), **init_from_checkpoint(net, src)}
+    run.write_json("init_from", got)
+    print(f"initialised {len(got['loaded'])} tensors from {src}; kept fresh: {got['skipped'] + got['missing']}")
+    return got
+
+
+@dataclass
+class Outcome:
+    """How a training phase ended: whether the divergence guard stopped it, what it caught, how long it took."""
+
+    diverged: bool = False
+    guard_events: list[dict[str, Any]] = field(default_factory=list)
+    minutes: float = 0.0
+
+
+def fit(learn: Learner, epochs: int, lr: float, schedule: str = "one_cycle",
+        schedule_kwargs: dict[str, Any] | None = None, *, run: Run | None = None, resume: str | os.PathLike = "",
+        procs: int = 1, make_learner: Callable[[], Learner] | None = None) -> Outcome:
+    """Train `epochs` with a named schedule over the whole run; from checkpoint `resume` (a run's `last`) it
+    continues where that run stopped. With `procs` > 1 the fit runs on that many processes (DDP), each building its
+    learner with `make_learner`; the trained weights come back into `learn`'s network. The guard's events are
+    recorded in `run`."""
+    kw = dict(schedule_kwargs or {})
+
+    def one_fit(lrn: Learner) -> None:
+        start = load_resume_state(lrn, resume) if resume else 0
+        if start:
+            print(f"resuming at epoch {start} of {epochs} from {resume}")
+        fit_schedule(lrn, epochs, lr, schedule, start_epoch=start, **kw)
+
+    t0 = time.perf_counter()
+    if procs > 1:
+        if make_learner is None:
+            raise ValueError(f"procs={procs} needs make_learner, a function that builds the learner in each process")
+        res = fit_distributed(make_learner, one_fit, procs)
+        unwrap_model(learn.model).load_state_dict(res["state_dict"])
+    else:
+        one_fit(learn)
+        res = divergence_outcome(learn)
+    out = Outcome(res["diverged"], res["guard_events"], (time.perf_counter() - t0) / 60)
+    if run is not None and out.guard_events:
+        run.write_json("guard_events", out.guard_events)
+    if out.diverged:
+        print("training diverged; evaluating the last good weights:", out.guard_events[-1])
+    return out
+
+
+def fit_gan(glearn: Learner, epochs: int, lr: float, *, resume: str | os.PathLike = "",
+            critic_pretrain: int = 0) -> Outcome:
+    """The adversarial phase on a `lab.gan.gan_learner`: `critic_pretrain` critic-only batches first (NoGAN), then
+    `epochs` epochs. Resuming a run (`resume`, its plain phase's `last`) continues this phase where it was cut,
+    critic and switcher state included, when the phase had started; otherwise the phase starts afresh."""
+    gan_resume = sibling_checkpoint(resume, "last", "gan") if resume else None
+    start = 0
+    if gan_resume is not None and gan_resume.is_file():
+        start = load_resume_state(glearn, gan_resume)
+        print(f"resuming the adversarial phase at epoch {start} of {epochs} from {gan_resume}")
+    elif critic_pretrain:
+        print("critic-only steps:", pretrain_critic(glearn, critic_pretrain, lr))
+    t0 = time.perf_counter()
+    glearn.fit(epochs, lr, start_epoch=start)
+    return Outcome(minutes=(time.perf_counter() - t0) / 60)
+
+
+def finish(run: Run, net: nn.Module, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """End the run: its final weights, its summary metrics, and the status that says what happened (diverged when
+    the guard stopped the training, else done); returns the summary."""
+    run.save_checkpoint(checkpoint_payload(net), "final")
+    run.finish(summary, status="diverged" if outcome.diverged else "done")
+    return summary
