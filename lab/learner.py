@@ -25,12 +25,13 @@ AMP_MODES = (None, "none", "bf16", "fp16", "auto")
 OPTIMIZERS = Registry("optimizer", {  # name -> f(betas, eps) -> fastai optimizer function
     "adam": lambda betas, eps: partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=False),
     "adamw": lambda betas, eps: partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=True),
-    "sgd": lambda betas, eps: partial(SGD, mom=0.9),
+    "sgd": lambda betas, eps: partial(SGD, mom=betas[0]),
 }, lower=True)
 
 
 def make_opt(name: str = "adam", betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8) -> Callable:
-    """A fastai optimizer function by name: 'adam' (L2 weight decay), 'adamw' (decoupled), 'sgd' (momentum)."""
+    """A fastai optimizer function by name: 'adam' (L2 weight decay), 'adamw' (decoupled), 'sgd' (momentum
+    betas[0], as the notebook's `betas` parameter says)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS.names())}")
     return OPTIMIZERS[name](betas, eps)

@@ -101,6 +101,12 @@ def test_every_optimizer_takes_a_step_downhill(name):
     assert float((w ** 2).sum()) < before
 
 
+def test_sgd_momentum_is_the_first_beta():
+    w = nn.Parameter(torch.zeros(2))
+    assert learner.make_opt("sgd", betas=(0.5, 0.999))([w], lr=0.1).hypers[0]["mom"] == 0.5
+    assert learner.make_opt("adam", betas=(0.8, 0.99))([w], lr=0.1).hypers[0]["sqr_mom"] == 0.99
+
+
 @pytest.mark.parametrize("name", gan.SWITCHERS.names())
 def test_every_switcher_builds_and_refuses_foreign_options(name):
     assert gan.make_switcher(name) is not None
