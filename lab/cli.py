@@ -160,9 +160,14 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from lab.bench import DEFAULT_MODELS, run_benches
 
     what = [w.strip() for w in (a.what or "train,degrade,models,ledger,papermill").split(",") if w.strip()]
-    res = run_benches(what, model=a.model, batch=a.batch, patch=a.patch, presets=a.presets.split(","),
-                      models=a.models.split(",") if a.models else DEFAULT_MODELS, size=a.size,
-                      ledger_runs=a.ledger_runs, repeats=a.repeats)
+    res = run_benches([w for w in what if w != "data"], model=a.model, batch=a.batch, patch=a.patch,
+                      presets=a.presets.split(","), models=a.models.split(",") if a.models else DEFAULT_MODELS,
+                      size=a.size, ledger_runs=a.ledger_runs, repeats=a.repeats)
+    if "data" in what:
+        from lab.bench_data import bench_data
+
+        res["data"] = bench_data(a.data_images, counts=tuple(c for c in (100, 400, 800) if c < a.data_images)
+                                 + (a.data_images,))
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
         for name, rows in res.items():
             print(f"\n## {name}\n{pd.DataFrame(rows).to_string(index=False)}")
@@ -170,6 +175,29 @@ def cmd_bench(a: argparse.Namespace) -> int:
         from lab.utils import atomic_write_text
 
         atomic_write_text(a.json, json.dumps(res, indent=1, default=str))
+    return 0
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    from lab import imcache, prepare
+
+    if a.action == "cache":
+        if a.clear:
+            print(f"removed {imcache.clear()} cached images from {imcache.cache_root()}")
+            return 0
+        if not a.folder:
+            raise ValueError("lab data cache needs a folder of images (or --clear)")
+        got = imcache.build(a.folder, progress=not a.no_progress)
+        print(f"{a.folder}: {got['cached']} images decoded into {imcache.cache_root()}, {got['skipped']} already "
+              f"there ({got['bytes'] / 2**30:.2f} GiB); train with -p disk_cache true")
+        return 0
+    if not (a.folder and a.out):
+        raise ValueError("lab data prepare needs a source folder and an output folder: "
+                         "lab data prepare DIV2K_train_HR data/div2k_sub --crop 480 --step 240")
+    got = prepare.prepare(a.folder, a.out, a.crop, a.step, a.thresh, progress=not a.no_progress)
+    small = f"; skipped {len(got['skipped_small'])} smaller than {a.crop}px" if got["skipped_small"] else ""
+    print(f"{got['images']} images -> {got['crops']} crops in {a.out} ({got['written']} written now{small}); "
+          f"train with -p data {a.out}")
     return 0
 
 
@@ -263,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="throughput and cost benchmarks, alternatives timed side by side in one run")
     b.add_argument("what", nargs="?", help="comma-separated: train (fp32 vs bf16 step), degrade (data cost vs "
                    "the step), models (params/GFLOPs/ms), ledger (load time), papermill (per-run overhead), bicubic "
-                   "(Set5 baseline); default: all but bicubic")
+                   "(Set5 baseline), data (RSS and data wait vs step on a DIV2K-sized set); default: all but bicubic and data")
     b.add_argument("--model", default="edsr_baseline", help="model of the training step")
     b.add_argument("--batch", type=int, default=16)
     b.add_argument("--patch", type=int, default=48, help="LR patch size of the training step")
@@ -272,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=int, default=64, help="LR side of the profiled input")
     b.add_argument("--ledger-runs", type=int, default=10_000, help="synthetic run directories the ledger loads")
     b.add_argument("--repeats", type=int, default=5, help="timed repeats (medians are reported)")
+    b.add_argument("--data-images", type=int, default=800, help="data: synthetic 2K images on disk (data/bench/; "
+                   "800 = DIV2K's size, about 3 GB of PNGs and 6.6 GB decoded)")
     b.add_argument("--json", help="also write the results to this JSON file")
     b.set_defaults(fn=cmd_bench)
 
@@ -282,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--patch", type=int, default=32, help="patch side in pixels")
     nb.add_argument("--max-patches", type=int, help="keep at most this many (the flattest)")
     nb.set_defaults(fn=cmd_noise_bank)
+
+    d = sub.add_parser("data", help="prepare training data: sub-images (crops of large images), or a decoded cache")
+    d.add_argument("action", choices=("prepare", "cache"), help="prepare: overlapping crops written as PNGs (resumable)"
+                   "; cache: decode every image once into data/cache/ ($LAB_CACHE_DIR) for -p disk_cache true")
+    d.add_argument("folder", nargs="?", help="the folder of source images")
+    d.add_argument("out", nargs="?", help="prepare: the folder the crops go to")
+    d.add_argument("--crop", type=int, default=480, help="prepare: crop side in px (DIV2K practice: 480)")
+    d.add_argument("--step", type=int, default=240, help="prepare: stride between crops in px")
+    d.add_argument("--thresh", type=int, default=0, help="prepare: add a crop flush with the border when more "
+                   "than this is left over")
+    d.add_argument("--clear", action="store_true", help="cache: remove every cached image")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(fn=cmd_data)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="")

@@ -1,58 +1,40 @@
-"""Data: image sources, aligned LR/HR patch sampling with on-the-fly degradation, fastai DataLoaders.
+"""Data: aligned LR/HR training patches degraded on the fly, validation images degraded the way the task degrades
+them, the step budget of a run, and fastai DataLoaders. Images come from `lab.sources` (read lazily).
 
-Sources: the natural photos scikit-image ships in its wheel (the embedded default, with `chelsea` held out
-for validation), a folder of HR images, paired LR/HR folders, and benchmark sets laid out as
-`<root>/<Set>/HR` + `<root>/<Set>/LR_bicubic/X<s>`.
+- Training patches: each item draws its image, crop, degradation and flip/rot90 from a generator seeded by
+  (seed, data epoch, index), so a run replays and resumes exactly, with DataLoader workers or without. A pipeline
+  with HR ops (rescale, aspect, crop) runs them on the HR before the LR is made, so the pair stays aligned.
+- Validation: whole images (centre-cropped to `valid_max_size`), degraded once with a seed fixed per image
+  (`lab.sources.image_seed`), so every epoch, resumed run, rerun and run of another seed judges on the same inputs.
+  Plain bicubic is MATLAB's `imresize`, bit-exact with the benchmark LR files.
+- `Budget`: how many optimizer steps a run takes and how they are cut into epochs (one validation each).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
 from lab.color import rgb_to_y
-from lab.degrade import build
-from lab.images import list_images, modcrop, read_image, tensor_to_uint8, uint8_to_tensor
+from lab.degrade import Pipeline, build
+from lab.images import modcrop, tensor_to_uint8, uint8_to_tensor
 from lab.resize import imresize
-from lab.utils import benchmarks_dir
+from lab.sources import (BUILTIN_TRAIN, BUILTIN_VALID, ImagePair, SourceMix, builtin_image,
+                         find_benchmark, image_seed, load_source, open_source, open_sources)
 
-BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-                 "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel")
-BUILTIN_VALID = ("chelsea",)
-
-
-@dataclass
-class ImagePair:
-    """One image: its name, the HR array (HWC uint8) and, for paired data, its LR array."""
-
-    name: str
-    hr: np.ndarray
-    lr: np.ndarray | None = None
-
-
-def builtin_image(name: str) -> np.ndarray:
-    """A photo shipped inside scikit-image's wheel, as HWC RGB uint8 (gray photos get 3 equal channels)."""
-    import skimage.data as skd
-
-    if name in ("motorcycle_left", "motorcycle_right"):
-        left, right, _ = skd.stereo_motorcycle()
-        img = left if name == "motorcycle_left" else right
-    else:
-        fn = getattr(skd, name, None)
-        if fn is None or name not in BUILTIN_TRAIN + BUILTIN_VALID:
-            raise KeyError(f"unknown built-in image {name!r}; known: {list(BUILTIN_TRAIN + BUILTIN_VALID)}")
-        img = fn()
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(img[:, :, :3])
+__all__ = ["Budget", "PatchDataset", "ImageDataset", "SRDataLoader", "dataloaders", "degrade_pair", "ImagePair",
+           "builtin_image", "builtin_images", "load_source", "find_benchmark", "benchmark_images", "with_bicubic_lr",
+           "BUILTIN_TRAIN", "BUILTIN_VALID"]
+CHANNELS = ("rgb", "y")
 
 
 def builtin_images(names: Sequence[str] = BUILTIN_TRAIN) -> list[ImagePair]:
@@ -60,86 +42,36 @@ def builtin_images(names: Sequence[str] = BUILTIN_TRAIN) -> list[ImagePair]:
     return [ImagePair(n, builtin_image(n)) for n in names]
 
 
-def folder_images(folder: str | os.PathLike) -> list[ImagePair]:
-    """Every image in a folder of HR images; error if the folder holds none."""
-    files = list_images(folder)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(('png', 'jpg', 'bmp', 'tif', 'webp'))}) in {str(folder)!r}")
-    return [ImagePair(f.stem, read_image(f)) for f in files]
-
-
-def paired_images(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike, scale: int) -> list[ImagePair]:
-    """LR/HR pairs matched by file stem (LR names may carry an `x2`-style suffix); sizes must agree with `scale`."""
-    hr_files = {f.stem: f for f in list_images(hr_dir)}
-    lr_files = list_images(lr_dir)
-    if not hr_files or not lr_files:
-        raise FileNotFoundError(f"paired data needs images in both {str(lr_dir)!r} and {str(hr_dir)!r}")
-    pairs = []
-    for f in lr_files:
-        stem = f.stem
-        for suffix in (f"x{scale}", f"_x{scale}", f"X{scale}", f"_X{scale}"):
-            if stem.endswith(suffix) and stem[: -len(suffix)] in hr_files:
-                stem = stem[: -len(suffix)]
-        if stem not in hr_files:
-            raise FileNotFoundError(f"LR image {f.name!r} has no HR partner named {stem}.* in {str(hr_dir)!r}")
-        lr, hr = read_image(f), modcrop(read_image(hr_files[stem]), scale)
-        if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-            raise ValueError(f"{f.name}: LR {lr.shape[:2]} x{scale} != modcropped HR {hr.shape[:2]}")
-        pairs.append(ImagePair(stem, hr, lr))
-    return pairs
-
-
 def benchmark_images(set_dir: str | os.PathLike, scale: int) -> list[ImagePair]:
     """A benchmark set `<Set>/HR` (+ `LR_bicubic/X<s>` if present, else LR made by MATLAB bicubic), HR modcropped."""
-    set_dir = Path(set_dir)
-    lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
-    if lr_dir.is_dir():
-        return paired_images(lr_dir, set_dir / "HR", scale)
-    return [with_bicubic_lr(p, scale) for p in folder_images(set_dir / "HR")]
+    return [with_bicubic_lr(p, scale) for p in load_source(str(set_dir), scale)]
+
+
+def is_benchmark_bicubic(pipeline: Pipeline | None, scale: int) -> bool:
+    """Whether `pipeline` is plain MATLAB bicubic downscaling (then LR is made by `imresize`, bit-exact)."""
+    if pipeline is None:
+        return True
+    plain = {k: v for k, v in build("bicubic", scale=scale).config().items() if k != "overrides"}
+    return {k: v for k, v in pipeline.config().items() if k != "overrides"} == plain
 
 
 def with_bicubic_lr(pair: ImagePair, scale: int) -> ImagePair:
     """The pair as benchmarks make it: HR modcropped, LR = MATLAB bicubic of it (kept if the pair has an LR)."""
     if pair.lr is not None:
-        return pair
+        return ImagePair(pair.name, modcrop(pair.hr, scale), pair.lr)
     hr = modcrop(pair.hr, scale)
     return ImagePair(pair.name, hr, imresize(hr, scale=1 / scale))
 
 
-def find_benchmark(name: str) -> Path:
-    """Locate benchmark set `name` under `$LAB_BENCHMARKS` / the reference data; error says where it looked."""
-    p = Path(name)
-    if (p / "HR").is_dir():
-        return p
-    root = benchmarks_dir()
-    if root is not None and (root / name / "HR").is_dir():
-        return root / name
-    raise FileNotFoundError(f"benchmark set {name!r} not found; set LAB_BENCHMARKS to a folder holding "
-                            f"{name}/HR (and {name}/LR_bicubic/X<s>), or pass a path")
-
-
-def load_source(source: str, scale: int, lr_source: str = "") -> list[ImagePair]:
-    """Images for a `data`/`valid` parameter: 'builtin', 'builtin:<name>,<name>', a benchmark set name, or a folder."""
-    if source == "builtin":
-        return builtin_images(BUILTIN_TRAIN)
-    if source.startswith("builtin:"):
-        return builtin_images([s.strip() for s in source.split(":", 1)[1].split(",") if s.strip()])
-    if lr_source:
-        return paired_images(lr_source, source, scale)
-    p = Path(source)
-    if p.is_dir() and (p / "HR").is_dir():
-        return benchmark_images(p, scale)
-    if p.is_dir():
-        return folder_images(p)
-    try:
-        return benchmark_images(find_benchmark(source), scale)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"data source {source!r} is neither 'builtin', 'builtin:<names>', a folder, "
-                                "nor a benchmark set found under LAB_BENCHMARKS") from None
-
-
-def _to_y(x: torch.Tensor) -> torch.Tensor:
-    return rgb_to_y(x)
+def degrade_pair(pair: ImagePair, scale: int, pipeline: Pipeline | None, seed: int) -> ImagePair:
+    """The (LR, HR) a model is judged on: a paired LR as is; else the HR (modcropped) degraded by `pipeline` with
+    `seed` (after its HR ops, which may change the HR), the LR rounded to 8 bit as a saved file would be. Plain
+    bicubic (or None) is MATLAB's imresize."""
+    if pair.lr is not None or is_benchmark_bicubic(pipeline, scale):
+        return with_bicubic_lr(pair, scale)
+    hr = modcrop(pair.hr, scale) if isinstance(pipeline.scale, int) else pair.hr
+    lr_t, hr_t = pipeline.apply_pair(uint8_to_tensor(hr), pipeline.sample(np.random.default_rng(seed)))
+    return ImagePair(pair.name, tensor_to_uint8(hr_t[0]), tensor_to_uint8(lr_t[0]))
 
 
 def _augment(t: torch.Tensor, code: int) -> torch.Tensor:
@@ -153,81 +85,124 @@ def _augment(t: torch.Tensor, code: int) -> torch.Tensor:
     return t
 
 
+def _chw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(a).transpose(2, 0, 1))).float().div_(255)
+
+
 class PatchDataset(torch.utils.data.Dataset):
     """Random aligned (LR, HR) patches; LR comes from the degradation pipeline (or the paired LR crop).
 
-    `patch_size` is in LR pixels; HR patches are `patch_size * scale`. Each item draws its crop, augmentation
-    and degradation from a generator seeded by (seed, epoch, index), so a run replays exactly.
+    `images`: a SourceMix (lab.sources.open_sources) or ImagePairs in memory. `patch_size` is in LR pixels; HR
+    patches are `patch_size * scale`. An epoch has `items` patches (default: `repeat` per image); item i of an
+    unweighted pool is image i mod n, of a weighted mix a draw by weight. See the module docstring for seeding.
     """
 
-    def __init__(self, images: Sequence[ImagePair], scale: int, patch_size: int = 48, degradation: Any = "bicubic",
-                 repeat: int = 1, augment: bool = True, seed: int = 0, channels: str = "rgb", quantize_lr: bool = True):
-        if not images:
+    def __init__(self, images: SourceMix | Sequence[ImagePair], scale: int, patch_size: int = 48,
+                 degradation: Any = "bicubic", repeat: int = 1, augment: bool = True, seed: int = 0,
+                 channels: str = "rgb", quantize_lr: bool = True, items: int | None = None):
+        mix = images if isinstance(images, SourceMix) else open_sources(list(images), scale)
+        if not len(mix):
             raise ValueError("PatchDataset needs at least one image")
         if scale < 1 or patch_size < 1 or repeat < 1:
             raise ValueError(f"scale, patch_size and repeat must be >= 1; got {scale}, {patch_size}, {repeat}")
-        if channels not in ("rgb", "y"):
+        if channels not in CHANNELS:
             raise ValueError(f"channels must be 'rgb' or 'y', got {channels!r}")
-        self.scale, self.patch_size, self.repeat, self.augment = scale, patch_size, repeat, augment
+        self.mix, self.scale, self.patch_size, self.repeat, self.augment = mix, scale, patch_size, repeat, augment
         self.seed, self.channels, self.quantize_lr, self.epoch = seed, channels, quantize_lr, 0
-        self.pipeline = None if all(i.lr is not None for i in images) else build(degradation, scale=scale)
+        paired = all(src.paired for src in mix.sources)
+        self.pipeline = None if paired else build(degradation, scale=scale)
+        self.items = items if items is not None else len(mix) * repeat
         hr_patch = patch_size * scale
-        self.images = []
-        for im in images:
-            hr = torch.from_numpy(np.ascontiguousarray(im.hr.transpose(2, 0, 1)))
-            lr = None if im.lr is None else torch.from_numpy(np.ascontiguousarray(im.lr.transpose(2, 0, 1)))
-            if hr.shape[1] < hr_patch or hr.shape[2] < hr_patch:
-                raise ValueError(f"image {im.name!r} ({hr.shape[1]}x{hr.shape[2]}) is smaller than the HR patch "
-                                 f"{hr_patch}px; lower patch_size or drop the image")
-            self.images.append((im.name, hr, lr))
+        for src in mix.sources:
+            for k in range(len(src)):
+                h, w = src.shape(k)
+                if h < hr_patch or w < hr_patch:
+                    raise ValueError(f"image {src.items[k].name!r} of {src.name!r} ({h}x{w}) is smaller than the HR "
+                                     f"patch {hr_patch}px; lower patch_size or filter it out (data_filters "
+                                     f"{{'min_size': {hr_patch}}})")
 
     def __len__(self) -> int:
-        return len(self.images) * self.repeat
+        return self.items
 
     def set_epoch(self, epoch: int) -> None:
         """Change the epoch so the next pass draws new patches."""
         self.epoch = epoch
 
+    def _hr_ops_patch(self, hr: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A window of the HR through the whole pipeline (HR ops first), then an aligned patch of the result."""
+        s, p = self.scale, self.patch_size
+        params = self.pipeline.sample(rng)
+        side = 2 * p * s
+        while True:
+            wh, ww = min(side, hr.shape[0]), min(side, hr.shape[1])
+            whole = (wh, ww) == hr.shape[:2]
+            y0, x0 = int(rng.integers(0, hr.shape[0] - wh + 1)), int(rng.integers(0, hr.shape[1] - ww + 1))
+            try:
+                lr, new_hr = self.pipeline.apply_pair(_chw(hr[y0:y0 + wh, x0:x0 + ww])[None], params)
+            except ValueError:  # an op that needs more than this window (a crop larger than it): widen
+                if whole:
+                    raise
+                side *= 2
+                continue
+            if min(lr.shape[-2:]) >= p:
+                break
+            if whole:
+                raise ValueError(f"the HR ops of {self.pipeline.name!r} shrink the whole {hr.shape[0]}x{hr.shape[1]} "
+                                 f"image below the {p * s}px HR patch; lower patch_size or the ops' shrink")
+            side *= 2
+        y, x = int(rng.integers(0, lr.shape[-2] - p + 1)), int(rng.integers(0, lr.shape[-1] - p + 1))
+        return lr[0, :, y:y + p, x:x + p], new_hr[0, :, y * s:(y + p) * s, x * s:(x + p) * s]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        _, hr, lr = self.images[i % len(self.images)]
+        src, k = self.mix.draw(rng, i)
+        hr, lr = src.hr(k), src.lr(k)
         s, p = self.scale, self.patch_size
-        h, w = hr.shape[1] // s, hr.shape[2] // s  # LR grid, so HR crops stay aligned to it
-        y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
-        hr_patch = hr[:, y * s:(y + p) * s, x * s:(x + p) * s].float().div_(255)
-        if lr is not None:
-            lr_patch = lr[:, y:y + p, x:x + p].float().div_(255)
+        if lr is None and self.pipeline.changes_hr:
+            lr_patch, hr_patch = self._hr_ops_patch(hr, rng)
         else:
-            lr_patch = self.pipeline(hr_patch[None], rng)[0]
-            if self.quantize_lr:
-                lr_patch = lr_patch.clamp(0, 1).mul(255).round().div(255)
+            h, w = hr.shape[0] // s, hr.shape[1] // s  # LR grid, so HR crops stay aligned to it
+            y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
+            hr_patch = _chw(hr[y * s:(y + p) * s, x * s:(x + p) * s])
+            lr_patch = _chw(lr[y:y + p, x:x + p]) if lr is not None else self.pipeline(hr_patch[None], rng)[0]
+        if lr is None and self.quantize_lr:
+            lr_patch = lr_patch.clamp(0, 1).mul(255).round().div(255)
         if self.augment:
             code = int(rng.integers(0, 8))
             lr_patch, hr_patch = _augment(lr_patch, code), _augment(hr_patch, code)
         if self.channels == "y":
-            lr_patch, hr_patch = _to_y(lr_patch[None])[0], _to_y(hr_patch[None])[0]
+            lr_patch, hr_patch = rgb_to_y(lr_patch[None])[0], rgb_to_y(hr_patch[None])[0]
         return lr_patch.contiguous(), hr_patch.contiguous()
 
 
-class ImageDataset(torch.utils.data.Dataset):
-    """Whole (LR, HR) images for validation; LR is MATLAB-bicubic uint8 (as benchmarks) unless paired."""
+def _centre_crop(pair: ImagePair, scale: int, max_size: int | None) -> ImagePair:
+    hr = modcrop(pair.hr, scale)
+    if not max_size or max(hr.shape[:2]) <= max_size:
+        return ImagePair(pair.name, hr, pair.lr)
+    m = (max_size // scale) * scale
+    y0 = ((hr.shape[0] - min(m, hr.shape[0])) // (2 * scale)) * scale
+    x0 = ((hr.shape[1] - min(m, hr.shape[1])) // (2 * scale)) * scale
+    lr = None if pair.lr is None else pair.lr[y0 // scale:(y0 + m) // scale, x0 // scale:(x0 + m) // scale]
+    return ImagePair(pair.name, hr[y0:y0 + m, x0:x0 + m], lr)
 
-    def __init__(self, images: Sequence[ImagePair], scale: int, channels: str = "rgb", max_size: int | None = None):
-        self.items = []
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Whole (LR, HR) images for validation, degraded as the task degrades them (see the module docstring).
+
+    `degradation`: a preset name, config or Pipeline (None or 'bicubic': MATLAB bicubic); `seed` is the base of
+    the fixed per-image seeds. `pairs` holds the uint8 (LR, HR) each image is judged on.
+    """
+
+    def __init__(self, images: Sequence[ImagePair], scale: int, channels: str = "rgb", max_size: int | None = None,
+                 degradation: Any = None, seed: int = 0):
+        pipe = None if degradation is None else build(degradation, scale=scale)
+        self.pairs, self.items = [], []
         for im in images:
-            hr = modcrop(im.hr, scale)
-            if max_size and max(hr.shape[:2]) > max_size:
-                m = (max_size // scale) * scale
-                y0, x0 = ((hr.shape[0] - min(m, hr.shape[0])) // (2 * scale)) * scale, \
-                         ((hr.shape[1] - min(m, hr.shape[1])) // (2 * scale)) * scale
-                hr = hr[y0:y0 + m, x0:x0 + m]
-                lr = None if im.lr is None else im.lr[y0 // scale:(y0 + m) // scale, x0 // scale:(x0 + m) // scale]
-            else:
-                lr = im.lr
-            lr = imresize(hr, scale=1 / scale) if lr is None else lr
-            lr_t, hr_t = uint8_to_tensor(lr)[0], uint8_to_tensor(hr)[0]
+            pair = degrade_pair(_centre_crop(im, scale, max_size), scale, pipe, image_seed(im.name, "valid", seed))
+            lr_t, hr_t = uint8_to_tensor(pair.lr)[0], uint8_to_tensor(pair.hr)[0]
             if channels == "y":
-                lr_t, hr_t = _to_y(lr_t[None])[0], _to_y(hr_t[None])[0]
+                lr_t, hr_t = rgb_to_y(lr_t[None])[0], rgb_to_y(hr_t[None])[0]
+            self.pairs.append(pair)
             self.items.append((im.name, lr_t, hr_t))
 
     def __len__(self) -> int:
@@ -237,11 +212,71 @@ class ImageDataset(torch.utils.data.Dataset):
         return self.items[i][1], self.items[i][2]
 
 
-def show_triplets(lr: torch.Tensor, sr: torch.Tensor | None, hr: torch.Tensor, max_n: int = 4, figsize_unit: float = 3.0,
-                  titles: Sequence[str] | None = None):
-    """Plot LR / SR / HR side by side for up to `max_n` images; returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
+@dataclass(frozen=True)
+class Budget:
+    """A run's length in optimizer steps, cut into epochs of `steps_per_epoch` (the last may be shorter), each
+    ending in a validation; the resume checkpoint is saved every `save_every` steps and at the end.
 
+    Epochs past the budget (a later phase on the same loader, e.g. the adversarial one) are whole.
+    """
+
+    steps: int
+    steps_per_epoch: int
+    save_every: int
+
+    def __post_init__(self):
+        for k in ("steps", "steps_per_epoch", "save_every"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{k} must be an int >= 1, got {v!r}")
+        if self.save_every % self.steps_per_epoch:
+            raise ValueError(f"save_every={self.save_every} must be a multiple of valid_every="
+                             f"{self.steps_per_epoch} (checkpoints are saved after a validation)")
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.steps / self.steps_per_epoch)
+
+    @property
+    def save_every_epochs(self) -> int:
+        return self.save_every // self.steps_per_epoch
+
+    def steps_in(self, epoch: int) -> int:
+        """Optimizer steps of epoch `epoch` (0-based)."""
+        if epoch == self.epochs - 1:
+            return self.steps - epoch * self.steps_per_epoch
+        return self.steps_per_epoch
+
+    def steps_before(self, epoch: int) -> int:
+        """Optimizer steps taken before epoch `epoch` starts."""
+        if epoch <= self.epochs:
+            return min(epoch * self.steps_per_epoch, self.steps)
+        return self.steps + (epoch - self.epochs) * self.steps_per_epoch
+
+    def to_dict(self) -> dict[str, int]:
+        return {"steps": self.steps, "valid_every": self.steps_per_epoch, "save_every": self.save_every,
+                "epochs": self.epochs}
+
+
+def make_budget(items_per_epoch: int, batch_size: int, epochs: int = 1, steps: int = 0, valid_every: int = 0,
+                save_every: int = 0) -> Budget:
+    """`steps` > 0: that many steps, validated every `valid_every` (default: 10 times per run) and saved every
+    `save_every` (default: at each validation). Else `epochs` passes over `items_per_epoch` patches."""
+    for k, v in (("steps", steps), ("valid_every", valid_every), ("save_every", save_every), ("epochs", epochs)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{k} must be an int >= 0, got {v!r}")
+    if steps:
+        spe = valid_every or max(1, math.ceil(steps / 10))
+        return Budget(steps, min(spe, steps), save_every or min(spe, steps))
+    spe = items_per_epoch // batch_size
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1 (or set steps), got {epochs}")
+    return Budget(epochs * spe, spe, (save_every // spe * spe if save_every else spe) or spe)
+
+
+def show_triplets(lr: torch.Tensor, sr: torch.Tensor | None, hr: torch.Tensor, max_n: int = 4,
+                  figsize_unit: float = 3.0, titles: Sequence[str] | None = None):
+    """Plot LR / SR / HR side by side for up to `max_n` images; returns the matplotlib figure."""
     n = min(max_n, lr.shape[0])
     cols = [("LR", lr), ("SR", sr), ("HR", hr)] if sr is not None else [("LR", lr), ("HR", hr)]
     fig, axes = plt.subplots(n, len(cols), figsize=(figsize_unit * len(cols), figsize_unit * n), squeeze=False)
@@ -260,11 +295,15 @@ class SRDataLoader(DataLoader):
 
     Each pass tells the dataset its epoch and then advances it; a Learner sets the epoch explicitly before each
     training epoch (`lab.callbacks.DataEpoch`), so a resumed run draws the same batches as an uninterrupted one.
+    With a `budget` an epoch has the budget's steps for it (the run's last epoch may be shorter).
     """
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next pass draws (patches, degradations and shuffle order)."""
         self.epoch = int(epoch)
+        budget = getattr(self, "budget", None)
+        if budget is not None:
+            self.n = budget.steps_in(self.epoch) * self.bs
 
     def randomize(self):
         seed = getattr(self, "seed", None)
@@ -291,31 +330,61 @@ class SRDataLoader(DataLoader):
         return show_triplets(lr, sr.detach().float().cpu(), hr, max_n=max_n)
 
 
-def dataloaders(data: str = "builtin", scale: int = 2, patch_size: int = 48, batch_size: int = 16,
-                degradation: Any = "bicubic", repeat: int = 20, valid: str = "builtin:chelsea",
-                valid_max_size: int | None = 256, channels: str = "rgb", seed: int = 0, num_workers: int = 0,
-                data_lr: str = "", device: str | torch.device | None = None,
-                degradation_kwargs: dict[str, Any] | None = None) -> DataLoaders:
+def resolve_workers(num_workers: int | str, mix: SourceMix) -> int:
+    """DataLoader worker processes: an int >= 0, or 'auto' (none for in-memory photos, else half the cores, <= 4)."""
+    if isinstance(num_workers, str) and num_workers.strip().isdigit():  # `-p num_workers 2` arrives as text
+        num_workers = int(num_workers)
+    if num_workers == "auto":
+        if all(it.builtin is not None for s in mix.sources for it in s.items) or not mix.sources[0].items:
+            return 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(4, max(1, cores // 2))
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an int >= 0 or 'auto', got {num_workers!r}")
+    return num_workers
+
+
+def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, patch_size: int = 48,
+                batch_size: int = 16, degradation: Any = "bicubic", repeat: int = 20, valid: str = "builtin:chelsea",
+                valid_max_size: int | None = 256, channels: str = "rgb", seed: int = 0,
+                num_workers: int | str = 0, data_lr: str = "", device: str | torch.device | None = None,
+                degradation_kwargs: dict[str, Any] | None = None, valid_degradation: Any = "",
+                valid_lr: str = "", augment: bool = True, epochs: int = 1, steps: int = 0, valid_every: int = 0,
+                save_every: int = 0, data_filters: dict[str, Any] | None = None,
+                disk_cache: bool = False) -> DataLoaders:
     """fastai DataLoaders: random patch batches for training, whole images (batch 1) for validation.
 
     `degradation` is a preset name or config (lab.degrade.build) and `degradation_kwargs` its overrides;
-    `dls.degradation` holds the resolved config a run records.
+    `valid_degradation` degrades the validation images ('' = the training degradation, 'bicubic' = clean
+    benchmark-style LR), or `valid_lr` names their paired LR folder. `dls.budget` is the step budget (`steps`, or
+    `epochs` of `repeat` patches per image), `dls.degradation` / `dls.valid_degradation` the resolved configs and
+    `dls.sources` the training sources a run records.
     """
     if degradation_kwargs:
         degradation = build(degradation, scale=scale, **degradation_kwargs)
-    train = load_source(data, scale, data_lr)
-    valid_imgs = load_source(valid, scale)
-    train_ds = PatchDataset(train, scale, patch_size, degradation=degradation, repeat=repeat, seed=seed,
-                            channels=channels)
-    if len(train_ds) < batch_size:
-        raise ValueError(f"only {len(train_ds)} training patches per epoch ({len(train)} images x repeat {repeat}) "
+    mix = open_sources(data, scale, data_lr, filters=data_filters, disk_cache=disk_cache)
+    budget = make_budget(len(mix) * repeat, batch_size, epochs, steps, valid_every, save_every)
+    items = budget.steps_per_epoch * batch_size if steps else len(mix) * repeat
+    train_ds = PatchDataset(mix, scale, patch_size, degradation=degradation, repeat=repeat, seed=seed,
+                            channels=channels, augment=augment, items=items)
+    if items < batch_size or budget.steps_per_epoch < 1:
+        raise ValueError(f"only {items} training patches per epoch ({len(mix)} images x repeat {repeat}) "
                          f"for batch_size {batch_size}: raise repeat or lower batch_size")
-    valid_ds = ImageDataset(valid_imgs, scale, channels=channels, max_size=valid_max_size)
-    train_dl = SRDataLoader(train_ds, bs=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
-                            device=device)
+    vpipe = None if valid_lr else (train_ds.pipeline if valid_degradation in ("", None) else
+                                   build(valid_degradation, scale=scale))
+    if vpipe is None and not valid_lr and train_ds.pipeline is None:  # paired training data: clean validation
+        vpipe = build("bicubic", scale=scale)
+    valid_imgs = open_source(valid, scale, valid_lr, with_lr=bool(valid_lr) or is_benchmark_bicubic(vpipe, scale))
+    valid_ds = ImageDataset(valid_imgs.pairs(), scale, channels=channels, max_size=valid_max_size, degradation=vpipe)
+    train_dl = SRDataLoader(train_ds, bs=batch_size, shuffle=True, drop_last=True,
+                            num_workers=resolve_workers(num_workers, mix), device=device)
     train_dl.seed, train_dl.epoch = seed, 0  # fastai seeds its shuffle from the global `random`; keep it explicit
+    if steps:  # epochs of a step budget; an epoch-based run takes its whole dataset each epoch
+        train_dl.budget = budget
+        train_dl.set_epoch(0)
     valid_dl = SRDataLoader(valid_ds, bs=1, shuffle=False, num_workers=0, device=device)
     dls = DataLoaders(train_dl, valid_dl)
-    dls.scale, dls.channels = scale, channels
+    dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, mix.describe()
     dls.degradation = train_ds.pipeline.config() if train_ds.pipeline is not None else {"preset": "paired"}
+    dls.valid_degradation = vpipe.config() if vpipe is not None else {"preset": "paired", "lr": valid_lr}
     return dls

@@ -1,5 +1,6 @@
-"""Evaluation: a model on benchmark sets the way papers score it, with the bicubic baseline beside it, and the cost
-profile a run records.
+"""Evaluation: a model on benchmark sets the way papers score it, on inputs degraded the way the task degrades them,
+with the baseline that means something for the task beside it (bicubic for SR, the degraded input otherwise), and
+the cost profile a run records.
 
 When a run is given, each set's per-image table, the model's outputs and the references they were scored against
 (the LR input, the baseline's output, the HR) are kept in the run directory, so plots and widgets only read files.
@@ -7,8 +8,10 @@ When a run is given, each set's per-image table, the model's outputs and the ref
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,13 +22,16 @@ from fastprogress.fastprogress import progress_bar
 from IPython.display import display
 from torch import nn
 
-from lab.data import ImagePair, benchmark_images, find_benchmark, load_source, with_bicubic_lr
+from lab.data import degrade_pair, is_benchmark_bicubic
+from lab.degrade import Pipeline, build
 from lab.images import tensor_to_uint8, uint8_to_tensor
 from lab.infer import infer
 from lab.metrics import psnr, ssim
 from lab.models import profile
 from lab.resize import imresize
-from lab.runs import Run, slugify
+from lab.runs import Run
+from lab.sources import ImagePair, find_benchmark, image_seed, load_source
+from lab.utils import slugify
 
 
 def score_uint8(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
@@ -34,25 +40,45 @@ def score_uint8(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, floa
     return float(psnr(a, b, crop_border=scale, y_only=True)[0]), float(ssim(a, b, crop_border=scale, y_only=True)[0])
 
 
-def evaluate_pairs(model: nn.Module | None, pairs: Sequence[ImagePair], scale: int, *, run: Run | None = None,
-                   label: str = "valid", progress: bool = True, **infer_kw: Any) -> pd.DataFrame:
-    """Per-image PSNR-Y/SSIM-Y of `model` (and of bicubic upscaling) on (name, hr, lr) image pairs.
+def baseline_kind(scale: int) -> str:
+    """What a model is compared with: MATLAB-bicubic upscaling of its input for SR, the input itself otherwise."""
+    return "bicubic" if scale > 1 else "degraded input"
 
-    A pair without LR is scored as benchmarks are: HR modcropped, LR made from it by MATLAB bicubic.
-    The SR output is clamped and rounded to uint8 before scoring. With `run`, the outputs and the references (LR,
-    bicubic, HR) go into its evaluation outputs for set `label` (the references once).
-    Returns one row per image; `df.attrs['mean']` holds the column means.
+
+def _pipeline(degradation: Any, scale: int) -> Pipeline | None:
+    return None if degradation in (None, "") else build(degradation, scale=scale)
+
+
+def evaluate_pairs(model: nn.Module | None, pairs: Sequence[ImagePair], scale: int, *, degradation: Any = None,
+                   seed: int = 0, run: Run | None = None, label: str = "valid", progress: bool = True,
+                   **infer_kw: Any) -> pd.DataFrame:
+    """Per-image PSNR-Y/SSIM-Y of `model` and of the task's baseline on (name, hr, lr) image pairs.
+
+    A pair without LR is degraded the way the task degrades: `degradation` (a preset, config or Pipeline; None:
+    MATLAB bicubic, as benchmarks) with a seed fixed per image and set (`image_seed(name, label, seed)`, in the
+    `lr_seed` column), so every run is scored on identical inputs. The baseline is bicubic upscaling of the input
+    for SR and the input itself for same-size restoration (`baseline_*` columns, `gain_psnr_y` over it); a
+    baseline that equals the HR (a degradation that did nothing) is not a number (NaN), never infinite. The
+    output is clamped and rounded to uint8 before scoring. With `run`, the outputs and the references (input,
+    baseline, HR) go into its evaluation outputs for set `label` (the references once).
+    Returns one row per image; `df.attrs['mean']` holds the column means, `df.attrs['baseline']` its kind.
     """
+    pipe = _pipeline(degradation, scale)
     rows = []
     it = progress_bar(list(pairs), leave=False) if progress else pairs
     for p in it:
-        p = with_bicubic_lr(p, scale)
+        lr_seed = None if p.lr is not None or is_benchmark_bicubic(pipe, scale) else image_seed(p.name, label, seed)
+        p = degrade_pair(p, scale, pipe, lr_seed or 0)
         lr, hr = p.lr, p.hr
-        bic = imresize(lr, scale=scale)[: hr.shape[0], : hr.shape[1]]
-        row: dict[str, Any] = {"image": p.name, "height": hr.shape[0], "width": hr.shape[1]}
-        row["bicubic_psnr_y"], row["bicubic_ssim_y"] = score_uint8(bic, hr, scale)
+        base = imresize(lr, scale=scale)[: hr.shape[0], : hr.shape[1]] if scale > 1 else lr
+        row: dict[str, Any] = {"image": p.name, "height": hr.shape[0], "width": hr.shape[1], "lr_seed": lr_seed}
+        row["baseline_psnr_y"], row["baseline_ssim_y"] = score_uint8(base, hr, scale)
+        if not math.isfinite(row["baseline_psnr_y"]):
+            warnings.warn(f"{label}/{p.name}: the degraded input equals the HR, so its baseline PSNR is undefined "
+                          "(NaN); check the degradation", stacklevel=2)
+            row["baseline_psnr_y"] = float("nan")
         if run is not None and not run.eval_reference(label, p.name, "hr").is_file():
-            for kind, img in (("lr", lr), ("baseline", bic), ("hr", hr)):
+            for kind, img in (("lr", lr), ("baseline", base), ("hr", hr)):
                 run.save_eval_reference(label, p.name, kind, img)
         if model is not None:
             t0 = time.perf_counter()
@@ -67,66 +93,111 @@ def evaluate_pairs(model: nn.Module | None, pairs: Sequence[ImagePair], scale: i
         rows.append(row)
     df = pd.DataFrame(rows)
     if model is not None:
-        df["gain_psnr_y"] = df["psnr_y"] - df["bicubic_psnr_y"]
+        df["gain_psnr_y"] = df["psnr_y"] - df["baseline_psnr_y"]
     df.attrs["mean"] = df.select_dtypes("number").mean().to_dict()
+    df.attrs["baseline"] = baseline_kind(scale)
     return df
 
 
 def evaluate_benchmark(model: nn.Module | None, set_dir: str | os.PathLike, scale: int, *, run: Run | None = None,
-                       label: str | None = None, **infer_kw: Any) -> pd.DataFrame:
-    """Evaluate on a benchmark set laid out as `<Set>/HR` + `<Set>/LR_bicubic/X<s>` (LR made if absent)."""
+                       label: str | None = None, degradation: Any = None, **infer_kw: Any) -> pd.DataFrame:
+    """Evaluate on a benchmark set laid out as `<Set>/HR` + `<Set>/LR_bicubic/X<s>` (its LR files when the
+    degradation is plain bicubic, else its HR degraded)."""
     set_dir = find_benchmark(str(set_dir))
-    df = evaluate_pairs(model, benchmark_images(set_dir, scale), scale, run=run, label=label or Path(set_dir).name,
+    pipe = _pipeline(degradation, scale)
+    pairs = load_source(str(set_dir), scale, with_lr=is_benchmark_bicubic(pipe, scale))
+    df = evaluate_pairs(model, pairs, scale, run=run, label=label or Path(set_dir).name, degradation=pipe,
                         **infer_kw)
     df.attrs["set"] = Path(set_dir).name
     return df
 
 
-def summarize(df: pd.DataFrame, prefix: str = "") -> dict[str, float]:
-    """Mean PSNR-Y/SSIM-Y (model, bicubic, gain) of an evaluation table as a flat dict for a run's metrics."""
-    keys = ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "gain_psnr_y")
-    return {f"{prefix}{k}": float(df[k].mean()) for k in keys if k in df}
+SUMMARY_KEYS = ("psnr_y", "ssim_y", "baseline_psnr_y", "baseline_ssim_y", "gain_psnr_y")
+
+
+def summarize(df: pd.DataFrame, prefix: str = "") -> dict[str, Any]:
+    """Mean PSNR-Y/SSIM-Y (model, baseline, gain) of an evaluation table as a flat dict for a run's metrics, with
+    the baseline's kind (`<prefix>baseline`)."""
+    out: dict[str, Any] = {f"{prefix}{k}": float(df[k].mean()) for k in SUMMARY_KEYS if k in df}
+    if "baseline" in df.attrs:
+        out[f"{prefix}baseline"] = df.attrs["baseline"]
+    return out
 
 
 def set_label(spec: str) -> str:
-    """The label a set is recorded under: a benchmark's name, a folder's name, a slug for 'builtin:<names>'."""
-    return Path(spec).name if "/" in spec else slugify(spec) if ":" in spec else spec
+    """The label a set is recorded under: a benchmark's name, a folder's name, a slug for 'builtin:<names>', with
+    its degradation after '@' ('Set5@blur_bicubic')."""
+    name, _, deg = spec.partition("@")
+    base = Path(name).name if "/" in name else slugify(name) if ":" in name else name
+    return f"{base}@{deg}" if deg else base
 
 
-def parse_sets(sets: str | Sequence[str]) -> dict[str, str]:
-    """{label: spec} of a comma-separated list of sets (or a list): 'Set5, builtin:chelsea, data/photos/'."""
+def parse_sets(sets: str | Sequence[str], default: Any = None) -> dict[str, tuple[str, Any]]:
+    """{label: (spec, degradation)} of a comma-separated list of sets (or a list): 'Set5, Set5@blur_bicubic,
+    builtin:chelsea, data/photos/'. `<set>@<preset>` degrades the set's HR with that preset; a set without '@'
+    takes `default` (None: the benchmark's bicubic LR)."""
     specs = [s.strip() for s in sets.split(",")] if isinstance(sets, str) else [str(s).strip() for s in sets]
-    return {set_label(s): s for s in specs if s}
+    out = {}
+    for s in [s for s in specs if s]:
+        name, _, deg = s.partition("@")
+        out[set_label(s)] = (name.strip(), deg.strip() or default)
+    return out
 
 
-def set_pairs(spec: str, scale: int) -> list[ImagePair]:
-    """The image pairs of one set: 'builtin:<names>' photos or an HR folder (LR made the benchmark way), else a
-    benchmark set found under $LAB_BENCHMARKS / the reference data."""
-    if spec.startswith("builtin") or Path(spec).is_dir():
-        return load_source(spec, scale)
-    return benchmark_images(find_benchmark(spec), scale)
+def task_sets(valid: str, eval_sets: str, scale: int, valid_degradation: Any) -> dict[str, tuple[str, Any]]:
+    """What a training run is judged on: its validation images degraded as its validation was, then `eval_sets`.
+
+    For SR a plain set name is the published benchmark (bicubic LR); for same-size restoration (scale 1) a plain
+    name has no LR to offer, so it is degraded by the validation degradation and labelled with it.
+    """
+    out = {"valid": (valid, valid_degradation)}
+    for label, (spec, deg) in parse_sets(eval_sets).items():
+        if deg is None and scale == 1:
+            name = valid_degradation.get("preset") if isinstance(valid_degradation, dict) else str(valid_degradation)
+            out[f"{label}@{name}"] = (spec, valid_degradation)
+        else:
+            out[label] = (spec, deg)
+    return out
 
 
-def evaluate_sets(model: nn.Module, sets: str | Sequence[str] | dict[str, str], scale: int, *,
-                  run: Run | None = None, show: bool = True,
-                  **infer_kw: Any) -> tuple[dict[str, pd.DataFrame], dict[str, float], list[str]]:
-    """Score `model` on each set ({label: spec}, or specs as for `parse_sets`); returns ({label: per-image table},
-    summary metrics `<label>_psnr_y` ..., skipped messages).
+def _paired_lr(degradation: Any) -> str:
+    """The LR folder of a 'paired' degradation record ({'preset': 'paired', 'lr': folder}), else ''."""
+    return degradation.get("lr", "") if isinstance(degradation, dict) and degradation.get("preset") == "paired" else ""
+
+
+def set_pairs(spec: str, scale: int, degradation: Any = None) -> list[ImagePair]:
+    """The image pairs of one set: 'builtin:<names>' photos or an HR folder (LR made by the degradation), else a
+    benchmark set found under $LAB_BENCHMARKS / the reference data (its LR files when the degradation is bicubic);
+    a 'paired' degradation record pairs the HR with its LR folder."""
+    if _paired_lr(degradation):
+        return load_source(spec, scale, _paired_lr(degradation))
+    keep_lr = is_benchmark_bicubic(_pipeline(degradation, scale), scale)
+    return load_source(spec, scale, with_lr=keep_lr)
+
+
+def evaluate_sets(model: nn.Module, sets: str | Sequence[str] | dict[str, Any], scale: int, *,
+                  degradation: Any = None, run: Run | None = None, show: bool = True,
+                  **infer_kw: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], list[str]]:
+    """Score `model` on each set ({label: (spec, degradation)} as `parse_sets` / `task_sets` give, or specs with
+    `degradation` as the default); returns ({label: per-image table}, summary metrics `<label>_psnr_y` ...,
+    skipped messages).
 
     A set that is not found is skipped with its reason (a user's clone may not have the benchmarks). With `run`
     each table, the outputs and their references are recorded. `show` displays each table.
     """
-    sets = dict(sets) if isinstance(sets, dict) else parse_sets(sets)
+    sets = dict(sets) if isinstance(sets, dict) else parse_sets(sets, degradation)
     tables: dict[str, pd.DataFrame] = {}
-    summary: dict[str, float] = {}
+    summary: dict[str, Any] = {}
     skipped: list[str] = []
-    for label, spec in sets.items():
+    for label, (spec, deg) in sets.items():
         try:
-            table = evaluate_pairs(model, set_pairs(spec, scale), scale, run=run, label=label, **infer_kw)
+            pairs = set_pairs(spec, scale, deg)
         except FileNotFoundError as e:
             skipped.append(f"skipped {spec}: {e}")
             print(skipped[-1])
             continue
+        table = evaluate_pairs(model, pairs, scale, degradation=None if _paired_lr(deg) else deg, run=run,
+                               label=label, **infer_kw)
         tables[label] = table
         summary.update(summarize(table, f"{label.lower()}_"))
         if run is not None:

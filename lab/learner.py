@@ -9,12 +9,13 @@ from typing import Any, Callable, Sequence
 import fastai.callback.schedule  # noqa: F401  (adds fit_one_cycle and lr_find to Learner)
 import torch
 from fastai.callback.fp16 import MixedPrecision
-from fastai.callback.schedule import ParamScheduler
+from fastai.callback.schedule import ParamScheduler, combined_cos
 from fastai.learner import Learner
 from fastai.optimizer import SGD, Adam
 from torch import nn
 
 from lab.callbacks import EMA, BF16Autocast, ClipGrad, DataEpoch, DivergenceGuard, LossPartsLogger
+from lab.data import Budget
 from lab.losses import parse_loss
 from lab.metrics import PSNR, SSIM
 from lab.mixup import RestorationMixup
@@ -112,15 +113,46 @@ def training_callbacks(clip: float = 0.0, clip_mode: str = "norm", ema: float = 
     return cbs
 
 
-def fit_schedule(learn: Learner, epochs: int, lr: float, schedule: str = "one_cycle", start_epoch: int = 0,
-                 **schedule_kw: Any) -> None:
-    """Fit `epochs` with a named LR schedule (lab.schedules.SCHEDULES) over the whole run.
+class StepScheduler(ParamScheduler):
+    """fastai's ParamScheduler with the position taken from the optimizer step within the run's budget:
+    pos = (steps before this epoch + batch index) / total steps, exact at every step, also when the run's last
+    epoch is shorter or a resumed fit skips epochs."""
 
-    'one_cycle' is fastai's `fit_one_cycle` (LR and momentum); the others drive the LR through a ParamScheduler.
+    def __init__(self, scheds: dict[str, Callable[[float], float]], budget: Budget):
+        super().__init__(scheds)
+        self.budget = budget
+
+    def before_batch(self):
+        self._update_val((self.budget.steps_before(self.epoch) + self.iter) / self.budget.steps)
+
+
+ONE_CYCLE_MOMS = (0.95, 0.85, 0.95)  # fastai's fit_one_cycle momentum curve
+
+
+def schedule_callbacks(budget: Budget, lr: float, schedule: str = "one_cycle", **schedule_kw: Any) -> list:
+    """The scheduler of a named LR schedule (lab.schedules.SCHEDULES) over a budget; 'one_cycle' also moves the
+    momentum the way fastai's fit_one_cycle does."""
+    kw = dict(schedule_kw)
+    moms = kw.pop("moms", ONE_CYCLE_MOMS) if schedule == "one_cycle" else None
+    scheds = {"lr": make_schedule(schedule, lr, budget.steps, **kw)}
+    if moms is not None:
+        scheds["mom"] = combined_cos(kw.get("pct_start", 0.25), *moms)
+    return [StepScheduler(scheds, budget)]
+
+
+def as_budget(learn: Learner, epochs: int | Budget) -> Budget:
+    """A Budget as is, or `epochs` whole passes over the learner's training loader."""
+    if isinstance(epochs, Budget):
+        return epochs
+    n = len(learn.dls.train)
+    return Budget(int(epochs) * n, n, n)
+
+
+def fit_schedule(learn: Learner, epochs: int | Budget, lr: float, schedule: str = "one_cycle", start_epoch: int = 0,
+                 **schedule_kw: Any) -> None:
+    """Fit a budget (`lab.data.Budget`, or a number of epochs) with a named LR schedule over the whole run.
+
     `start_epoch` > 0 continues a resumed run: earlier epochs are skipped, the schedule position follows.
     """
-    if schedule == "one_cycle":
-        learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, **schedule_kw)
-        return
-    sched = make_schedule(schedule, lr, epochs * len(learn.dls.train), **schedule_kw)
-    learn.fit(epochs, lr, cbs=ParamScheduler({"lr": sched}), start_epoch=start_epoch)
+    budget = as_budget(learn, epochs)
+    learn.fit(budget.epochs, lr, cbs=schedule_callbacks(budget, lr, schedule, **schedule_kw), start_epoch=start_epoch)

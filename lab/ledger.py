@@ -18,7 +18,8 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from lab.runs import STALE_AFTER_S, STATUSES, Run, as_run, effective_status, parse_time, runs_dir, scan
+from lab.runs import CHECKPOINT_DIR, STALE_AFTER_S, STATUSES, Run, as_run, effective_status, runs_dir, scan
+from lab.utils import parse_time
 
 BASE_COLUMNS = ("id", "name", "title", "date", "status", "notebook", "git_commit", "git_dirty", "parent")
 COST_KEYS = {  # ledger cost column -> keys looked up in the profile, then the metrics; first found wins
@@ -105,6 +106,9 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
         "error": err.get("message") if isinstance(err, dict) else str(err),
         "error_cell": err.get("cell") if isinstance(err, dict) else None, "path": str(run.dir),
     }
+    if rec.init_from and rec.init_from.get("checkpoint"):  # which weights a fine-tuned run started from
+        ck = Path(rec.init_from["checkpoint"])
+        row["init_weights"] = f"{ck.parent.parent.name}/{ck.name}" if ck.parent.name == CHECKPOINT_DIR else str(ck)
     row.update(summarize_notes(rec.notes))
     if params.get("notes") and isinstance(params["notes"], str):
         row["notes"] = params["notes"] + (f" | {row['notes']}" if row["notes"] else "")

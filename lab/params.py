@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -57,6 +58,18 @@ def collect(namespace: dict[str, Any], nb: str | os.PathLike) -> dict[str, Any]:
     """The full resolved params of the experiment: every name of the notebook's parameters cell, valued as in
     `namespace` now, except the execution ones (run_dir, resume)."""
     return {k: namespace.get(k, v) for k, v in notebook_defaults(nb).items() if k not in EXECUTION_PARAMS}
+
+
+def matching(namespace: dict[str, Any], nb: str | os.PathLike, fn: Callable[..., Any], **given: Any) -> dict[str, Any]:
+    """The notebook parameters `fn` takes by name, valued as in `namespace` now (what the kernel holds, so a
+    parameter fixed and re-run is the one used), with `given` values on top, e.g.
+    `lab.data.dataloaders(**matching(globals(), "train", lab.data.dataloaders, device=dev))`."""
+    takes = inspect.signature(fn).parameters
+    bad = [k for k in given if k not in takes]
+    if bad:
+        raise TypeError(f"{fn.__name__} takes no {bad}")
+    out = {k: namespace.get(k, v) for k, v in notebook_defaults(nb).items() if k in takes and k not in EXECUTION_PARAMS}
+    return {**out, **given}
 
 
 def _parse_value(text: str) -> Any:

@@ -256,7 +256,7 @@ def first_references(df: pd.DataFrame, image: str, eval_set: str,
 
 def compare_grid(df: pd.DataFrame, image: str, eval_set: str = "valid", box: Sequence[int] | None = None,
                  references: bool = True) -> Figure:
-    """Several runs' outputs on the same image and crop, with bicubic and HR beside them when available."""
+    """Several runs' outputs on the same image and crop, with the baseline and HR beside them when available."""
     panels = run_outputs(df, image, eval_set)
     if not panels:
         raise FileNotFoundError(f"none of runs {list(df['id'])} saved an output of {image!r} on set {eval_set!r}")

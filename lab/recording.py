@@ -73,6 +73,16 @@ class RunCallback(Callback):
         return was
 
 
+def steps_done(learn: Any) -> int | None:
+    """Optimizer steps the run has taken at the end of the current epoch (both phases counted), from the data
+    loader's budget; None when the loaders carry none."""
+    budget = getattr(learn.dls, "budget", None)
+    if budget is None:
+        return None
+    data_epoch = int(learn.epoch) + getattr(getattr(learn, "data_epoch", None), "offset", 0)
+    return budget.steps_before(data_epoch) + budget.steps_in(data_epoch)
+
+
 class RecordHistory(RunCallback):
     """Append each training epoch's losses, metrics, epoch, phase, lr and elapsed time to the run's history; beat
     the heart at least every `beat_s` seconds during an epoch."""
@@ -99,6 +109,9 @@ class RecordHistory(RunCallback):
         rec = {n: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
                for n, v in zip(names, self.recorder.log)}
         rec["epoch"] = int(self.epoch)
+        step = steps_done(self.learn)
+        if step is not None:
+            rec["step"] = step
         if self.phase:
             rec["phase"] = self.phase
         rec["lr"] = float(self.opt.hypers[-1]["lr"])
@@ -108,15 +121,19 @@ class RecordHistory(RunCallback):
 
 
 class SaveCheckpoints(RunCallback):
-    """Save `last` every training epoch (weights, optimizer state and epoch, plus the EMA weights, the critic and
-    the callbacks' `resume_state()` where present) and `best` when `monitor` improves (with EMA: the averaged
-    weights, the ones validated). A resumed run keeps beating the best value in its history."""
+    """Save `last` every `every` training epochs and after the fit's last epoch (weights, optimizer state, epoch
+    and step, plus the EMA weights, the critic and the callbacks' `resume_state()` where present) and `best` when
+    `monitor` improves (with EMA: the averaged weights, the ones validated). A resumed run keeps beating the best
+    value in its history."""
 
     order = 61
 
-    def __init__(self, run: Run, phase: str = "", monitor: str = "psnr_y", higher_is_better: bool = True):
+    def __init__(self, run: Run, phase: str = "", monitor: str = "psnr_y", higher_is_better: bool = True,
+                 every: int = 1):
         super().__init__(run, phase)
-        self.monitor, self.higher, self.best = monitor, higher_is_better, None
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every={every!r}: expected an int >= 1 (epochs between resume checkpoints)")
+        self.monitor, self.higher, self.best, self.every = monitor, higher_is_better, None, every
 
     def before_fit(self):
         super().before_fit()
@@ -129,8 +146,16 @@ class SaveCheckpoints(RunCallback):
         if not self._training_epoch_ended():
             return
         net = unwrap_model(self.model)
+        if (self.epoch + 1) % self.every == 0 or self.epoch == self.n_epoch - 1:
+            self._save_last(net)
+        self._save_best(net)
+
+    def _ema_state(self) -> dict[str, torch.Tensor] | None:
         ema = getattr(self.learn, "ema", None)
-        ema_state = ema.ema_state_dict() if isinstance(ema, EMA) and ema.ema_state is not None else None
+        return ema.ema_state_dict() if isinstance(ema, EMA) and ema.ema_state is not None else None
+
+    def _save_last(self, net: nn.Module) -> None:
+        ema_state = self._ema_state()
         extra: dict[str, Any] = {} if ema_state is None else {"ema_state": ema_state}
         critic = getattr(self.model, "critic", None)
         if isinstance(critic, nn.Module):  # an adversarial phase resumes with its discriminator too
@@ -138,9 +163,12 @@ class SaveCheckpoints(RunCallback):
         cb_state = {type(cb).__name__: cb.resume_state() for cb in self.learn.cbs if hasattr(cb, "resume_state")}
         if cb_state:
             extra["cb_state"] = cb_state
-        self.record.save_checkpoint(checkpoint_payload(net, epoch=int(self.epoch),
+        self.record.save_checkpoint(checkpoint_payload(net, epoch=int(self.epoch), step=steps_done(self.learn),
                                                        opt_state=plain_state(self.opt.state_dict()), **extra),
                                     "last", self.phase)
+
+    def _save_best(self, net: nn.Module) -> None:
+        ema_state = self._ema_state()
         names = [str(n) for n in self.recorder.metric_names]
         value = dict(zip(names, self.recorder.log)).get(self.monitor)
         value = float(value) if isinstance(value, (int, float)) or hasattr(value, "item") else None
@@ -188,9 +216,10 @@ class SaveSamples(RunCallback):
 
 
 def record_run(run: Run, phase: str = "", monitor: str = "psnr_y", higher_is_better: bool = True,
-               sample_size: int = 96, beat_s: float = 30.0) -> list[RunCallback]:
-    """The recording callbacks of one training phase: history + heartbeat, checkpoints, samples."""
-    return [RecordHistory(run, phase, beat_s), SaveCheckpoints(run, phase, monitor, higher_is_better),
+               sample_size: int = 96, beat_s: float = 30.0, save_every: int = 1) -> list[RunCallback]:
+    """The recording callbacks of one training phase: history + heartbeat, checkpoints (the resume one every
+    `save_every` epochs), samples."""
+    return [RecordHistory(run, phase, beat_s), SaveCheckpoints(run, phase, monitor, higher_is_better, save_every),
             SaveSamples(run, phase, sample_size)]
 
 

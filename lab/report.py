@@ -19,10 +19,10 @@ from lab.utils import atomic_write_text
 
 
 def _result_lines(r: pd.Series) -> list[str]:
-    """Results of one row: per evaluated set, PSNR-Y / SSIM-Y and the gain over bicubic."""
+    """Results of one row: per evaluated set, PSNR-Y / SSIM-Y and the gain over the set's baseline."""
     out = []
     for c in [c for c in r.index if c.startswith("metric.") and c.endswith("_psnr_y") and "bicubic" not in c
-              and "gain" not in c]:
+              and "baseline" not in c and "gain" not in c]:
         if is_missing(r[c]):
             continue
         pre = c[len("metric."):-len("psnr_y")]
@@ -31,8 +31,8 @@ def _result_lines(r: pd.Series) -> list[str]:
         if not is_missing(ss):
             s += f" / SSIM {ss:.4f}"
         g = r.get(f"metric.{pre}gain_psnr_y")
-        if not is_missing(g):
-            s += f" ({g:+.2f} dB vs bicubic)"
+        if not is_missing(g):  # runs made before baselines were named compared with bicubic
+            s += f" ({g:+.2f} dB vs {_get(r, f'metric.{pre}baseline') or 'bicubic'})"
         out.append(s)
     extra = []
     if not is_missing(r.get("metric.train_minutes")):

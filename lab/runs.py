@@ -11,6 +11,7 @@ Layout of `runs/NNNN-<slug>/` (no other module names these files; everyone asks 
   notes.jsonl              notes, tags and verdicts people attached: append-only, one JSON record per line
   profile.json             the cost profile (params, GFLOPs, forward ms in fp32 / bf16)
   degradation.json         the resolved degradation config the data loader used
+  data.json                the step budget, the training sources (images, weights) and the validation degradation
   init_from.json           the weights a fine-tuned run started from
   guard_events.json        what the divergence guard caught
   runner.log               output of the process that executed the notebook
@@ -30,8 +31,6 @@ them, and the few writers that need them (checkpoints, images) import them when 
 
 from __future__ import annotations
 
-import datetime as _dt
-import fcntl
 import getpass
 import json
 import os
@@ -42,20 +41,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from lab.utils import (JSON_ERRORS, PROJECT_ROOT, atomic_write_bytes, atomic_write_json, environment, git_info, now,
-                       parse_time, read_bytes, read_json_file, slugify)
+from lab.liveness import HOST, STALE_AFTER_S, effective_status
+from lab.utils import (JSON_ERRORS, PROJECT_ROOT, append_line, atomic_write_bytes, atomic_write_json, environment,
+                       git_info, now, read_json_file, read_jsonl, slugify)
 
 STATUSES = ("running", "done", "failed", "diverged", "interrupted")
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
-STALE_AFTER_S = 2 * 3600.0  # a 'running' run with no heartbeat for this long (pid not checkable) is interrupted
 _ID_DIR = ".ids"
 _RUN_RE = re.compile(r"^(\d{4,})-")
-_HOST = socket.gethostname()
 
 JSON_FILES = {  # key -> file, for Run.read / Run.write_json
     "params": "params.json", "meta": "meta.json", "status": "status.json", "history": "history.json",
     "metrics": "metrics.json", "profile": "profile.json", "degradation": "degradation.json",
-    "init_from": "init_from.json", "guard_events": "guard_events.json",
+    "init_from": "init_from.json", "guard_events": "guard_events.json", "data": "data.json",
     "degradation_samples": "degradation_samples.json",
 }
 NOTES_FILE = "notes.jsonl"
@@ -88,47 +86,6 @@ def allocate_id(root: str | os.PathLike) -> int:
             n += 1
 
 
-def _parse_notes(data: bytes) -> list[dict[str, Any]]:
-    out = []
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:  # a torn line (a writer killed mid-write) is skipped
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def effective_status(status: dict[str, Any], now_s: float | None = None, stale_after: float = STALE_AFTER_S) -> str:
-    """The status to show for a status record: a 'running' run whose process is gone is 'interrupted'.
-
-    Same host: the recorded pid is checked. Another host (shared runs/ on a cluster): a heartbeat older than
-    `stale_after` seconds counts as dead.
-    """
-    s = status.get("status", "unknown")
-    if s != "running":
-        return s
-    if status.get("host") == _HOST and status.get("pid"):
-        return s if _pid_alive(int(status["pid"])) else "interrupted"
-    beat = parse_time(status.get("heartbeat"))
-    if beat is not None and (now_s or _dt.datetime.now().timestamp()) - beat > stale_after:
-        return "interrupted"
-    return s
-
-
 class Sample(NamedTuple):
     """One saved sample strip: its training phase ('' or 'gan'), epoch and file."""
 
@@ -147,6 +104,7 @@ class RunRecord:
     metrics: dict[str, Any]
     profile: dict[str, Any] | None
     notes: list[dict[str, Any]]
+    init_from: dict[str, Any] | None = None
 
 
 def _write_image(path: Path, img: Any) -> Path:
@@ -277,7 +235,9 @@ class Run:
             profile = read_json_file(self._path("profile"))
         except (FileNotFoundError, *JSON_ERRORS):
             profile = None
-        return RunRecord(meta, params, status, metrics, profile if isinstance(profile, dict) else None, self.notes())
+        init = self.read("init_from") if params.get("init_from") else None
+        return RunRecord(meta, params, status, metrics, profile if isinstance(profile, dict) else None, self.notes(),
+                         init if isinstance(init, dict) else None)
 
     # -- status
     def set_status(self, status: str, **extra: Any) -> None:
@@ -303,7 +263,16 @@ class Run:
         hist = self.history
         hist.append(dict(record))
         self.write_json("history", hist)
-        self.heartbeat(epoch=record.get("epoch"))
+        self.heartbeat(epoch=record.get("epoch"), step=record.get("step"))
+
+    def truncate_history(self, phase: str, from_epoch: int) -> int:
+        """Drop the history records of `phase` from epoch `from_epoch` on (a resumed run retrains those epochs);
+        returns how many were dropped."""
+        hist = self.history
+        keep = [h for h in hist if h.get("phase", "") != phase or int(h.get("epoch", -1)) < from_epoch]
+        if len(keep) != len(hist):
+            self.write_json("history", keep)
+        return len(hist) - len(keep)
 
     def finish(self, metrics: dict[str, Any] | None = None, status: str = "done") -> None:
         """Write metrics.json and mark the run done (or `status`)."""
@@ -336,7 +305,7 @@ class Run:
                  verdict: str | None = None, author: str | None = None) -> dict[str, Any]:
         """Append a note (text, tags to add/remove, verdict) to notes.jsonl; returns the record.
 
-        One `write` of one line on an O_APPEND descriptor under an exclusive `flock`, so concurrent writers (several
+        One `write` of one line on an O_APPEND descriptor (`lab.utils.append_line`), so concurrent writers (several
         shells, a notebook, processes on other hosts of a shared file system) never interleave or lose a note.
         `verdict=""` clears the verdict.
         """
@@ -351,7 +320,7 @@ class Run:
             user = author or getpass.getuser()
         except (KeyError, OSError):
             user = None
-        rec: dict[str, Any] = {"time": now(), "author": user, "host": _HOST}
+        rec: dict[str, Any] = {"time": now(), "author": user, "host": HOST}
         if text:
             rec["text"] = str(text)
         if tags:
@@ -360,24 +329,12 @@ class Run:
             rec["untag"] = untag
         if verdict is not None:
             rec["verdict"] = str(verdict).strip()
-        line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
-        fd = os.open(self.dir / NOTES_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            view = memoryview(line)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-        finally:
-            os.close(fd)  # closing releases the lock
+        append_line(self.dir / NOTES_FILE, json.dumps(rec, ensure_ascii=False))
         return rec
 
     def notes(self) -> list[dict[str, Any]]:
         """Every note record, oldest first (a torn or unreadable line is skipped)."""
-        try:
-            return _parse_notes(read_bytes(self.dir / NOTES_FILE))
-        except FileNotFoundError:
-            return []
+        return read_jsonl(self.dir / NOTES_FILE)
 
     # -- checkpoints
     def checkpoint(self, kind: str = "last", phase: str = "") -> Path:
@@ -399,19 +356,36 @@ class Run:
         torch.save({**payload, "params": self.params, "run": self.name}, buf)
         return atomic_write_bytes(self.checkpoint(kind, phase), buf.getvalue())
 
-    def weights_checkpoint(self, phase: str | None = None) -> Path:
-        """The checkpoint to take this run's weights from: best, else final, else last.
+    @property
+    def had_gan_phase(self) -> bool:
+        """Whether this run trained an adversarial phase (it saved a checkpoint of it)."""
+        return self.checkpoint("last", "gan").is_file()
 
-        `phase=None` prefers the run's last phase (the adversarial one when it ran); '' or 'gan' pick one.
+    def weights_checkpoint(self, phase: str | None = None) -> Path:
+        """The checkpoint to take this run's weights from (to fine-tune or evaluate).
+
+        `phase=None`: the run's result: for a run with an adversarial phase its final generator (final, else the
+        adversarial phase's last), else best, final, last. 'gan': the adversarial generator (refused for a run
+        without that phase). 'pretrain' (or ''): the plain phase's weights: best, else last (never final, which
+        follows the adversarial phase when there was one).
         """
-        phases = [phase] if phase is not None else [p for p in reversed(PHASES)]
-        for ph in phases:
-            for kind in ("final", "best", "last") if ph == "gan" else ("best", "final", "last"):
-                if self.checkpoint(kind, ph).is_file():
-                    return self.checkpoint(kind, ph)
+        if phase not in (None, "", "gan", "pretrain"):
+            raise ValueError(f"unknown phase {phase!r} to take weights from; accepted: 'gan', 'pretrain'")
+        if phase == "gan" and not self.had_gan_phase:
+            raise FileNotFoundError(f"run {self.name} has no adversarial phase to take weights from; use "
+                                    f"'{self.id}:pretrain' or '{self.id}'")
+        if phase == "gan" or (phase is None and self.had_gan_phase):
+            order = [("final", ""), ("last", "gan")]
+        elif phase is None:
+            order = [("best", ""), ("final", ""), ("last", "")]
+        else:
+            order = [("best", ""), ("last", "")]
+        for kind, ph in order:
+            if self.checkpoint(kind, ph).is_file():
+                return self.checkpoint(kind, ph)
         found = [p.name for p in self.checkpoints()]
-        raise FileNotFoundError(f"run {self.name} has no {'checkpoint' if phase is None else repr(phase) + ' checkpoint'}"
-                                f" in {self.dir / CHECKPOINT_DIR} (found: {found or 'none'})")
+        raise FileNotFoundError(f"run {self.name} has no {' or '.join(checkpoint_name(k, p) for k, p in order)} in "
+                                f"{self.dir / CHECKPOINT_DIR} (found: {found or 'none'})")
 
     def resume_checkpoint(self) -> Path:
         """The checkpoint a run continues from: last.pth, else the newest checkpoint it has."""

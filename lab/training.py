@@ -17,7 +17,9 @@ from torch import nn
 from lab.callbacks import divergence_outcome
 from lab.distributed import fit_distributed
 from lab.gan import pretrain_critic
-from lab.learner import fit_schedule
+from lab.data import Budget
+from lab.distributed import rank
+from lab.learner import as_budget, fit_schedule
 from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model
 from lab.runs import Run, find, sibling_checkpoint
@@ -34,12 +36,15 @@ def build_model(name: str, kwargs: dict[str, Any] | None = None, scale: int = 2,
 
 
 def init_weights(run: Run, net: nn.Module, source: str | os.PathLike) -> dict[str, Any]:
-    """Fine-tune start: copy the matching tensors of `source` (a run id or name: its weights checkpoint; or a
-    checkpoint path) into `net`; recorded in the run and returned ({checkpoint, loaded, skipped, missing})."""
-    src = Path(source)
+    """Fine-tune start: copy the matching tensors of `source` into `net`: a checkpoint path, or a run id or name
+    (its result: a GAN run's final generator) optionally with the phase to take ('42:gan', '42:pretrain'). The
+    choice is recorded in the run (the ledger shows it) and returned ({checkpoint, run, phase, loaded, ...})."""
+    src, ref, phase = Path(source), None, None
     if not src.is_file():
-        src = find(str(source), run.dir.parent).weights_checkpoint()
-    got = {"checkpoint": str(src), **init_from_checkpoint(net, src)}
+        ref, sep, phase = str(source).rpartition(":")
+        ref, phase = (ref, phase) if sep and phase in ("gan", "pretrain") else (str(source), None)
+        src = find(ref, run.dir.parent).weights_checkpoint(phase)
+    got = {"checkpoint": str(src), "run": ref, "phase": phase, **init_from_checkpoint(net, src)}
     run.write_json("init_from", got)
     print(f"initialised {len(got['loaded'])} tensors from {src}; kept fresh: {got['skipped'] + got['missing']}")
     return got
@@ -54,20 +59,25 @@ class Outcome:
     minutes: float = 0.0
 
 
-def fit(learn: Learner, epochs: int, lr: float, schedule: str = "one_cycle",
+def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cycle",
         schedule_kwargs: dict[str, Any] | None = None, *, run: Run | None = None, resume: str | os.PathLike = "",
         procs: int = 1, make_learner: Callable[[], Learner] | None = None) -> Outcome:
-    """Train `epochs` with a named schedule over the whole run; from checkpoint `resume` (a run's `last`) it
-    continues where that run stopped. With `procs` > 1 the fit runs on that many processes (DDP), each building its
-    learner with `make_learner`; the trained weights come back into `learn`'s network. The guard's events are
-    recorded in `run`."""
+    """Train a step budget (`dls.budget`, or a number of epochs) with a named schedule over the whole run; from
+    checkpoint `resume` (a run's `last`) it continues where that run stopped, its history cut back to that
+    checkpoint. With `procs` > 1 the fit runs on that many processes (DDP), each building its learner with
+    `make_learner`; the trained weights come back into `learn`'s network. The guard's events are recorded in
+    `run`."""
     kw = dict(schedule_kwargs or {})
+    budget = as_budget(learn, budget)
 
     def one_fit(lrn: Learner) -> None:
         start = load_resume_state(lrn, resume) if resume else 0
         if start:
-            print(f"resuming at epoch {start} of {epochs} from {resume}")
-        fit_schedule(lrn, epochs, lr, schedule, start_epoch=start, **kw)
+            print(f"resuming at epoch {start} of {budget.epochs} (step {budget.steps_before(start)} of "
+                  f"{budget.steps}) from {resume}")
+            if run is not None and rank() == 0:
+                run.truncate_history("", start)
+        fit_schedule(lrn, budget, lr, schedule, start_epoch=start, **kw)
 
     t0 = time.perf_counter()
     if procs > 1:
@@ -86,7 +96,7 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: str = "one_cycle",
     return out
 
 
-def fit_gan(glearn: Learner, epochs: int, lr: float, *, resume: str | os.PathLike = "",
+def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, resume: str | os.PathLike = "",
             critic_pretrain: int = 0) -> Outcome:
     """The adversarial phase on a `lab.gan.gan_learner`: `critic_pretrain` critic-only batches first (NoGAN), then
     `epochs` epochs. Resuming a run (`resume`, its plain phase's `last`) continues this phase where it was cut,
@@ -96,6 +106,8 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, resume: str | os.PathLik
     if gan_resume is not None and gan_resume.is_file():
         start = load_resume_state(glearn, gan_resume)
         print(f"resuming the adversarial phase at epoch {start} of {epochs} from {gan_resume}")
+        if run is not None:
+            run.truncate_history("gan", start)
     elif critic_pretrain:
         print("critic-only steps:", pretrain_critic(glearn, critic_pretrain, lr))
     t0 = time.perf_counter()

@@ -4,6 +4,7 @@ environment), reference-data lookup, seeding. Imports neither torch nor OpenCV a
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import os
 import platform
@@ -122,6 +123,41 @@ def parse_time(s: Any) -> float | None:
 def now() -> str:
     """Current local time as ISO-8601 with seconds and offset."""
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line (a newline is added) as a single `write` on an O_APPEND descriptor under an exclusive `flock`:
+    concurrent writers never interleave or lose a line (the append is atomic on local and NFS file systems, the lock
+    covers those where it is not)."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, in order; a torn or unreadable line is skipped; [] if absent."""
+    try:
+        data = read_bytes(path)
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a torn line (a writer killed mid-write)
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 def git_info(cwd: str | os.PathLike = PROJECT_ROOT) -> dict[str, Any]:

@@ -38,7 +38,8 @@ def make_demo_runs(root: str | os.PathLike, n: int = 3, *, image: str = "chelsea
     import numpy as np
 
     from lab import runs as _runs
-    from lab.runs import _HOST, add_note
+    from lab.liveness import HOST
+    from lab.runs import add_note
     from lab.data import builtin_image
     from lab.images import modcrop
 
@@ -81,7 +82,7 @@ def make_demo_runs(root: str | os.PathLike, n: int = 3, *, image: str = "chelsea
             run.save_eval_reference("valid", image, kind, img)
         final = hist[-1]["psnr_y"]
         table = [{"image": image, "height": h, "width": w, "psnr_y": final, "ssim_y": hist[-1]["ssim_y"],
-                  "bicubic_psnr_y": bic_psnr, "gain_psnr_y": final - bic_psnr}]
+                  "baseline_psnr_y": bic_psnr, "gain_psnr_y": final - bic_psnr}]
         run.save_eval_table("valid", table)
         run.write_json("params.json", params)
         run.write_json("history.json", hist)
@@ -92,10 +93,10 @@ def make_demo_runs(root: str | os.PathLike, n: int = 3, *, image: str = "chelsea
         nparams, gflops = costs[model]
         run.write_json("metrics.json", {"train_minutes": 0.1 * (i + 1), "params": nparams, "gflops": gflops,
                                         "forward_ms": gflops * 2.0 + 1.0, "valid_psnr_y": final,
-                                        "valid_ssim_y": hist[-1]["ssim_y"], "valid_bicubic_psnr_y": bic_psnr,
+                                        "valid_ssim_y": hist[-1]["ssim_y"], "valid_baseline_psnr_y": bic_psnr, "valid_baseline": "bicubic",
                                         "valid_gain_psnr_y": final - bic_psnr})
         run.write_json("status.json", {"status": "done", "started": created, "finished": created,
-                                       "heartbeat": created, "updated": created, "pid": os.getpid(), "host": _HOST})
+                                       "heartbeat": created, "updated": created, "pid": os.getpid(), "host": HOST})
         add_note(d, tags=["demo"])
         paths.append(d)
     return paths

@@ -16,19 +16,19 @@ LAB = ROOT / "lab"
 # Bottom first; a module may import its own layer or lower ones. A new module must be placed here.
 LAYERS = [
     ["utils", "registry"],
-    ["params", "runs", "images", "color", "resize", "metrics", "kernels", "noise_bank"],
-    ["data", "degrade", "models", "infer"],
+    ["params", "liveness", "runs", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache"],
+    ["sources", "prepare", "data", "degrade", "models", "infer"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "execute", "sweep"],
     ["ledger", "report", "plots", "widgets", "explorer"],
-    ["bench", "cli"],
+    ["bench", "bench_data", "cli"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 # Function-level imports of lab modules are allowed only here, each for a stated reason (see the module docstrings):
 LAZY_OK = {"lab.cli": "commands import what they need, so `lab ledger` starts without torch",
            "lab.runs": "the read side stays free of torch and OpenCV"}
 RUN_FILES = ("params.json", "meta.json", "status.json", "history.json", "metrics.json", "notes.jsonl", "profile.json",
-             "degradation.json", "init_from.json", "guard_events.json", "degradation_samples.json", "runner.log",
+             "degradation.json", "data.json", "init_from.json", "guard_events.json", "degradation_samples.json", "runner.log",
              "notebook.ipynb", "last.pth", "best.pth", "final.pth", "degradations.png", "epoch_", "checkpoints/",
              "samples/", "eval/")
 MAX_LINES = 620  # "no module over ~600 lines"

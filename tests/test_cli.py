@@ -31,3 +31,19 @@ def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
 def test_bench_rejects_unknown_benchmarks(capsys):
     assert main(["bench", "train,warp"]) == 2
     assert "unknown benchmark(s) ['warp']" in capsys.readouterr().err
+
+
+def test_data_prepare_and_cache_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "src").mkdir()
+    write_image(tmp_path / "src" / "big.png", np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    out = tmp_path / "sub"
+    assert main(["data", "prepare", str(tmp_path / "src"), str(out), "--crop", "96", "--step", "64", "--no-progress"]) == 0
+    assert "1 images -> 15 crops" in capsys.readouterr().out and len(list(out.glob("*.png"))) == 15
+    assert main(["data", "prepare", str(tmp_path / "src"), str(out), "--crop", "64", "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert main(["data", "cache", str(out), "--no-progress"]) == 0
+    assert "15 images decoded" in capsys.readouterr().out
+    assert main(["data", "cache", str(out), "--no-progress"]) == 0
+    second = capsys.readouterr().out
+    assert "0 images decoded" in second and "15 already there" in second

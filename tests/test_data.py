@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lab import data
+from lab.degrade import build
 from lab.images import write_image
 
 
@@ -76,3 +77,47 @@ def test_benchmark_layout(set5_dir):
     assert len(pairs) == 5
     for p in pairs:
         assert p.hr.shape[0] == 3 * p.lr.shape[0] and p.hr.shape[1] == 3 * p.lr.shape[1]
+
+
+# -- validation degraded as the task degrades ----------------------------------------------------------------------
+
+def test_validation_is_degraded_with_a_seed_fixed_per_image():
+    kw = dict(scale=2, patch_size=12, batch_size=4, repeat=4, valid="builtin:chelsea,coffee", valid_max_size=64)
+    a = data.dataloaders("builtin:astronaut", degradation="blur_bicubic", seed=0, **kw)
+    b = data.dataloaders("builtin:astronaut", degradation="blur_bicubic", seed=7, **kw)  # another training seed
+    clean = data.dataloaders("builtin:astronaut", degradation="blur_bicubic", valid_degradation="bicubic", **kw)
+    for pa, pb, pc in zip(a.valid_ds.pairs, b.valid_ds.pairs, clean.valid_ds.pairs):
+        assert np.array_equal(pa.lr, pb.lr), "every run judges on the same degraded inputs"
+        assert not np.array_equal(pa.lr, pc.lr), "the validation inputs are blurred, not clean bicubic"
+        assert np.array_equal(pa.hr, pc.hr)
+    first = [x.clone() for x, _ in a.valid]
+    assert all(torch.equal(x, y) for x, (y, _) in zip(first, a.valid)), "the same inputs in every epoch"
+    assert a.valid_degradation["preset"] == "blur_bicubic" and clean.valid_degradation["preset"] == "bicubic"
+
+
+def test_same_size_task_validates_on_degraded_inputs():
+    dls = data.dataloaders("builtin:astronaut", scale=1, patch_size=16, batch_size=4, repeat=4,
+                           degradation="denoise_gaussian", valid="builtin:chelsea", valid_max_size=64)
+    pair = dls.valid_ds.pairs[0]
+    assert pair.lr.shape == pair.hr.shape and not np.array_equal(pair.lr, pair.hr)
+
+
+# -- HR geometry before the LR ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op, ranges", [("hr_rescale", {"factor": [0.6, 0.9]}),
+                                        ("hr_aspect", {"aspect": 1.8, "method": "stretch"}),
+                                        ("hr_aspect", {"aspect": 1.8, "method": "crop"}),
+                                        ("hr_crop", {"height": 64, "width": 72})])
+def test_hr_geometry_ops_keep_patches_aligned(op, ranges):
+    from lab.resize import imresize_tensor
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (120, 140, 3), dtype=np.uint8)  # texture: a one-pixel shift would show
+    pipe = build("bicubic", scale=2, hr_ops=[[op, ranges, 1.0]])
+    ds = data.PatchDataset([data.ImagePair("tex", img)], 2, patch_size=12, degradation=pipe, repeat=4, augment=False)
+    for i in range(len(ds)):
+        lr, hr = ds[i]
+        assert lr.shape == (3, 12, 12) and hr.shape == (3, 24, 24)
+        ref = imresize_tensor(hr[None], scale=0.5)[0].clamp(0, 1).mul(255).round().div(255)
+        inner = (slice(None), slice(3, -3), slice(3, -3))  # away from the patch border (the kernel's support)
+        assert (lr[inner] - ref[inner]).abs().max() <= 1.5 / 255, f"{op} item {i}: LR does not match its HR"

@@ -57,11 +57,7 @@ def test_resume_continues_schedule_and_matches_uninterrupted_weights(tmp_path, e
 
 
 def _sched(learn):
-    from fastai.callback.schedule import ParamScheduler
-
-    from lab.schedules import make_schedule
-
-    return [ParamScheduler({"lr": make_schedule("cosine_restarts", 2e-3, 3 * len(learn.dls.train), cycles=2)})]
+    return learner.schedule_callbacks(learner.as_budget(learn, 3), 2e-3, "cosine_restarts", cycles=2)
 
 
 def test_resume_refuses_a_checkpoint_without_optimizer_state(tmp_path):

@@ -159,7 +159,7 @@ def test_evaluate_notebook_scores_a_run_checkpoint(tmp_path):
     assert run.meta["parent"] == src.id
     m = run.metrics
     assert m["builtin-chelsea_psnr_y"] > 15 and m["gflops"] > 0 and m["scale"] == 2
-    assert m["builtin-chelsea_bicubic_psnr_y"] > 15
+    assert m["builtin-chelsea_baseline_psnr_y"] > 15 and m["builtin-chelsea_baseline"] == "bicubic"
     assert (run.dir / "eval" / "builtin-chelsea" / "chelsea.png").is_file()
     row = ledger.load(tmp_path).set_index("id").loc[run.id]
     assert row["cost.gflops"] == m["gflops"] and row["parent"] == src.id

@@ -26,7 +26,8 @@ def test_tiny_run_appears_in_ledger(tmp_path):
     df = ledger.load(tmp_path)
     row = df.iloc[0]
     assert row["status"] == "done" and row["param.epochs"] == 1
-    assert row["metric.valid_psnr_y"] > 15 and "metric.valid_bicubic_psnr_y" in df
+    assert row["metric.valid_psnr_y"] > 15 and row["metric.valid_baseline"] == "bicubic"
+    assert 15 < row["metric.valid_baseline_psnr_y"] < 60, "a finite baseline beside the score"
 
 
 def test_failing_cell_recorded_as_failed(tmp_path):
@@ -65,3 +66,20 @@ def test_two_process_ddp_run_from_the_notebook(tmp_path):
     assert st["status"] == "done", st.get("error")
     assert len(run.history) == 1, "only rank 0 records"
     assert run.metrics["valid_psnr_y"] > 15
+
+
+def test_deblur_run_in_steps_is_judged_on_its_degraded_inputs(tmp_path):
+    import torch
+
+    knobs = {**TINY, "scale": "1", "degradation": "deblur_motion", "steps": "6", "valid_every": "2",
+             "valid_max_size": "48", "eval_sets": "builtin:coffee@deblur_motion", "num_workers": "0"}
+    run = run_notebook("train", knobs, name="deblur", root=tmp_path)
+    assert run.status == "done", run.error
+    hist = run.history
+    assert [h["step"] for h in hist] == [2, 4, 6] and run.metrics["train_steps"] == 6
+    m = run.metrics
+    assert m["valid_baseline"] == "degraded input" and 15 < m["valid_baseline_psnr_y"] < 50, "finite, meaningful"
+    assert m["builtin-coffee@deblur_motion_baseline"] == "degraded input"
+    best = torch.load(run.checkpoint("best"), weights_only=True)
+    assert best["psnr_y"] == max(h["psnr_y"] for h in hist), "best.pth follows the degraded validation score"
+    assert run.read("data")["valid_degradation"]["preset"] == "deblur_motion"

@@ -1,0 +1,106 @@
+"""Sources of any size: lazy reads, the disk cache behind them, filters, weighted mixes and the data spec syntax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab import sources
+from lab.images import read_image, write_image
+from lab.sources import ImagePair, ImageSource, SourceMix
+
+
+def _photos(folder, n=3, size=(40, 56), seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_image(folder / f"img{i}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return folder
+
+
+def test_folder_source_lists_sizes_from_headers_and_reads_lazily(tmp_path, monkeypatch):
+    folder = _photos(tmp_path / "hr")
+    calls = []
+    real = sources.read_image
+    monkeypatch.setattr(sources, "read_image", lambda p: calls.append(p) or real(p))
+    src = sources.open_source(str(folder), 2)
+    assert len(src) == 3 and src.shape(1) == (40, 56) and not calls, "nothing decoded to list a folder"
+    assert np.array_equal(src.hr(1), read_image(folder / "img1.png")) and len(calls) == 1
+    src.hr(1)
+    assert len(calls) == 1, "the in-process cache serves the second read"
+
+
+def test_lru_stays_within_its_budget():
+    lru = sources._LRU(3 * 1000)
+    for k in range(10):
+        lru.get(k, lambda: np.zeros(1000, np.uint8))
+    assert lru.used <= 3000 and list(lru.items) == [7, 8, 9]
+
+
+def test_disk_cache_gives_the_same_pixels_as_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    folder = _photos(tmp_path / "hr")
+    plain = sources.open_source(str(folder), 2)
+    cached = sources.open_source(str(folder), 2, disk_cache=True)
+    for i in range(3):
+        assert np.array_equal(np.asarray(cached.hr(i)), plain.hr(i))
+    assert isinstance(cached.hr(0), np.memmap), "disk-cached reads are memory maps"
+
+
+def test_filters_skip_small_gray_and_listed_files_and_warn_on_non_images(tmp_path):
+    folder = _photos(tmp_path / "hr", n=2)
+    write_image(folder / "small.png", np.zeros((8, 8, 3), np.uint8))
+    write_image(folder / "gray.png", np.zeros((40, 40), np.uint8)[:, :, None])
+    (folder / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning, match="notes.txt"):
+        src = sources.open_source(str(folder), 2, filters={"min_size": 16, "gray": "skip", "skip": ["img1"]})
+    assert src.names() == ["img0"]
+    assert "gray" in sources.open_source(str(folder), 2, filters={"min_size": 16}).names(), "gray: convert by default"
+    with pytest.raises(ValueError, match="unknown data filter"):
+        sources.check_filters({"minsize": 3})
+    with pytest.raises(FileNotFoundError, match="no usable images"):
+        sources.open_source(str(folder), 2, filters={"min_size": 10_000})
+
+
+def test_paired_folders_must_agree_with_the_scale(tmp_path):
+    hr = _photos(tmp_path / "hr", n=1, size=(40, 56))
+    (tmp_path / "lr").mkdir()
+    write_image(tmp_path / "lr" / "img0.png", np.zeros((20, 28, 3), np.uint8))
+    src = sources.open_source(str(hr), 2, str(tmp_path / "lr"))
+    assert src.paired and src.lr(0).shape == (20, 28, 3)
+    with pytest.raises(ValueError, match="scale"):
+        sources.open_source(str(hr), 3, str(tmp_path / "lr"))
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("builtin", [("builtin", None)]),
+    ("builtin:astronaut,coffee", [("builtin:astronaut,coffee", None)]),
+    ("div2k_hr:0.6, flickr2k:0.3, photos/:0.1", [("div2k_hr", 0.6), ("flickr2k", 0.3), ("photos/", 0.1)]),
+    ("builtin:astronaut,coffee:0.3, data/x/:0.7", [("builtin:astronaut,coffee", 0.3), ("data/x/", 0.7)]),
+])
+def test_data_spec_syntax(spec, expected):
+    assert sources.parse_data_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec, match", [("a:0.5, b", "every source or to none"), ("a:0, b:1", "positive"),
+                                         ("", "non-empty")])
+def test_bad_data_specs_say_what_to_write(spec, match):
+    with pytest.raises(ValueError, match=match):
+        sources.parse_data_spec(spec)
+
+
+def test_weighted_mix_draws_sources_in_proportion():
+    red = ImageSource.from_pairs([ImagePair("r", np.full((8, 8, 3), 200, np.uint8))], "red")
+    blue = ImageSource.from_pairs([ImagePair(f"b{i}", np.full((8, 8, 3), 10, np.uint8)) for i in range(5)], "blue")
+    mix = SourceMix([red, blue], [0.7, 0.3])
+    draws = [mix.draw(np.random.default_rng([0, 0, i]), i)[0].name for i in range(4000)]
+    share = draws.count("red") / len(draws)
+    assert abs(share - 0.7) < 0.03, share
+    pool = SourceMix([red, blue])
+    assert [pool.draw(None, i)[1] for i in range(7)] == [0, 0, 1, 2, 3, 4, 0], "an unweighted pool cycles its images"
+
+
+def test_image_seed_is_fixed_per_image_and_set():
+    assert sources.image_seed("baby", "Set5") == sources.image_seed("baby", "Set5")
+    assert sources.image_seed("baby", "Set5") != sources.image_seed("bird", "Set5")
+    assert sources.image_seed("baby", "Set5") != sources.image_seed("baby", "Set5@blur_bicubic")
