@@ -28,4 +28,4 @@ test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
 lab: setup
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
+	$(VENV)/bin/lab jupyter

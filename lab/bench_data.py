@@ -84,11 +84,18 @@ def rss_growth(folder: Path, counts: tuple[int, ...], batches: int = 40, disk_ca
 def data_vs_step(folder: Path, n: int, workers: int = 2, disk_cache: bool = False, batches: int = 20,
                  batch: int = 16, patch: int = 48, preset: str = "bicubic") -> dict[str, Any]:
     """Per batch: how long a bf16 EDSR-baseline training step waits for the next batch (workers prefetching
-    while it runs, on the same cores), beside the step's own time."""
+    while it runs, on the same cores), beside the step's time, and how much slower the step runs than alone
+    (workers decoding and degrading take cores from it: that cost does not show as waiting)."""
     dls = dataloaders(str(folder), scale=2, patch_size=patch, batch_size=batch, steps=batches + 2,
                       valid_every=batches + 2, valid="builtin:chelsea", valid_max_size=64, degradation=preset,
                       data_filters={"skip": _subset(folder, n)}, disk_cache=disk_cache, num_workers=workers)
     step = train_step_fn("edsr_baseline", 2, batch, patch, "bf16")
+    step()
+    alone = []
+    for _ in range(5):
+        t = time.perf_counter()
+        step()
+        alone.append((time.perf_counter() - t) * 1000)
     waits, steps = [], []
     it = iter(dls.train)
     next(it), step()  # warm-up: workers started, kernels compiled
@@ -101,7 +108,8 @@ def data_vs_step(folder: Path, n: int, workers: int = 2, disk_cache: bool = Fals
         steps.append((time.perf_counter() - t) * 1000)
     wait, st = statistics.median(waits), statistics.median(steps)
     return {"images": n, "preset": preset, "workers": workers, "disk_cache": disk_cache, "data_wait_ms": wait,
-            "mean_wait_ms": statistics.fmean(waits), "step_ms": st, "data_fraction_of_step": wait / st}
+            "mean_wait_ms": statistics.fmean(waits), "step_ms": st, "data_fraction_of_step": wait / st,
+            "step_alone_ms": statistics.median(alone), "step_slowdown": st / statistics.median(alone)}
 
 
 def bench_data(n: int = 800, counts: tuple[int, ...] = (100, 400, 800), workers: int = 2, batches: int = 20,

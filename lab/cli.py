@@ -201,6 +201,23 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jupyter(a: argparse.Namespace) -> int:
+    import os
+    import secrets
+
+    from lab.workspace import WORK_DIR, working_copies
+
+    for line in working_copies(a.dir or WORK_DIR):
+        print(line)
+    token = os.environ.get("LAB_JUPYTER_TOKEN") or secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--no-browser",
+           f"--ServerApp.root_dir={a.dir or WORK_DIR}", f"--IdentityProvider.token={token}", *a.jupyter_args]
+    print(f"JupyterLab on your working copies in {a.dir or WORK_DIR} (notebooks/ stays the committed templates); "
+          f"open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
+    os.execv(sys.executable, cmd)
+    return 0
+
+
 def cmd_noise_bank(a: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -325,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--clear", action="store_true", help="cache: remove every cached image")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(fn=cmd_data)
+
+    j = sub.add_parser("jupyter", help="JupyterLab on localhost (with a token) over per-user working copies of the "
+                       "notebooks in work/ (git-ignored): the committed notebooks stay templates")
+    j.add_argument("--dir", help="the working-copy folder (default: work/ in the repository)")
+    j.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="more arguments for jupyter lab")
+    j.set_defaults(fn=cmd_jupyter)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="")

@@ -360,6 +360,8 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     `epochs` of `repeat` patches per image), `dls.degradation` / `dls.valid_degradation` the resolved configs and
     `dls.sources` the training sources a run records.
     """
+    built_from = {k: v for k, v in locals().items() if k not in ("device",) and isinstance(v, (str, int, float, dict,
+                                                                                            list, type(None)))}
     if degradation_kwargs:
         degradation = build(degradation, scale=scale, **degradation_kwargs)
     mix = open_sources(data, scale, data_lr, filters=data_filters, disk_cache=disk_cache)
@@ -385,6 +387,7 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     valid_dl = SRDataLoader(valid_ds, bs=1, shuffle=False, num_workers=0, device=device)
     dls = DataLoaders(train_dl, valid_dl)
     dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, mix.describe()
+    dls.built_from = built_from  # the arguments, so a trainer can tell the parameters changed since
     dls.degradation = train_ds.pipeline.config() if train_ds.pipeline is not None else {"preset": "paired"}
     dls.valid_degradation = vpipe.config() if vpipe is not None else {"preset": "paired", "lr": valid_lr}
     return dls

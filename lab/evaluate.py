@@ -29,7 +29,7 @@ from lab.infer import infer
 from lab.metrics import psnr, ssim
 from lab.models import profile
 from lab.resize import imresize
-from lab.runs import Run
+from lab.runs import Run, scan
 from lab.sources import ImagePair, find_benchmark, image_seed, load_source
 from lab.utils import slugify
 
@@ -212,13 +212,27 @@ def _display(label: str, table: pd.DataFrame) -> None:
     display(table.round(4))
 
 
+def other_active_runs(run: Run | None) -> list[str]:
+    """The runs other than `run` in its runs folder whose process is alive (they share the cores a timing uses)."""
+    if run is None:
+        return []
+    return [r.name for r in scan(run.dir.parent) if r.dir != run.dir and r.effective_status() == "running"]
+
+
 def record_profile(run: Run | None, model: nn.Module, size: int, device: str | torch.device = "cpu",
                    dtypes: Sequence[str] = ("fp32",), **profile_kw: Any) -> dict[str, Any]:
     """The cost profile of `model` on a (1, in_ch, size, size) input (params, GFLOPs, median forward ms per
-    dtype), recorded in `run` when given; returns it. Prints one line."""
+    dtype over the repeats), with the torch threads it ran on, the load and the other runs active at the time
+    (`busy`: the milliseconds are then not comparable), recorded in `run` when given; returns it. Prints a line."""
     in_ch = getattr(model, "in_ch", 3)
+    before = other_active_runs(run)
     prof = profile(model, (1, in_ch, size, size), device=device, dtypes=tuple(dtypes), **profile_kw)
+    active = sorted(set(before) | set(other_active_runs(run)))
+    prof.update(threads=torch.get_num_threads(), loadavg_1m=os.getloadavg()[0], other_runs_active=active,
+                busy=bool(active))
     if run is not None:
         run.write_json("profile", prof)
-    print(f"{prof['params']:,} params, {prof['gflops']:.3f} GFLOPs, {prof['ms_fp32']:.2f} ms fp32 at {size}x{size} LR")
+    note = f" (while {len(active)} other run(s) were active: not comparable)" if active else ""
+    print(f"{prof['params']:,} params, {prof['gflops']:.3f} GFLOPs, {prof['ms_fp32']:.2f} ms fp32 at {size}x{size} LR "
+          f"on {prof['threads']} threads{note}")
     return prof

@@ -14,21 +14,42 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import papermill as pm
 from jupyter_client.kernelspec import find_kernel_specs
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
+from traitlets import default
 
 from lab import runs
 from lab.params import RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 from lab.utils import PROJECT_ROOT
+from lab.workspace import template_changes
 
 KILL_GRACE_S = 20.0  # after a timeout: seconds between SIGTERM (run marked, kernel shut down) and SIGKILL
 STATIC_ENV = "LAB_PAPERMILL"  # set for kernels the runner starts: widgets draw static PNGs there
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """Kernels a runner starts talk to it over Unix sockets: no TCP ports to collide between parallel runs or to
+    expose, and no 'running over TCP without encryption' warning in every run's output. Each kernel's sockets get
+    their own short path in the temp folder (parallel runs share a working directory, and socket paths are limited
+    to about 100 characters)."""
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _default_ip(self) -> str:
+        return os.path.join(tempfile.gettempdir(), f"lab-kernel-{uuid.uuid4().hex[:16]}-ipc")
 
 
 def kernel_for(nb_path: str | os.PathLike) -> str:
@@ -65,10 +86,26 @@ def prepare_run(nb: str | os.PathLike = "train", overrides: dict[str, Any] | Non
     params = resolve(nb_path, overrides)
     for k in RUNNER_PARAMS:
         params.pop(k, None)
+    diff = template_changes(nb_path)
+    if diff:
+        warnings.warn(f"{nb_path} has uncommitted changes; the run executes them and records the diff (edit "
+                      "notebooks in work/, opened by `make lab`, to keep the templates clean)", stacklevel=2)
     run = runs.create(params, name=name or params.get("name") or None, root=root, notebook=nb_path.name,
                       parent=parent)
-    run.update_meta(notebook_path=str(nb_path), notebook_hash=notebook_hash(nb_path), **(meta or {}))
+    run.update_meta(notebook_path=str(nb_path), notebook_hash=notebook_hash(nb_path), **(meta or {}),
+                    **({"notebook_diff": diff[-20000:]} if diff else {}))
     return run, nb_path, params
+
+
+def clean_message(ename: str, evalue: str) -> str:
+    """An exception's message as a person reads it: without its type repeated in front, and without the quotes
+    str() puts around a KeyError's message."""
+    msg = str(evalue)
+    if msg.startswith(f"{ename}: "):
+        msg = msg[len(ename) + 2:]
+    if ename == "KeyError" and len(msg) > 1 and msg[0] == msg[-1] and msg[0] in "'\"":
+        msg = msg[1:-1]
+    return msg
 
 
 def running_cell(executed: Path) -> int | None:
@@ -102,13 +139,14 @@ def execute_run(run: runs.Run, nb_path: str | os.PathLike, params: dict[str, Any
     try:
         pm.execute_notebook(str(nb_path), str(partial), parameters={**params, "run_dir": str(run.dir)},
                             kernel_name=kernel_name or kernel_for(nb_path), cwd=str(nb_path.parent),
-                            progress_bar=False, log_output=log_output, execution_timeout=timeout)
+                            progress_bar=False, log_output=log_output, execution_timeout=timeout,
+                            kernel_manager_class=IPCKernelManager)
     except PapermillExecutionError as e:
-        run.fail(f"{e.ename}: {e.evalue}", cell=e.cell_index, type=e.ename,
+        run.fail(clean_message(e.ename, e.evalue), cell=e.cell_index, type=e.ename,
                  traceback="\n".join(e.traceback)[-8000:], source=e.source[-2000:])
     except BaseException as e:  # kernel death, timeout, Ctrl-C / SIGTERM: the run must not stay 'running'
         stopped = isinstance(e, KeyboardInterrupt)
-        run.fail(e, cell=running_cell(partial), status="interrupted" if stopped else "failed")
+        run.fail(e, cell=running_cell(partial), status="stopped" if stopped else "failed")
         if stopped:
             raise
     else:
@@ -170,7 +208,7 @@ def stop(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
 
 
 def stop_all(grace: float = 10.0) -> None:
-    """Stop every live runner (Ctrl-C of a sweep); each records its run as interrupted."""
+    """Stop every live runner (Ctrl-C of a sweep); each records its run as stopped."""
     with LIVE_LOCK:
         live = list(LIVE)
     for p in live:

@@ -108,10 +108,41 @@ def kernel_gallery(side: int = 128) -> np.ndarray:
                  [(lbl, kernel_image(make_kernel(spec), side)) for lbl, spec in examples[4:]]])
 
 
+def _mid(r: Any) -> float | None:
+    """The middle of a range (lo, hi), a fixed number as is, None for anything else."""
+    if isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r):
+        return (float(r[0]) + float(r[1])) / 2
+    return float(r) if isinstance(r, (int, float)) and not isinstance(r, bool) else None
+
+
+def settings_from(pipeline: Pipeline) -> dict[str, Any]:
+    """Slider settings that show what `pipeline` does: the middle of its blur, noise, JPEG and contrast ranges, and
+    each of those off when the pipeline has no such step."""
+    cfg = pipeline.config()
+    steps = [st for stage in cfg["stages"] for block in stage["blocks"] for st in block]
+    out: dict[str, Any] = {"blur_sigma": 0.0, "noise_255": 0.0, "jpeg_quality": 100, "contrast": 1.0,
+                           "scale": int(pipeline.scale) if isinstance(pipeline.scale, int) else 2}
+    for st in steps:
+        r = st["ranges"]
+        if st["op"] in ("gaussian_blur", "blur") and _mid(r.get("sigma")) is not None and not out["blur_sigma"]:
+            out["blur_sigma"] = round(_mid(r["sigma"]), 1)
+            if st["op"] == "gaussian_blur" and _mid(r.get("sigma_y")) is not None:
+                out["blur_ratio"] = round(min(1.0, _mid(r["sigma_y"]) / max(_mid(r["sigma"]), 1e-3)), 2)
+        elif st["op"] in ("gaussian_noise", "noise") and not out["noise_255"]:
+            v = _mid(r.get("sigma_255")) if r.get("sigma_255") is not None else (_mid(r.get("sigma")) or 0) * 255
+            out["noise_255"] = round(v or 0.0)
+        elif st["op"] == "jpeg" and out["jpeg_quality"] == 100 and _mid(r.get("quality")) is not None:
+            out["jpeg_quality"] = int(round(_mid(r["quality"])))
+        elif st["op"] == "contrast" and _mid(r.get("factor")) is not None:
+            out["contrast"] = round(_mid(r["factor"]), 2)
+    return out
+
+
 class DegradationExplorer:
     """Sliders (blur sigma, anisotropy, kernel angle, noise, JPEG quality, scale, contrast) over one HR image with a
     live side-by-side preview (HR | degraded, nearest-upscaled), the kernel and a zoomed crop; `static_png()` draws
-    fixed sweeps of the same controls, draws of `pipeline` and the kernel families (for papermill).
+    fixed sweeps of the same controls, draws of `pipeline` and the kernel families (for papermill). With a
+    `pipeline` the sliders start where it degrades (`settings_from`); `settings` override.
     Show it with `lab.widgets.show(explorer)`.
     """
 
@@ -131,6 +162,8 @@ class DegradationExplorer:
         unknown = set(settings) - set(self.settings)
         if unknown:
             raise KeyError(f"unknown explorer setting {sorted(unknown)[0]!r}; known: {list(self.settings)}")
+        if pipeline is not None:
+            self.settings.update({**settings_from(pipeline), "scale": int(scale)})
         self.settings.update(settings)
 
     def degrade(self, pipe: Pipeline, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -202,14 +235,18 @@ class DegradationExplorer:
     def widget(self) -> Any:
         """The ipywidgets UI: sliders and a live PNG preview (built on first access)."""
         st = self.settings
+        kw = {"style": {"description_width": "110px"}, "layout": W.Layout(width="380px")}  # labels fit whole
         self.sliders = {
-            "blur_sigma": W.FloatSlider(value=st["blur_sigma"], min=0, max=4, step=0.1, description="blur sigma"),
-            "blur_ratio": W.FloatSlider(value=st["blur_ratio"], min=0.2, max=1, step=0.05, description="anisotropy"),
-            "blur_angle": W.FloatSlider(value=st["blur_angle"], min=0, max=180, step=5, description="kernel angle"),
-            "noise_255": W.FloatSlider(value=st["noise_255"], min=0, max=50, step=1, description="noise /255"),
-            "jpeg_quality": W.IntSlider(value=st["jpeg_quality"], min=5, max=100, step=1, description="JPEG (100 off)"),
-            "scale": W.IntSlider(value=st["scale"], min=1, max=4, step=1, description="scale"),
-            "contrast": W.FloatSlider(value=st["contrast"], min=0.5, max=1.5, step=0.05, description="contrast"),
+            "blur_sigma": W.FloatSlider(value=st["blur_sigma"], min=0, max=4, step=0.1, description="blur sigma", **kw),
+            "blur_ratio": W.FloatSlider(value=st["blur_ratio"], min=0.2, max=1, step=0.05, description="anisotropy",
+                                        **kw),
+            "blur_angle": W.FloatSlider(value=st["blur_angle"], min=0, max=180, step=5, description="kernel angle",
+                                        **kw),
+            "noise_255": W.FloatSlider(value=st["noise_255"], min=0, max=50, step=1, description="noise (/255)", **kw),
+            "jpeg_quality": W.IntSlider(value=st["jpeg_quality"], min=5, max=100, step=1,
+                                        description="JPEG q (100 off)", **kw),
+            "scale": W.IntSlider(value=st["scale"], min=1, max=4, step=1, description="scale", **kw),
+            "contrast": W.FloatSlider(value=st["contrast"], min=0.5, max=1.5, step=0.05, description="contrast", **kw),
         }
         self.image = W.Image(value=png_bytes(self.panel()), format="png")
 

@@ -26,6 +26,7 @@ COST_KEYS = {  # ledger cost column -> keys looked up in the profile, then the m
     "cost.params": ("params",),
     "cost.gflops": ("gflops",),
     "cost.forward_ms": ("forward_ms", "ms_fp32", "ms_bf16", "ms_fp16"),
+    "cost.threads": ("threads",),
 }
 DATA_KEYS = ("data", "data_lr", "valid", "degradation", "scale", "patch_size")
 
@@ -113,6 +114,8 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
     if params.get("notes") and isinstance(params["notes"], str):
         row["notes"] = params["notes"] + (f" | {row['notes']}" if row["notes"] else "")
     row.update(_cost(rec.profile, metrics))
+    if rec.profile and rec.profile.get("busy"):  # timed while other runs shared the cores
+        row["cost.busy"] = True
     row.update(_flatten("param.", params))
     row.update(_flatten("metric.", metrics))
     return row, params
@@ -256,7 +259,7 @@ def filter_runs(df: pd.DataFrame, *, status: str | Sequence[str] | None = None, 
 
 DEFAULT_VIEW = ("id", "name", "status", "param.model", "param.scale", "param.epochs", "metric.valid_psnr_y",
                 "metric.set5_psnr_y", "metric.set5_gain_psnr_y", "metric.set5_ssim_y", "metric.train_minutes",
-                "cost.gflops", "cost.forward_ms", "changed", "tags", "verdict")
+                "cost.gflops", "cost.forward_ms", "cost.busy", "changed", "tags", "verdict")
 
 
 def view(df: pd.DataFrame, columns: tuple[str, ...] | list[str] = DEFAULT_VIEW) -> pd.DataFrame:

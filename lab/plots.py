@@ -58,6 +58,18 @@ def to_base64(fig: Figure, dpi: int = 100) -> str:
     return base64.b64encode(to_png(fig, dpi)).decode("ascii")
 
 
+def describe_metric(col: str) -> str:
+    """A metric column in words, e.g. 'metric.set5_psnr_y' -> 'Set5 PSNR-Y (dB, whole images)'."""
+    name = col.split(".", 1)[-1]
+    for suffix, words in (("gain_psnr_y", "PSNR-Y gain over the baseline (dB"), ("baseline_psnr_y", "baseline PSNR-Y (dB"),
+                          ("psnr_y", "PSNR-Y (dB"), ("ssim_y", "SSIM-Y (")):
+        if name.endswith(suffix):
+            where = name[: -len(suffix)].rstrip("_") or "eval"
+            where = "Set5" if where == "set5" else where
+            return f"{where} {words}{', ' if words.endswith('(dB') else ''}whole images)"
+    return name
+
+
 def _label(r: pd.Series) -> str:
     return f"#{int(r['id'])} {r.get('title') or r.get('name')}"[:40]
 
@@ -91,8 +103,13 @@ def curves(runs: pd.DataFrame, loss_keys: Sequence[str] = LOSS_KEYS, quality_key
         if qk and qk in h:
             q_used = qk
             ax_q.plot(x, h[qk], color=c, marker="o", ms=3, label=label)
+    crops = sorted({int(v) for v in runs.get("param.valid_max_size", pd.Series(dtype=float)).dropna() if v})
+    crop = f"centre crop of {'/'.join(map(str, crops))} px" if crops else "the validation images"
     ax_l.set(xlabel="epoch", ylabel="loss", title="loss (solid train, dashed valid)")
-    ax_q.set(xlabel="epoch", ylabel=f"{q_used or 'PSNR-Y'} (dB)", title=q_used or "no quality metric recorded")
+    ax_q.set(xlabel="epoch", ylabel="PSNR-Y (dB)" if q_used and "psnr" in q_used else (q_used or "quality"),
+             title=(f"validation {q_used.replace('psnr_y', 'PSNR-Y')} during training: {crop}\n(the table's "
+                    "scores use whole images)") if q_used else "no quality metric recorded")
+    ax_q.title.set_fontsize(8)
     for ax in (ax_l, ax_q):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -127,7 +144,8 @@ def bar_by_param(df: pd.DataFrame, metric: str, param: str) -> Figure:
     lo, hi = (g["mean"] - g["std"].fillna(0)).min(), (g["mean"] + g["std"].fillna(0)).max()
     pad = max(0.05 * (hi - lo), 0.05 * abs(hi) if hi else 0.1, 1e-3)
     ax.set_ylim(lo - 3 * pad, hi + 2 * pad)
-    ax.set(xlabel=p.split(".", 1)[-1], ylabel=m.split(".", 1)[-1], title=f"{m.split('.', 1)[-1]} by {p.split('.', 1)[-1]}")
+    ax.set(xlabel=p.split(".", 1)[-1], ylabel=describe_metric(m), title=f"{describe_metric(m)} by {p.split('.', 1)[-1]}")
+    ax.title.set_fontsize(9)
     ax.tick_params(axis="x", labelrotation=30)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -172,7 +190,8 @@ def pareto(df: pd.DataFrame, quality: str = "metric.valid_psnr_y", cost: str = "
     span = sub[c].max() / max(sub[c].min(), 1e-12)
     if log_cost or (log_cost is None and span > 20):
         ax.set_xscale("log")
-    ax.set(xlabel=c.split(".", 1)[-1], ylabel=q.split(".", 1)[-1], title="quality vs cost")
+    ax.set(xlabel=c.split(".", 1)[-1], ylabel=describe_metric(q), title=f"{describe_metric(q)} vs {c.split('.', 1)[-1]}")
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
@@ -255,9 +274,13 @@ def first_references(df: pd.DataFrame, image: str, eval_set: str,
 
 
 def compare_grid(df: pd.DataFrame, image: str, eval_set: str = "valid", box: Sequence[int] | None = None,
-                 references: bool = True) -> Figure:
-    """Several runs' outputs on the same image and crop, with the baseline and HR beside them when available."""
+                 references: bool = True, side: int = 96) -> Figure:
+    """Several runs' outputs on the same image and crop (y, x, h, w; default: a `side`-pixel crop at the centre),
+    with the baseline and HR beside them when available."""
     panels = run_outputs(df, image, eval_set)
+    if panels and box is None:
+        h, w = next(iter(panels.values())).shape[:2]
+        box = (max(h // 2 - side // 2, 0), max(w // 2 - side // 2, 0), side, side)
     if not panels:
         raise FileNotFoundError(f"none of runs {list(df['id'])} saved an output of {image!r} on set {eval_set!r}")
     if references:
@@ -272,5 +295,5 @@ def samples(run_path: str | os.PathLike) -> list[Path]:
 
 
 __all__ = ["curves", "bar_by_param", "pareto", "pareto_front", "image_grid", "compare_grid", "run_outputs",
-           "reference_images", "first_references", "crop", "samples", "save", "show", "to_png", "to_base64"]
+           "reference_images", "first_references", "describe_metric", "crop", "samples", "save", "show", "to_png", "to_base64"]
 

@@ -45,7 +45,7 @@ from lab.liveness import HOST, STALE_AFTER_S, effective_status
 from lab.utils import (JSON_ERRORS, PROJECT_ROOT, append_line, atomic_write_bytes, atomic_write_json, environment,
                        git_info, now, read_json_file, read_jsonl, slugify)
 
-STATUSES = ("running", "done", "failed", "diverged", "interrupted")
+STATUSES = ("running", "done", "failed", "stopped", "diverged", "interrupted")
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
 _ID_DIR = ".ids"
 _RUN_RE = re.compile(r"^(\d{4,})-")
@@ -245,7 +245,7 @@ class Run:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; accepted: {STATUSES}")
         old = self.status_record
-        rec = {**{k: v for k, v in old.items() if k in ("started",)}, "status": status, "updated": now(),
+        rec = {**{k: v for k, v in old.items() if k in ("started", "errors")}, "status": status, "updated": now(),
                "heartbeat": now(), "pid": os.getpid(), "host": socket.gethostname(), **extra}
         rec.setdefault("started", now())
         if status != "running":
@@ -281,9 +281,10 @@ class Run:
         self.set_status(status)
 
     def fail(self, error: BaseException | str, cell: int | None = None, status: str = "failed",
-             **details: Any) -> None:
-        """Mark the run failed, recording the error (type, message, traceback) and the failing cell if known;
-        `details` (e.g. type, traceback, source of a notebook cell) replace or add fields of the error record."""
+             status_extra: dict[str, Any] | None = None, **details: Any) -> None:
+        """Mark the run failed (or `status`), recording the error (type, message, traceback) and the failing cell
+        if known; `details` (e.g. type, traceback, source of a notebook cell) replace or add fields of the error
+        record, `status_extra` fields of the status record."""
         if isinstance(error, BaseException):
             err = {"type": type(error).__name__, "message": str(error),
                    "traceback": "".join(traceback.format_exception(error))[-8000:]}
@@ -292,7 +293,7 @@ class Run:
         if cell is not None:
             err["cell"] = cell
         err.update(details)
-        self.set_status(status, error=err)
+        self.set_status(status, error=err, **(status_extra or {}))
 
     @property
     def error(self) -> dict[str, Any] | None:
@@ -456,6 +457,10 @@ class Run:
     def notebook(self) -> Path:
         """The executed notebook of this run (it may not exist)."""
         return self.dir / NOTEBOOK_FILE
+
+    def write_notebook(self, nb: dict[str, Any]) -> Path:
+        """Write the run's notebook (nbformat 4 JSON), e.g. the cells a live kernel executed for it."""
+        return atomic_write_json(self.notebook, nb)
 
     @property
     def partial_notebook(self) -> Path:

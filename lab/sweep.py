@@ -157,7 +157,7 @@ def _map_local(jobs: list[dict[str, Any]], workers: int, on_done: Callable[[dict
         try:
             for f in as_completed(futures):
                 on_done(f.result())
-        except BaseException:  # Ctrl-C: cancel the queue, stop the runners (each records 'interrupted')
+        except BaseException:  # Ctrl-C: cancel the queue, stop the runners (each records 'stopped')
             for f in futures:
                 f.cancel()
             stop_all(grace=10.0)
@@ -318,5 +318,5 @@ def resume_job(run_id: int | str, *, root: str | os.PathLike | None = None, chec
 
 
 def resume(run_id: int | str, **kw: Any) -> dict[str, Any]:
-    """Continue an interrupted run from its last checkpoint, in its own directory (see `resume_job`)."""
+    """Continue an interrupted or stopped run from its last checkpoint, in its own directory (see `resume_job`)."""
     return run_job(resume_job(run_id, **kw))

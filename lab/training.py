@@ -23,6 +23,7 @@ from lab.learner import as_budget, fit_schedule
 from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model
 from lab.runs import Run, find, sibling_checkpoint
+from lab.session import sync_params
 
 
 def build_model(name: str, kwargs: dict[str, Any] | None = None, scale: int = 2,
@@ -30,9 +31,21 @@ def build_model(name: str, kwargs: dict[str, Any] | None = None, scale: int = 2,
     """The registered network `name` at `scale`; with `linear_light` wrapped so it sees and predicts linear light
     while its inputs, outputs, loss and metrics stay sRGB."""
     kwargs = dict(kwargs or {})
-    if linear_light:
-        return create("linear_light", model=name, model_kwargs=kwargs, scale=scale)
-    return create(name, scale=scale, **kwargs)
+    net = create("linear_light", model=name, model_kwargs=kwargs, scale=scale) if linear_light else \
+        create(name, scale=scale, **kwargs)
+    net.built_from = {"model": name, "model_kwargs": kwargs, "scale": scale, "linear_light": linear_light}
+    return net
+
+
+def check_built(params: dict[str, Any], *objs: Any) -> None:
+    """Refuse to train when an object (the data loaders, the network) was built from parameter values the kernel no
+    longer holds: a parameter fixed after its cell ran would otherwise be recorded though it did not train."""
+    stale = {k: (v, params[k]) for o in objs for k, v in getattr(o, "built_from", {}).items()
+             if k in params and params[k] != v}
+    if stale:
+        what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in stale.items())
+        raise ValueError(f"the parameters changed after the data or the model was built ({what}); run the cells "
+                         "that build them again (or Run All), so the run trains what it records")
 
 
 def init_weights(run: Run, net: nn.Module, source: str | os.PathLike) -> dict[str, Any]:
@@ -69,6 +82,9 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
     `run`."""
     kw = dict(schedule_kwargs or {})
     budget = as_budget(learn, budget)
+    now = sync_params(run, "train")
+    if now is not None:
+        check_built(now, learn.dls, unwrap_model(learn.model))
 
     def one_fit(lrn: Learner) -> None:
         start = load_resume_state(lrn, resume) if resume else 0
@@ -101,6 +117,9 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
     """The adversarial phase on a `lab.gan.gan_learner`: `critic_pretrain` critic-only batches first (NoGAN), then
     `epochs` epochs. Resuming a run (`resume`, its plain phase's `last`) continues this phase where it was cut,
     critic and switcher state included, when the phase had started; otherwise the phase starts afresh."""
+    now = sync_params(run, "gan")
+    if now is not None:
+        check_built(now, glearn.dls, unwrap_model(glearn.model))
     gan_resume = sibling_checkpoint(resume, "last", "gan") if resume else None
     start = 0
     if gan_resume is not None and gan_resume.is_file():
@@ -118,6 +137,7 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
 def finish(run: Run, net: nn.Module, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
     """End the run: its final weights, its summary metrics, and the status that says what happened (diverged when
     the guard stopped the training, else done); returns the summary."""
+    sync_params(run, "finish")
     run.save_checkpoint(checkpoint_payload(net), "final")
     run.finish(summary, status="diverged" if outcome.diverged else "done")
     return summary

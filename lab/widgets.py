@@ -212,21 +212,26 @@ class SwipeCompare:
 
 
 def _option(r: pd.Series) -> tuple[str, int]:
-    q = next((r[c] for c in ("metric.set5_psnr_y", "metric.valid_psnr_y") if c in r and not pd.isna(r[c])), None)
+    col = next((c for c in ("metric.set5_psnr_y", "metric.valid_psnr_y") if c in r and not pd.isna(r[c])), None)
     tag = f" [{r['tags']}]" if isinstance(r.get("tags"), str) and r.get("tags") else ""
-    qs = f" {q:.2f} dB" if q is not None else ""
+    qs = f" {col[7:-7]} PSNR-Y {r[col]:.2f} dB" if col else ""
     return f"#{int(r['id'])} {r.get('title') or r['name']} ({r['status']}){qs}{tag}", int(r["id"])
+
+
+REFERENCE_OPTIONS = (("reference: HR (ground truth)", "ref:hr"), ("reference: baseline (bicubic or the input)",
+                                                                  "ref:baseline"), ("reference: LR (nearest)", "ref:lr"))
 
 
 class RunPicker:
     """Two run dropdowns fed by the ledger, filtered by status and tag; `value` is (id_a, id_b).
 
-    `on_change(id_a, id_b)` is called whenever the pair changes.
+    `extra` (label, value) options follow the runs (e.g. references). `on_change(a, b)` is called whenever the
+    pair changes.
     """
 
     def __init__(self, df: pd.DataFrame, status: str = "", tag: str = "",
-                 on_change: Callable[[int | None, int | None], None] | None = None):
-        self.df = df
+                 on_change: Callable[[Any, Any], None] | None = None, extra: Sequence[tuple[str, Any]] = ()):
+        self.df, self.extra = df, list(extra)
         self.on_change = on_change
         self.status = W.Dropdown(options=["(any)", *STATUSES], value=status or "(any)", description="status")
         tags = sorted({t.strip() for s in df.get("tags", pd.Series(dtype=object)).dropna() for t in s.split(",")})
@@ -246,15 +251,17 @@ class RunPicker:
         return filter_runs(self.df, status=st, tag=self.tag.value.strip() or None)
 
     def _refresh(self) -> None:
-        opts = [_option(r) for _, r in self.filtered().iloc[::-1].iterrows()]
+        runs_opts = [_option(r) for _, r in self.filtered().iloc[::-1].iterrows()]
+        opts = runs_opts + self.extra
         self._quiet = True
         old = (self.a.value, self.b.value)
         self.a.options = opts
         self.b.options = opts
-        ids = [v for _, v in opts]
-        self.a.value = old[0] if old[0] in ids else (ids[0] if ids else None)
-        self.b.value = old[1] if old[1] in ids and old[1] != self.a.value else next(
-            (i for i in ids if i != self.a.value), self.a.value)
+        ids = [v for _, v in runs_opts] or [v for _, v in opts]
+        every = [v for _, v in opts]
+        self.a.value = old[0] if old[0] in every else (ids[0] if ids else None)
+        self.b.value = old[1] if old[1] in every and old[1] != self.a.value else next(
+            (i for i in ids + every if i != self.a.value), self.a.value)
         self._quiet = False
         self._changed()
 
@@ -263,7 +270,7 @@ class RunPicker:
             self.on_change(*self.value)
 
     @property
-    def value(self) -> tuple[int | None, int | None]:
+    def value(self) -> tuple[Any, Any]:
         return self.a.value, self.b.value
 
 
@@ -288,7 +295,8 @@ def eval_images(df: pd.DataFrame, eval_set: str = "valid") -> list[str]:
 
 
 class CompareRuns:
-    """Run picker + image choice + swipe comparison, wired together: picking runs reloads the swipe images."""
+    """One A/B picker (runs of the ledger, then the references the evaluation kept: HR, baseline, LR) + the image +
+    the swipe comparison, wired together: picking reloads the swipe."""
 
     def __init__(self, df: pd.DataFrame, image: str = "", eval_set: str = "valid", status: str = "", tag: str = "",
                  references: bool = True, **swipe_kw: Any):
@@ -300,22 +308,32 @@ class CompareRuns:
         self.eval_set, self.references = eval_set, references
         self.df = done
         self.image_pick = W.Dropdown(options=names, value=image if image in names else names[0], description="image")
-        self.picker = RunPicker(done, status=status, tag=tag, on_change=self._load)
-        imgs = self._images()
-        self.swipe = SwipeCompare(imgs, **swipe_kw)
+        self.picker = RunPicker(done, status=status, tag=tag, on_change=self._load,
+                                extra=REFERENCE_OPTIONS if references else ())
+        self.swipe = SwipeCompare(self._images(), **swipe_kw)
+        for pick in (self.swipe.a_pick, self.swipe.b_pick):  # the run picker above is the one A/B choice
+            pick.layout.display = "none"
         self.image_pick.observe(lambda _: self._load(*self.picker.value), names="value")
         self.widget = W.VBox([self.picker.widget, self.image_pick, self.swipe.widget])
 
-    def _images(self) -> dict[str, np.ndarray]:
-        a, b = self.picker.value
-        ids = [i for i in dict.fromkeys([a, b]) if i is not None]
-        imgs = run_images(self.df, ids, self.image_pick.value, self.eval_set, self.references)
-        if len(imgs) < 2:
-            raise FileNotFoundError(f"runs {ids} have fewer than two images to compare for "
-                                    f"{self.image_pick.value!r} on set {self.eval_set!r}")
-        return imgs
+    def _one(self, choice: Any) -> tuple[str, np.ndarray] | None:
+        if isinstance(choice, str) and choice.startswith("ref:"):
+            refs = first_references(self.df, self.image_pick.value, self.eval_set)
+            kind = choice[4:]
+            label = next((k for k in refs if (kind == "hr" and k == "HR") or (kind == "lr" and k.startswith("LR"))
+                          or (kind == "baseline" and k not in ("HR",) and not k.startswith("LR"))), None)
+            return (label, refs[label]) if label else None
+        got = run_outputs(self.df[self.df["id"] == choice], self.image_pick.value, self.eval_set)
+        return next(iter(got.items()), None)
 
-    def _load(self, a: int | None, b: int | None) -> None:
+    def _images(self) -> dict[str, np.ndarray]:
+        pair = [self._one(c) for c in self.picker.value]
+        if None in pair or pair[0][0] == pair[1][0]:
+            raise FileNotFoundError(f"{self.picker.value} do not give two images to compare for "
+                                    f"{self.image_pick.value!r} on set {self.eval_set!r}")
+        return dict(pair)
+
+    def _load(self, a: Any, b: Any) -> None:
         if not hasattr(self, "swipe"):
             return
         try:
@@ -332,6 +350,14 @@ class CompareRuns:
     def show(self) -> Any:
         """Display it (a static PNG under papermill)."""
         return show(self)
+
+
+def scrubbable(df: pd.DataFrame) -> str | None:
+    """The newest run of `df` with sample strips of more than one epoch (what an epoch scrubber can show)."""
+    for p in reversed(list(df.get("path", pd.Series(dtype=object)).dropna())):
+        if len(Run(p).samples()) > 1:
+            return p
+    return None
 
 
 class EpochScrubber:

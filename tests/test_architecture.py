@@ -16,7 +16,7 @@ LAB = ROOT / "lab"
 # Bottom first; a module may import its own layer or lower ones. A new module must be placed here.
 LAYERS = [
     ["utils", "registry"],
-    ["params", "liveness", "runs", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache"],
+    ["params", "workspace", "liveness", "runs", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache"],
     ["sources", "prepare", "data", "degrade", "models", "infer"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "execute", "sweep"],

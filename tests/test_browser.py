@@ -1,4 +1,6 @@
-"""A real browser: JupyterLab on localhost runs notebooks/ledger.ipynb, the swipe slider moves, the image changes.
+"""A real browser: JupyterLab on localhost, as a user meets it. The ledger notebook's swipe slider moves and the
+image changes; the train notebook's Run All is recorded done, a failing Run All failed with its cell, a fix of the
+parameter followed by running on from the failed cell done with the fixed value, and notebooks/ stays unchanged.
 
 Needs Debian's Chromium (`apt-get install -y chromium`, or $LAB_CHROMIUM) and the Python `playwright` package
 (never `playwright install`: the system Chromium is driven through `executable_path`). Skipped with the reason when
@@ -59,15 +61,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyter(tmp_path):
-    """JupyterLab on 127.0.0.1 with a token, serving a copy of the ledger notebook, runs from two demo runs."""
+def serve(tmp_path, runs_root, notebooks):
+    """JupyterLab on 127.0.0.1 with a token, serving working copies of `notebooks` (as `make lab` does) with
+    runs under `runs_root`; yields (base url, token, served folder)."""
     _need_browser()
-    runs_root = tmp_path / "runs"
-    make_demo_runs(runs_root, n=2)
     served = tmp_path / "nb"
     served.mkdir()
-    shutil.copy(notebook_path("ledger"), served / "ledger.ipynb")  # the committed notebook stays output-free
+    for name in notebooks:  # working copies: the committed notebooks stay templates
+        shutil.copy(notebook_path(name), served / f"{name}.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_PAPERMILL", "LAB_STATIC")}
     env.update(LAB_RUNS_DIR=str(runs_root), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
@@ -93,7 +94,7 @@ def jupyter(tmp_path):
             pytest.fail(f"JupyterLab did not start: {(tmp_path / 'jupyter.log').read_text()[-3000:]}")
         time.sleep(0.5)
     try:
-        yield base, token
+        yield base, token, served
     finally:
         proc.terminate()
         try:
@@ -103,10 +104,18 @@ def jupyter(tmp_path):
         log.close()
 
 
+@pytest.fixture
+def jupyter(tmp_path):
+    """JupyterLab serving a copy of the ledger notebook, runs from two demo runs."""
+    runs_root = tmp_path / "runs"
+    make_demo_runs(runs_root, n=2)
+    yield from serve(tmp_path, runs_root, ["ledger"])
+
+
 def test_swipe_slider_changes_image_in_jupyterlab(jupyter):
     from playwright.sync_api import sync_playwright
 
-    base, token = jupyter
+    base, token, _ = jupyter
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "ledger-swipe.png"
     with sync_playwright() as p:
@@ -143,3 +152,148 @@ def test_swipe_slider_changes_image_in_jupyterlab(jupyter):
             browser.close()
     assert 0.0 <= float(readout) < 0.45, f"the slider was dragged left from 0.50; it reads {readout}"
     assert shot.stat().st_size > 10_000
+
+
+TINY_TRAIN = {"model": '"edsr_baseline"', "model_kwargs": '{"num_block": 1, "num_feat": 8}', "name": '"browser"',
+              "data": '"builtin:astronaut"', "patch_size": "12", "batch_size": "4", "steps": "4", "valid_every": "2",
+              "valid_max_size": "48", "eval_sets": '""', "profile_size": "16", "num_workers": "0"}
+
+
+def _params_source(nb_path: Path, values: dict[str, str]) -> str:
+    """The parameters cell of a notebook with some values replaced (what a user types), comments kept."""
+    import json
+
+    src = "".join(next(c for c in json.loads(nb_path.read_text())["cells"]
+                       if "parameters" in c["metadata"].get("tags", []))["source"])
+    out = []
+    for line in src.splitlines():
+        name = line.split("=", 1)[0].strip()
+        if name in values:
+            comment = line[line.index("#"):] if "#" in line else ""
+            line = f"{name} = {values[name]}  {comment}".rstrip()
+        out.append(line)
+    return "\n".join(out)
+
+
+class Lab:
+    """A JupyterLab page driven the way a user drives it: edit a cell, Run All, run on from a cell."""
+
+    def __init__(self, page):
+        self.page = page
+
+    def open(self, base, token, nb):
+        self.page.goto(f"{base}/lab/tree/{nb}?token={token}")
+        self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        self.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand("
+                                    "'notebook:run-all-cells')", timeout=60_000)
+        # JupyterLab restores the notebooks open before; commands must go to this one
+        self.page.wait_for_function("nb => { const w = window.jupyterapp.shell.currentWidget;"
+                                    " return !!w && !!w.context && w.context.path.endsWith(nb); }", arg=nb,
+                                    timeout=60_000)
+        self.page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+
+    def set_cell(self, index, source):
+        self.page.evaluate("([i, src]) => window.jupyterapp.shell.currentWidget.content.model.cells.get(i)"
+                           ".sharedModel.setSource(src)", [index, source])
+
+    def command(self, name, cell=None):
+        if cell is not None:
+            self.page.evaluate("i => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = i; }", cell)
+        # fire and forget: the command's promise settles only when the cells have run
+        self.page.evaluate(f"() => {{ window.jupyterapp.commands.execute('{name}'); }}")
+
+    def wait_idle(self, timeout=240_000):
+        self.page.wait_for_timeout(1500)  # the execution requests reach the kernel
+        self.page.wait_for_function("""() => {
+          const w = window.jupyterapp.shell.currentWidget;
+          const k = w.sessionContext.session.kernel;
+          const busy = w.content.widgets.some(c => c.model.type === 'code' && c.model.executionCount === null
+                                                  && c.node.querySelector('.jp-InputPrompt').innerText.includes('*'));
+          return k.status === 'idle' && !busy;
+        }""", timeout=timeout)
+
+    def shot(self, name, cell=None):
+        ARTIFACTS.mkdir(exist_ok=True)
+        news = self.page.locator(".jp-Notification-Toast-Close, .jp-toast-button:has-text('No')")
+        if news.count():  # JupyterLab asks about its news feed; not part of the picture
+            news.first.click()
+        if cell is not None:
+            self.page.evaluate("i => window.jupyterapp.shell.currentWidget.content.widgets.at(i < 0 ? i : i)"
+                               ".node.scrollIntoView({block: 'start'})", cell)
+        self.page.screenshot(path=str(ARTIFACTS / name))
+        return ARTIFACTS / name
+
+
+def _notebooks_state() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--", "notebooks"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True).stdout + subprocess.run(["git", "diff", "--", "notebooks"], cwd=PROJECT_ROOT,
+                                                             capture_output=True, text=True).stdout
+
+
+def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from lab import runs
+
+    before = _notebooks_state()
+    runs_root = tmp_path / "runs"
+    gen = serve(tmp_path, runs_root, ["train", "ledger"])
+    base, token, served = next(gen)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                lab = Lab(browser.new_page(viewport={"width": 1400, "height": 1000}))
+                lab.open(base, token, "train.ipynb")
+                lab.set_cell(1, _params_source(served / "train.ipynb", TINY_TRAIN))
+                lab.command("notebook:run-all-cells")
+                lab.wait_idle()
+                (first,) = runs.scan(runs_root)
+                assert first.status == "done", first.error
+                assert first.notebook.is_file() and len(first.history) == 2
+                lab.shot("train-1-run-all-done.png", cell=-2)  # the evaluation and the ledger row
+
+                lab.set_cell(1, _params_source(served / "train.ipynb", {**TINY_TRAIN, "loss": '"l1 + nope"'}))
+                lab.command("notebook:run-all-cells")
+                lab.wait_idle()
+                second = runs.scan(runs_root)[-1]
+                assert second.name != first.name and second.status == "failed"
+                err = second.error
+                assert "nope" in err["message"] and isinstance(err["cell"], int) and "make_learner" in err["source"]
+                lab.shot("train-2-run-all-failed.png", cell=err["cell"])
+
+                lab.set_cell(1, _params_source(served / "train.ipynb", TINY_TRAIN))  # the fix
+                lab.command("notebook:run-cell", cell=1)
+                lab.wait_idle()
+                lab.command("notebook:run-all-below", cell=err["cell"])  # on from the failed cell
+                lab.wait_idle()
+                assert second.status == "done", second.error
+                assert second.params["loss"] == "l1", "the params that trained are the params recorded"
+                assert [e["type"] for e in second.status_record["errors"]] == ["ValueError"]
+                assert second.meta["param_changes"][0]["changed"]["loss"] == ["l1 + nope", "l1"]
+                lab.shot("train-3-fixed-and-continued.png", cell=-2)
+
+                lab.open(base, token, "ledger.ipynb")
+                lab.command("notebook:run-all-cells")
+                handle = lab.page.wait_for_selector(".lab-swipe .noUi-handle", timeout=180_000)
+                img = lab.page.locator(".lab-swipe img").first
+                lab.page.wait_for_function("el => el.src && el.src.startsWith('blob:') && el.naturalWidth > 0",
+                                           arg=img.element_handle(), timeout=30_000)
+                src = img.get_attribute("src")
+                handle.scroll_into_view_if_needed()
+                box = handle.bounding_box()
+                lab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                lab.page.mouse.down()
+                lab.page.mouse.move(box["x"] - 80, box["y"] + box["height"] / 2, steps=8)
+                lab.page.mouse.up()
+                lab.page.wait_for_function("([el, old]) => el.src !== old && el.naturalWidth > 0",
+                                           arg=[img.element_handle(), src], timeout=30_000)
+                caption = lab.page.locator(".lab-swipe .widget-html").first.inner_text()
+                lab.page.locator(".lab-swipe").first.evaluate("el => el.scrollIntoView({block: 'start'})")
+                lab.shot("train-4-swipe-two-real-runs.png")
+            finally:
+                browser.close()
+    finally:
+        gen.close()
+    assert f"#{second.id}" in caption and f"#{first.id}" in caption, f"A and B are the two real runs: {caption}"
+    assert _notebooks_state() == before, "notebooks/ unchanged: the browser worked on copies"

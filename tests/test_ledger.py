@@ -54,7 +54,8 @@ def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
     import multiprocessing as mp
 
     run = runs.create({"model": "srcnn"}, root=tmp_path)
-    with mp.get_context("fork").Pool(8) as pool:
+    # spawn, not fork: a fork of this multi-threaded test process (torch, OpenMP, browsers) can deadlock a child
+    with mp.get_context("spawn").Pool(8) as pool:
         # a worker that cannot start would leave a bare map() waiting forever: fail after a bound instead
         pool.map_async(_write_notes, [(str(run.dir), w, 20) for w in range(8)]).get(timeout=120)
     recs = runs.read_notes(run.dir)

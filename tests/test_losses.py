@@ -154,7 +154,11 @@ def test_msssim_sigma_sets_differ_and_small_images_explain_the_fix():
     b = losses.MSSSIMLoss(sigmas=[1.5, 4.0, 10.0])(pred, target)
     assert abs(float(a) - float(b)) > 1e-3
     with pytest.raises(ValueError, match="padding='reflect'"):
-        losses.MSSSIMLoss()(pred, target)  # 64 px cannot hold 5 scales of an 11x11 valid window
+        losses.MSSSIMLoss(scales=5)(pred, target)  # 64 px cannot hold 5 scales of an 11x11 valid window
+    auto = losses.MSSSIMLoss()
+    assert torch.isfinite(auto(pred, target)) and auto.last_scales == 3, "64 px holds 3 levels of 11 px"
+    big = _pair(size=176, noise=0.15, seed=4)
+    assert float(losses.MSSSIMLoss()(*big)) == pytest.approx(float(losses.MSSSIMLoss(scales=5)(*big)), abs=1e-7)
     assert torch.isfinite(losses.MSSSIMLoss(padding="reflect")(*_pair(size=96)))
     with pytest.raises(ValueError, match="weights"):
         losses.MSSSIMLoss(scales=3, weights=[0.5, 0.5])

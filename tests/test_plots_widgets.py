@@ -111,11 +111,14 @@ def test_run_picker_compare_and_scrubber_build(demo):
     p.status.value = "failed"
     assert p.a.options == () and p.value == (None, None)
     c = widgets.CompareRuns(df)
-    labels = list(c.swipe.images)
-    assert labels[:2] == ["#3 demo imdn_rtc", "#2 demo edsr_baseline"] and "HR" in labels
+    assert list(c.swipe.images) == ["#3 demo imdn_rtc", "#2 demo edsr_baseline"]
+    assert c.swipe.a_pick.layout.display == "none", "one A/B picker: the run picker's"
     before = c.swipe.image.value
     c.picker.b.value = 1
     assert "#1 demo srcnn" in c.swipe.images and c.swipe.image.value != before
+    c.picker.b.value = "ref:hr"
+    assert list(c.swipe.images) == ["#3 demo imdn_rtc", "HR"], "a run against its ground truth"
+    assert widgets.scrubbable(df) == df.loc[2, "path"], "the newest run with more than one epoch"
     s = widgets.EpochScrubber(df.loc[0, "path"])
     last = s.image.value
     s.slider.value = 0

@@ -32,3 +32,15 @@ def test_init_from_a_gan_run_takes_the_phase_asked_for_and_the_ledger_says_which
                                                  f"{src.name}/best.pth"]
     with pytest.raises(FileNotFoundError, match="no run with id 99"):
         training.init_weights(ft, _tiny(4), "99:gan")
+
+
+def test_a_parameter_changed_after_its_cell_ran_is_refused():
+    class Built:
+        built_from = {"patch_size": 24, "data": "builtin"}
+
+    training.check_built({"patch_size": 24, "data": "builtin", "lr": 1e-3}, Built())
+    with pytest.raises(ValueError, match=r"patch_size 24 -> 48.*run the cells"):
+        training.check_built({"patch_size": 48, "data": "builtin"}, Built())
+    net = training.build_model("edsr_baseline", {"num_block": 1, "num_feat": 8}, 2)
+    assert net.built_from == {"model": "edsr_baseline", "model_kwargs": {"num_block": 1, "num_feat": 8}, "scale": 2,
+                              "linear_light": False}

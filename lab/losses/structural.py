@@ -106,7 +106,9 @@ class MSSSIMLoss(ImageLoss):
     """1 - MS-SSIM, in one of two modes (both per channel, averaged over channels).
 
     Standard (`sigmas=None`), Wang, Simoncelli & Bovik 2003 ("Multi-scale structural similarity for image quality
-    assessment"): `scales` levels; level 1 is the input, each next level is the previous one 2x2-average-pooled
+    assessment"): `scales` levels ('auto', the default: as many of the 5 as the input holds, each level at least
+    `win_size` px, so a 96 px training patch gets 4 and a 176 px one all 5; the count used is `last_scales`);
+    level 1 is the input, each next level is the previous one 2x2-average-pooled
     with stride 2 (an odd last row/column is dropped). At each level j the SSIM maps use the same Gaussian window
     (`win_size` x `win_size`, `sigma`); cs_j = mean of the cs map; at the last level M also l_M = mean of the
     luminance map. MS-SSIM = l_M^w_M * prod_j cs_j^w_j with `weights` (default: Wang's 0.0448, 0.2856, 0.3001,
@@ -122,12 +124,16 @@ class MSSSIMLoss(ImageLoss):
     (anti-correlated content) cannot produce NaN; with integer exponents (Zhao's default 1) it is used as is.
     """
 
-    def __init__(self, scales: int = 5, sigmas: Sequence[float] | None = None, weights: Sequence[float] | None = None,
-                 sigma: float = 1.5, win_size: int = 11, padding: str = "valid", reduction: str = "mean"):
+    def __init__(self, scales: int | str = "auto", sigmas: Sequence[float] | None = None,
+                 weights: Sequence[float] | None = None, sigma: float = 1.5, win_size: int = 11, padding: str = "valid",
+                 reduction: str = "mean"):
         super().__init__(reduction)
         self.padding = check_choice("padding", padding, PADDINGS)
         self.sigmas = tuple(float(s) for s in sigmas) if sigmas is not None else None
-        n = len(self.sigmas) if self.sigmas is not None else int(scales)
+        if isinstance(scales, str) and scales != "auto":
+            raise ValueError(f"MS-SSIM scales must be an int or 'auto', got {scales!r}")
+        self.auto = scales == "auto" and self.sigmas is None and weights is None
+        n = len(self.sigmas) if self.sigmas is not None else (len(MSSSIM_WEIGHTS) if scales == "auto" else int(scales))
         if n < 1:
             raise ValueError(f"MS-SSIM needs at least one scale, got scales={scales}, sigmas={sigmas}")
         if weights is None:
@@ -156,14 +162,25 @@ class MSSSIMLoss(ImageLoss):
             return self._standard(pred, target)
         return self._multi_sigma(pred, target)
 
+    def _fitting_weights(self, h: int, w: int) -> tuple[float, ...]:
+        """The weights of the levels an h x w input holds ('auto'), Wang's renormalised; else the set weights."""
+        if not self.auto:
+            return self.weights
+        win, n = self.windows[0].numel(), 1
+        while n < len(MSSSIM_WEIGHTS) and min(h, w) // 2 ** n >= win:
+            n += 1
+        return tuple(x / sum(MSSSIM_WEIGHTS[:n]) for x in MSSSIM_WEIGHTS[:n])
+
     def _standard(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         g, out = self.windows[0], 1.0
-        for j, w in enumerate(self.weights):
+        weights = self._fitting_weights(*x.shape[-2:])
+        self.last_scales = len(weights)
+        for j, w in enumerate(weights):
             if j:
                 x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-            _check_size(x, g.numel(), self.padding, f"msssim scale {j + 1} of {len(self.weights)}")
+            _check_size(x, g.numel(), self.padding, f"msssim scale {j + 1} of {len(weights)}")
             lum, cs = ssim_maps(x, y, g, self.padding)
-            factor = cs.mean((2, 3)) if j < len(self.weights) - 1 else (lum * cs).mean((2, 3))
+            factor = cs.mean((2, 3)) if j < len(weights) - 1 else (lum * cs).mean((2, 3))
             out = out * _power(factor, w)
         return out.mean(1)
 

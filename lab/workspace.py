@@ -1,0 +1,46 @@
+"""Notebooks stay templates: JupyterLab works on per-user copies, batch runs execute the committed notebooks.
+
+`make lab` (`lab jupyter`) opens JupyterLab on `work/` (git-ignored), where each template of `notebooks/` is copied
+once; edits, outputs and autosaves stay in the copies, so `notebooks/` never changes by accident and `lab run` never
+inherits an unsaved interactive edit. A copy is never overwritten: when its template changed since, `lab jupyter`
+says so (delete the copy to take the new template). `template_changes` tells `lab run` when a committed notebook has
+uncommitted edits, which it warns about and records in the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from lab.params import NOTEBOOKS_DIR
+from lab.utils import PROJECT_ROOT
+
+WORK_DIR = PROJECT_ROOT / "work"
+
+
+def working_copies(dest: str | os.PathLike = WORK_DIR, templates: str | os.PathLike = NOTEBOOKS_DIR) -> list[str]:
+    """Copy each template notebook missing from `dest` into it; returns one line per notebook saying what happened."""
+    dest, templates = Path(dest), Path(templates)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for t in sorted(templates.glob("*.ipynb")):
+        copy = dest / t.name
+        if not copy.exists():
+            shutil.copy2(t, copy)
+            out.append(f"{copy}: new copy of {t}")
+        elif t.stat().st_mtime > copy.stat().st_mtime and t.read_bytes() != copy.read_bytes():
+            out.append(f"{copy}: yours is kept, but {t} changed since you copied it (delete your copy to take it)")
+    return out
+
+
+def template_changes(nb_path: str | os.PathLike) -> str:
+    """`git diff` of a committed notebook against HEAD ('' when unchanged, untracked, or git is absent)."""
+    nb_path = Path(nb_path).resolve()
+    try:
+        r = subprocess.run(["git", "diff", "--no-color", "HEAD", "--", str(nb_path)], cwd=nb_path.parent,
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout if r.returncode == 0 else ""
