@@ -6,6 +6,7 @@ Each command imports what it needs when it runs, so `lab ledger` or `lab note` s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -17,16 +18,23 @@ def _overrides(pairs: Sequence[Sequence[str]] | None) -> dict[str, str]:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from lab.checks import check_names
     from lab.execute import run_notebook
+    from lab.params import notebook_path, resolve
+
+    check_names(resolve(notebook_path(a.notebook), _overrides(a.param)))  # before any run directory is made
 
     run = run_notebook(a.notebook, _overrides(a.param), name=a.name, root=a.runs, timeout=a.timeout,
                        log_output=a.log_output)
     status = run.status_record
+    for line in run.metrics.get("eval_skipped", []):
+        print(f"warning: {line}", file=sys.stderr)
     print(f"{run.name}: {status.get('status')}  ({run.dir})")
     if status.get("status") != "done":
         err = status.get("error") or {}
         cell = f" in cell {err['cell']}" if err.get("cell") is not None else ""
-        print(f"error{cell}: {err.get('type', '')}: {err.get('message', '')}", file=sys.stderr)
+        first = (str(err.get("message", "")).strip().splitlines() or [""])[0]
+        print(f"error{cell}: {err.get('type', '')}: {first}", file=sys.stderr)
         print(f"the executed notebook is kept at {run.notebook}", file=sys.stderr)
         return 1
     return 0
@@ -49,8 +57,14 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
     from lab.sweep import sweep
 
+    from lab.sweep import tls_security
+
+    if bool(a.tls_ca_file) != bool(a.tls_cert):
+        raise ValueError("a TLS Dask cluster needs both --tls-ca-file and --tls-cert (and --tls-key unless the "
+                         "certificate file holds the key)")
+    security = tls_security(a.tls_ca_file, a.tls_cert, a.tls_key) if a.tls_ca_file else None
     table = sweep(a.spec, workers=a.workers, dask=a.dask, root=a.runs, timeout=a.timeout, dry_run=a.dry_run,
-                  progress=not a.no_progress)
+                  progress=not a.no_progress, security=security)
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3,
                            "display.max_colwidth", 80):
         print(table.to_string(index=False) if not table.empty else "no runs in this sweep")
@@ -202,7 +216,6 @@ def cmd_data(a: argparse.Namespace) -> int:
 
 
 def cmd_jupyter(a: argparse.Namespace) -> int:
-    import os
     import secrets
 
     from lab.workspace import WORK_DIR, working_copies
@@ -242,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     r.add_argument("--name", help="run title (default: the 'name' parameter or the model)")
     r.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
-    r.add_argument("--timeout", type=float, help="per-cell timeout in seconds")
+    r.add_argument("--timeout", type=seconds, help="per-cell timeout in seconds")
     r.add_argument("--log-output", action="store_true", help="stream the notebook's output here")
     r.set_defaults(fn=cmd_run)
 
@@ -251,8 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="runs at a time on this machine (default: the spec's, else 1)")
     sw.add_argument("--dask", metavar="ADDRESS", help="dispatch to a Dask scheduler, e.g. tcp://host:8786 "
                     "(workers need this repo and a shared runs directory)")
+    sw.add_argument("--tls-ca-file", help="TLS Dask cluster: the CA certificate (PEM)")
+    sw.add_argument("--tls-cert", help="TLS Dask cluster: this client's certificate (PEM)")
+    sw.add_argument("--tls-key", help="TLS Dask cluster: this client's private key (PEM), if not in the certificate")
     sw.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
-    sw.add_argument("--timeout", type=float, help="per-run timeout in seconds (default: the spec's, else none)")
+    sw.add_argument("--timeout", type=seconds, help="per-run timeout in seconds (default: the spec's, else none)")
     sw.add_argument("--dry-run", action="store_true", help="list the runs without executing them")
     sw.add_argument("--csv", help="also write the summary table to this CSV file")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -261,16 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     rr = sub.add_parser("rerun", help="execute a run again with exactly its recorded params (parent = that run)")
     rr.add_argument("run_id", help="run number (42) or directory name")
     rr.add_argument("--runs", help="runs directory")
-    rr.add_argument("--timeout", type=float, help="whole-run timeout in seconds")
-    rr.add_argument("--cell-timeout", type=float, help="per-cell timeout in seconds")
+    rr.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
+    rr.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
     rr.set_defaults(fn=cmd_rerun)
 
     rs = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, in its directory")
     rs.add_argument("run_id", help="run number (42) or directory name")
     rs.add_argument("--runs", help="runs directory")
     rs.add_argument("--checkpoint", help="checkpoint to continue from (default: the run's last one)")
-    rs.add_argument("--timeout", type=float, help="whole-run timeout in seconds")
-    rs.add_argument("--cell-timeout", type=float, help="per-cell timeout in seconds")
+    rs.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
+    rs.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
     rs.add_argument("--force", action="store_true", help="resume even a run marked done or still running")
     rs.set_defaults(fn=cmd_resume)
 
@@ -355,13 +371,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return v
+
+
+def message(e: BaseException) -> str:
+    """An exception as one line a person reads: the message, not its repr (a KeyError's quotes) nor its type."""
+    text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)
+    return " ".join(text.split()) or type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `lab` console script."""
+    """Entry point of the `lab` console script: a bad input is one line on stderr and exit code 2, never a
+    traceback (set LAB_DEBUG=1 to see one); an interrupted command exits 130."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        print(f"lab {args.cmd}: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"lab {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place a command's error becomes its message
+        if os.environ.get("LAB_DEBUG"):
+            raise
+        known = isinstance(e, (KeyError, ValueError, OSError, TypeError))
+        hint = "" if known else f" (an unexpected {type(e).__name__}; LAB_DEBUG=1 shows the traceback)"
+        print(f"lab {args.cmd}: {message(e)}{hint}", file=sys.stderr)
         return 2
 
 

@@ -30,7 +30,7 @@ from lab.metrics import psnr, ssim
 from lab.models import profile
 from lab.resize import imresize
 from lab.runs import Run, scan
-from lab.sources import ImagePair, find_benchmark, image_seed, load_source
+from lab.sources import KNOWN_BENCHMARKS, ImagePair, find_benchmark, image_seed, load_source
 from lab.utils import slugify
 
 
@@ -175,6 +175,15 @@ def set_pairs(spec: str, scale: int, degradation: Any = None) -> list[ImagePair]
     return load_source(spec, scale, with_lr=keep_lr)
 
 
+def check_sets(specs: Sequence[str]) -> None:
+    """ValueError for a set that is neither a folder, 'builtin:<names>' nor a benchmark this lab knows (a typo must
+    not pass as a benchmark that is merely absent)."""
+    for spec in specs:
+        if not (spec.startswith("builtin") or "/" in spec or Path(spec).exists() or spec in KNOWN_BENCHMARKS):
+            raise ValueError(f"unknown evaluation set {spec!r}: not a folder, not 'builtin:<names>', and not a "
+                             f"benchmark this lab knows ({', '.join(KNOWN_BENCHMARKS)}); check the spelling")
+
+
 def evaluate_sets(model: nn.Module, sets: str | Sequence[str] | dict[str, Any], scale: int, *,
                   degradation: Any = None, run: Run | None = None, show: bool = True,
                   **infer_kw: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], list[str]]:
@@ -182,10 +191,13 @@ def evaluate_sets(model: nn.Module, sets: str | Sequence[str] | dict[str, Any], 
     `degradation` as the default); returns ({label: per-image table}, summary metrics `<label>_psnr_y` ...,
     skipped messages).
 
-    A set that is not found is skipped with its reason (a user's clone may not have the benchmarks). With `run`
-    each table, the outputs and their references are recorded. `show` displays each table.
+    A known benchmark that is not found is skipped with its reason (a user's clone may not have the benchmarks),
+    and the summary lists it (`eval_skipped`); a name that is neither a folder, 'builtin:<names>' nor a benchmark
+    this lab knows (KNOWN_BENCHMARKS) is an error (a typo must not pass as a skipped set). With `run` each table,
+    the outputs and their references are recorded. `show` displays each table.
     """
     sets = dict(sets) if isinstance(sets, dict) else parse_sets(sets, degradation)
+    check_sets([spec for spec, _ in sets.values()])
     tables: dict[str, pd.DataFrame] = {}
     summary: dict[str, Any] = {}
     skipped: list[str] = []
@@ -193,7 +205,7 @@ def evaluate_sets(model: nn.Module, sets: str | Sequence[str] | dict[str, Any], 
         try:
             pairs = set_pairs(spec, scale, deg)
         except FileNotFoundError as e:
-            skipped.append(f"skipped {spec}: {e}")
+            skipped.append(f"skipped {label}: {e}")
             print(skipped[-1])
             continue
         table = evaluate_pairs(model, pairs, scale, degradation=None if _paired_lr(deg) else deg, run=run,
@@ -204,6 +216,8 @@ def evaluate_sets(model: nn.Module, sets: str | Sequence[str] | dict[str, Any], 
             run.save_eval_table(label, table.to_dict(orient="records"))
         if show:
             _display(label, table)
+    if skipped:
+        summary["eval_skipped"] = skipped
     return tables, summary, skipped
 
 

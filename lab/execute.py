@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -35,6 +36,7 @@ from lab.workspace import template_changes
 
 KILL_GRACE_S = 20.0  # after a timeout: seconds between SIGTERM (run marked, kernel shut down) and SIGKILL
 STATIC_ENV = "LAB_PAPERMILL"  # set for kernels the runner starts: widgets draw static PNGs there
+RUNNER_ENV = "LAB_RUNNER_PID"  # the runner's pid, for the kernel's watchdog
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -50,6 +52,19 @@ class IPCKernelManager(AsyncKernelManager):
     @default("ip")
     def _default_ip(self) -> str:
         return os.path.join(tempfile.gettempdir(), f"lab-kernel-{uuid.uuid4().hex[:16]}-ipc")
+
+    log_file: str | None = None  # where the kernel process's own output goes (set per run by `kernel_manager_for`)
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        if self.log_file and "stderr" not in kw:  # the kernel's own noise (a shutdown mid-cell) stays in the run log
+            log = open(self.log_file, "ab")  # noqa: SIM115 - the kernel process holds it for its lifetime
+            kw.update(stdout=log, stderr=log)
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+def kernel_manager_for(run: runs.Run) -> type[IPCKernelManager]:
+    """The kernel manager class of one run's execution: its kernel's output goes to the run's runner log."""
+    return type("RunKernelManager", (IPCKernelManager,), {"log_file": str(run.runner_log)})
 
 
 def kernel_for(nb_path: str | os.PathLike) -> str:
@@ -134,13 +149,17 @@ def execute_run(run: runs.Run, nb_path: str | os.PathLike, params: dict[str, Any
     """
     nb_path = Path(nb_path)
     partial = run.partial_notebook
+    if partial.exists():  # a killed attempt's notebook: keep it beside the others before this one is written
+        run.keep_notebook(partial, archive=True)
     old_env = os.environ.get(STATIC_ENV)
     os.environ[STATIC_ENV] = "1"  # the kernel inherits it: widgets render static images under papermill
+    os.environ[RUNNER_ENV] = str(os.getpid())  # and this: it exits when its runner is gone (lab.session)
     try:
         pm.execute_notebook(str(nb_path), str(partial), parameters={**params, "run_dir": str(run.dir)},
                             kernel_name=kernel_name or kernel_for(nb_path), cwd=str(nb_path.parent),
-                            progress_bar=False, log_output=log_output, execution_timeout=timeout,
-                            kernel_manager_class=IPCKernelManager)
+                            progress_bar=False, log_output=log_output,
+                            execution_timeout=math.ceil(timeout) if timeout else None,
+                            kernel_manager_class=kernel_manager_for(run))
     except PapermillExecutionError as e:
         run.fail(clean_message(e.ename, e.evalue), cell=e.cell_index, type=e.ename,
                  traceback="\n".join(e.traceback)[-8000:], source=e.source[-2000:])

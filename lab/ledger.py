@@ -89,7 +89,7 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
     err = status.get("error") or {}
     started, finished = parse_time(status.get("started")), parse_time(status.get("finished"))
     beat = parse_time(status.get("heartbeat"))
-    eff = effective_status(status, now, stale_after)
+    eff = effective_status(status, now, stale_after, rec.pulse)
     if eff == "done" and any(isinstance(v, float) and math.isnan(v) for k, v in metrics.items() if "psnr" in k):
         eff = "diverged"
     end = finished if finished is not None else (beat if eff != "running" else now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -57,7 +58,7 @@ def notebook_defaults(nb: str | os.PathLike) -> dict[str, Any]:
 def collect(namespace: dict[str, Any], nb: str | os.PathLike) -> dict[str, Any]:
     """The full resolved params of the experiment: every name of the notebook's parameters cell, valued as in
     `namespace` now, except the execution ones (run_dir, resume)."""
-    return {k: namespace.get(k, v) for k, v in notebook_defaults(nb).items() if k not in EXECUTION_PARAMS}
+    return check({k: namespace.get(k, v) for k, v in notebook_defaults(nb).items() if k not in EXECUTION_PARAMS})
 
 
 def matching(namespace: dict[str, Any], nb: str | os.PathLike, fn: Callable[..., Any], **given: Any) -> dict[str, Any]:
@@ -108,10 +109,60 @@ def coerce(name: str, value: Any, default: Any) -> Any:
 
 
 def resolve(nb: str | os.PathLike, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults of notebook `nb` with `overrides` applied (typed); unknown names fail listing the known ones."""
+    """Defaults of notebook `nb` with `overrides` applied (typed and checked, see `check`); unknown names fail
+    listing the known ones."""
     defaults = notebook_defaults(nb)
     overrides = overrides or {}
     unknown = [k for k in overrides if k not in defaults]
     if unknown:
-        raise KeyError(f"unknown parameter(s) {unknown} for notebook {nb!r}; known: {list(defaults)}")
-    return {k: coerce(k, overrides[k], v) if k in overrides else v for k, v in defaults.items()}
+        raise KeyError(f"unknown parameter(s) {unknown} for notebook {Path(nb).stem!r}; known: {list(defaults)}")
+    return check({k: coerce(k, overrides[k], v) if k in overrides else v for k, v in defaults.items()})
+
+
+# What the notebooks' numeric and fixed-choice parameters accept (names are shared across notebooks; a name not
+# listed is not checked here; registered names such as models and losses are checked by lab.checks).
+AT_LEAST_1 = ("epochs", "batch_size", "patch_size", "repeat", "procs", "samples")
+AT_LEAST_0 = ("scale", "steps", "valid_every", "save_every", "gan_epochs", "critic_pretrain", "profile_size",
+              "valid_max_size", "seed", "tile", "size")  # scale 0: the model's own (evaluate); train needs >= 1
+POSITIVE = ("lr", "gan_lr", "eps")
+NON_NEGATIVE = ("wd", "mixup", "adv_weight")
+FINITE = ("clip",)
+CHOICES = {"amp": ("none", "bf16", "fp16", "auto"), "clip_mode": ("norm", "value"), "mixup_space": ("srgb", "linear"),
+           "switcher": ("adaptive", "fixed"), "gan_loss": ("vanilla", "lsgan", "hinge", "ragan")}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` if every value is in its range; else ValueError naming the parameter, the accepted values and an
+    example (`-p epochs 5`)."""
+    def bad(name: str, wants: str, example: Any) -> ValueError:
+        return ValueError(f"parameter {name!r} must be {wants}, got {params[name]!r}; e.g. -p {name} {example}")
+
+    for k, v in params.items():
+        if k in AT_LEAST_1 and not (_is_int(v) and v >= 1):
+            raise bad(k, "an integer >= 1", 4)
+        if k in AT_LEAST_0 and not (_is_int(v) and v >= 0):
+            raise bad(k, "an integer >= 0", 0)
+        if k in POSITIVE and not (_is_real(v) and math.isfinite(v) and v > 0):
+            raise bad(k, "a finite number > 0", "1e-3")
+        if k in NON_NEGATIVE and not (_is_real(v) and math.isfinite(v) and v >= 0):
+            raise bad(k, "a finite number >= 0", 0)
+        if k in FINITE and not (_is_real(v) and math.isfinite(v)):
+            raise bad(k, "a finite number (0: off)", 0)
+        if k == "ema" and not (_is_real(v) and 0 <= v < 1):
+            raise bad(k, "a decay in [0, 1) (0: off)", 0.999)
+        if k == "betas" and not (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_real(b) and 0 <= b < 1
+                                                                                      for b in v)):
+            raise bad(k, "two numbers in [0, 1)", '"[0.9, 0.999]"')
+        if k == "num_workers" and not ((_is_int(v) and v >= 0) or v == "auto" or (isinstance(v, str) and v.isdigit())):
+            raise bad(k, "an integer >= 0 or 'auto'", 2)
+        if k in CHOICES and v not in CHOICES[k]:
+            raise bad(k, f"one of {CHOICES[k]}", CHOICES[k][0])
+    return params

@@ -1,7 +1,8 @@
 """Runs started in a live kernel (JupyterLab): the record stays true without a runner watching.
 
 `start(params, run_dir=..., nb=...)` is what a notebook calls to begin its run. Under a runner (`lab run`, a sweep:
-`run_dir` set) it attaches to the run directory the runner made, and the runner records how the execution ends.
+`run_dir` set) it attaches to the run directory the runner made, and the runner records how the execution ends;
+a watchdog ends the kernel (the run `interrupted`) if the runner dies without recording it.
 In a live kernel it also attaches this module's hooks to the kernel, so that:
 - a cell that fails marks the run `failed` with the error and the cell (its index in the notebook when the front end
   says which cell it was, its source in any case); a stop (Ctrl-C, the stop button) marks it `stopped`;
@@ -22,10 +23,13 @@ import atexit
 import json
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from lab import runs
+from lab.liveness import PULSE_S, pid_alive
 from lab.params import collect, notebook_defaults, notebook_path
 
 MAX_OUTPUT_CHARS = 200_000  # per cell, text and images together: a runaway print loop does not bloat the notebook
@@ -210,6 +214,31 @@ class Session:
                      status_extra={"by_session": True})
 
 
+def keep_alive(run: runs.Run, runner: int | None = None, every_s: float = 1.0) -> threading.Thread:
+    """A daemon thread of the kernel running `run`: it beats the run's pulse every PULSE_S seconds (other hosts tell
+    a live run by it) and, in a kernel a runner started, records the run `interrupted` and ends the kernel when the
+    runner process dies (killed, out of memory), so an orphaned kernel never keeps a dead run 'running'."""
+    def watch() -> None:
+        last = 0.0
+        while runner is None or pid_alive(runner):
+            if time.monotonic() - last >= PULSE_S:
+                try:
+                    if run.status in ("done", "diverged"):  # finished: nothing left to keep alive
+                        return
+                    run.pulse()
+                except OSError:  # the folder went away
+                    return
+                last = time.monotonic()
+            time.sleep(every_s)
+        if run.status == "running":
+            run.fail(f"the runner process {runner} died (killed?) while the run was going on", status="interrupted")
+        os._exit(1)
+
+    t = threading.Thread(target=watch, name="lab-keep-alive", daemon=True)
+    t.start()
+    return t
+
+
 def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, nb: str = "train",
           **kw: Any) -> runs.Run:
     """Begin a notebook's run (see the module docstring): attach to a runner's run directory, or create one and
@@ -217,7 +246,11 @@ def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, n
     global _SESSION
     ip = _ipython()
     if run_dir or not _interactive(ip):
-        return runs.start(params, run_dir=run_dir, **kw)
+        run = runs.start(params, run_dir=run_dir, **kw)
+        runner = os.environ.get("LAB_RUNNER_PID", "")
+        if run_dir and runner.isdigit():
+            keep_alive(run, int(runner))
+        return run
     if _SESSION is None or _SESSION.ip is not ip:
         _SESSION = Session(ip, nb)
     _SESSION.nb = nb
@@ -234,6 +267,7 @@ def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, n
         run.update_meta(reused=[*run.meta.get("reused", []), runs.now()])
     run.update_meta(interactive=True, notebook_path=str(notebook_path(nb)))
     _SESSION.attach(run)
+    keep_alive(run)
     return run
 
 

@@ -37,6 +37,7 @@ from lab.utils import benchmarks_dir
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
                  "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel")
 BUILTIN_VALID = ("chelsea",)
+KNOWN_BENCHMARKS = ("Set5", "Set14", "B100", "BSD100", "Urban100", "Manga109", "DIV2K", "DIV2K_valid", "General100")
 GRAY_POLICIES = ("convert", "skip")  # grayscale files: 3 equal channels (as papers score them), or left out
 FILTER_KEYS = ("min_size", "gray", "skip")
 LRU_MB = 256  # decoded images kept in memory per source when there is no disk cache
@@ -386,4 +387,5 @@ def modcropped(pair: ImagePair, scale: int) -> ImagePair:
 
 __all__ = ["ImagePair", "ImageSource", "SourceMix", "Item", "builtin_image", "open_source", "open_sources",
            "parse_data_spec", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
+    "KNOWN_BENCHMARKS",
            "BUILTIN_VALID", "modcropped"]

@@ -25,6 +25,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from lab import runs
+from lab.checks import check_names
 from lab.execute import make_job, notebook_hash, run_job, stop_all
 from lab.params import RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 
@@ -43,7 +44,13 @@ def load_spec(spec: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
             p = notebook_path("train").parent / "sweeps" / f"{p}.yaml"
         if not p.is_file():
             raise FileNotFoundError(f"sweep spec {str(spec)!r} not found (a YAML file, or a name in notebooks/sweeps/)")
-        d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            raise ValueError(f"sweep spec {p} is not valid YAML{at}: {getattr(e, 'problem', None) or e}; a spec holds "
+                             "plain values only (YAML tags such as !!python/... are refused)") from None
         if not isinstance(d, dict):
             raise ValueError(f"sweep spec {p} must be a YAML mapping with keys {SPEC_KEYS}")
         stem = p.stem
@@ -118,9 +125,11 @@ def expand(spec: str | os.PathLike | dict[str, Any], *, root: str | os.PathLike 
     for i, combo in enumerate(combos):
         overrides = {**spec["base"], **combo}
         try:
-            params = resolve(nb, overrides)
+            params = check_names(resolve(nb, overrides))
         except KeyError as e:
             raise KeyError(f"sweep {spec['sweep']!r} run {i} ({combo}): {e.args[0]}") from None
+        except ValueError as e:
+            raise ValueError(f"sweep {spec['sweep']!r} run {i} ({combo}): {e}") from None
         jobs.append(make_job(nb, overrides, name=run_title(spec, combo, params, i), root=root,
                              timeout=timeout if timeout is not None else spec.get("timeout"),
                              cell_timeout=spec.get("cell_timeout"),
@@ -164,11 +173,12 @@ def _map_local(jobs: list[dict[str, Any]], workers: int, on_done: Callable[[dict
             raise
 
 
-def _map_dask(jobs: list[dict[str, Any]], address: Any, on_done: Callable[[dict[str, Any]], None]) -> None:
+def _map_dask(jobs: list[dict[str, Any]], address: Any, on_done: Callable[[dict[str, Any]], None],
+              security: Any = None) -> None:
     from dask.distributed import Client  # lazy: dask is only needed for --dask
     from dask.distributed import as_completed as dask_completed
 
-    client = address if isinstance(address, Client) else Client(address)
+    client = address if isinstance(address, Client) else Client(address, security=security)
     try:
         tag = uuid.uuid4().hex[:8]
         futures = [client.submit(run_job, j, pure=False, key=f"lab-run-{tag}-{i}") for i, j in enumerate(jobs)]
@@ -179,13 +189,21 @@ def _map_dask(jobs: list[dict[str, Any]], address: Any, on_done: Callable[[dict[
             client.close()
 
 
+def tls_security(ca_file: str, cert: str, key: str | None = None) -> Any:
+    """A `distributed.security.Security` for a client of a TLS Dask cluster (encryption required)."""
+    from distributed.security import Security  # lazy: dask is only needed for --dask
+
+    return Security(tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+
+
 def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = None, dask: Any = None,
           root: str | os.PathLike | None = None, timeout: float | None = None, progress: bool = True,
-          dry_run: bool = False) -> Any:
+          dry_run: bool = False, security: Any = None) -> Any:
     """Run every combination of a sweep spec, each in its own process; returns the summary DataFrame.
 
     `workers` local processes at a time (default: the spec's `workers`, else 1), or `dask`: a scheduler address
-    (`tcp://host:8786`) or a `dask.distributed.Client` whose workers share the runs directory. Failures are
+    (`tcp://host:8786`, `tls://host:8786`) or a `dask.distributed.Client` whose workers share the runs directory;
+    `security` is a `distributed.security.Security` for a TLS cluster (see `tls_security`). Failures are
     recorded and do not stop the sweep. `dry_run` returns the planned runs (name + overrides) without running.
     """
     import pandas as pd
@@ -209,7 +227,7 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
 
     try:
         if dask is not None:
-            _map_dask(jobs, dask, on_done)
+            _map_dask(jobs, dask, on_done, security)
         else:
             _map_local(jobs, workers or spec_d.get("workers") or 1, on_done)
     finally:

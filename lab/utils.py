@@ -4,7 +4,6 @@ environment), reference-data lookup, seeding. Imports neither torch nor OpenCV a
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
 import platform
@@ -26,12 +25,24 @@ except ImportError:  # pragma: no cover - optional
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give: a runs folder shared by a team stays readable by it
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` through a temp file + rename, so readers never see half a file."""
+    """Write `data` to `path` through a temp file + rename, so readers never see half a file (a failed write, a
+    full disk included, leaves the previous file as it was). The file gets the usual mode (0666 less the umask),
+    not the temp file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -123,22 +134,6 @@ def parse_time(s: Any) -> float | None:
 def now() -> str:
     """Current local time as ISO-8601 with seconds and offset."""
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def append_line(path: str | os.PathLike, line: str) -> None:
-    """Append one line (a newline is added) as a single `write` on an O_APPEND descriptor under an exclusive `flock`:
-    concurrent writers never interleave or lose a line (the append is atomic on local and NFS file systems, the lock
-    covers those where it is not)."""
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ Under papermill (the runner sets `LAB_PAPERMILL=1` for its kernels) `show` displ
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Any, Callable, Sequence
 
@@ -203,8 +204,9 @@ class SwipeCompare:
         if getattr(self, "_hold", False) or not self.images:
             return
         self.image.value = self.static_png()
-        self.caption.value = (f"<span style='color:rgb{A_COLOR}'>A: {self.a_pick.value}</span> | "
-                              f"<span style='color:rgb{B_COLOR}'>B: {self.b_pick.value}</span>")
+        # run titles come from a shared runs folder: text, never markup
+        self.caption.value = (f"<span style='color:rgb{A_COLOR}'>A: {html.escape(str(self.a_pick.value))}</span> | "
+                              f"<span style='color:rgb{B_COLOR}'>B: {html.escape(str(self.b_pick.value))}</span>")
 
     def show(self) -> Any:
         """Display it (a static PNG under papermill)."""

@@ -76,3 +76,18 @@ def test_steps_budget_stops_exactly_saves_on_schedule_and_resumes_with_workers(t
     assert c.step_counter.steps == 2 and c.step_counter.lrs == pytest.approx(lrs[8:], rel=1e-12)
     for (k, va), vc in zip(a.model.state_dict().items(), c.model.state_dict().values()):
         assert torch.equal(va, vc), f"{k} differs after resuming"
+
+
+@pytest.mark.slow
+def test_same_params_and_seed_give_identical_results_with_workers(tmp_path):
+    results = []
+    for name in ("a", "b"):
+        run = runs.create({}, root=tmp_path, name=name)
+        dls = _dls(workers=2)
+        learn = _learn(run, dls)
+        with learn.no_logging():
+            learner.fit_schedule(learn, dls.budget, 2e-3, "cosine")
+        results.append((learn.model.state_dict(), [h["psnr_y"] for h in run.history]))
+    (wa, ha), (wb, hb) = results
+    assert ha == hb, "the same validation scores, bit for bit"
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -1,6 +1,5 @@
 """One notebook run in its own process: a whole-run timeout fails it with the cell it was in; bad params make no run."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ from notebook_helpers import quick  # noqa: F401  (a fixture)
 
 @pytest.mark.slow
 def test_job_timeout_and_invalid_params(quick, tmp_path):
-    t0 = time.monotonic()
     row = execute.run_job(execute.make_job(quick, {"sleep": 120}, root=tmp_path / "runs", timeout=4))
-    assert time.monotonic() - t0 < 60
     assert row["status"] == "failed" and row["error"].startswith("Timeout") and row["error_cell"] == 3
     st = runs.Run(row["path"]).read("status.json")
     assert st["error"]["type"] == "Timeout" and (Path(row["path"]) / "notebook.ipynb").is_file()

@@ -64,8 +64,9 @@ def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
     for w in range(8):  # each writer's notes kept in its own order
         mine = [t for t in texts if t.startswith(f"w{w} ")]
         assert mine == [f"w{w} note {i}" for i in range(20)]
-    raw = (run.dir / runs.NOTES_FILE).read_text().splitlines()
-    assert all(json.loads(line) for line in raw), "every line is one whole JSON record"
+    files = sorted((run.dir / runs.NOTES_DIR).glob("*.json"))
+    assert len(files) == 160 and all(json.loads(f.read_text()) for f in files), "every note one whole file"
+    assert not list(run.dir.rglob("*.tmp")), "no temp file left behind"
     assert ledger.load(tmp_path).loc[0, "tags"] == ", ".join(f"w{w}" for w in range(8))
 
 

@@ -21,10 +21,27 @@ def test_environment_yml_matches_pyproject():
     assert {_norm(r) for r in pip} == wanted
 
 
+def _test_command_runs(ci_text: str, command: str) -> bool:
+    """Whether a shell script runs `command` itself as a command line (not a weaker variant such as
+    `make test-fast`, not in a comment or an echo)."""
+    for line in ci_text.splitlines():
+        code = line.split("#", 1)[0].strip()
+        if re.fullmatch(rf"(\S+=\S+\s+)*{re.escape(command)}", code):
+            return True
+    return False
+
+
 def test_ci_runs_readme_test_command():
     readme = (ROOT / "README.md").read_text()
-    assert "make demo" in readme and "make test" in readme
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    command = re.search(r"`(make test|pytest[^`]*)`", readme).group(1)
+    assert command == "make test" and "make demo" in readme
+    assert _test_command_runs((ROOT / ".ci" / "run").read_text(), command)
+
+
+def test_the_ci_check_fails_on_a_weaker_command():
+    assert not _test_command_runs("make setup\nmake test-fast\n", "make test")
+    assert not _test_command_runs("# make test\necho make test\n", "make test")
+    assert _test_command_runs("export CI=1\nFOO=1 make test\n", "make test")
 
 
 def test_torch_pair_pinned_in_makefile():

@@ -109,8 +109,8 @@ def test_dask_local_cluster_sweep(quick, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
-    spec = {"notebook": "train", "sweep": "tiny", "name": "tiny {seed} {model}", "base": TINY,
-            "list": [{"seed": "3"}, {"seed": "4"}, {"model": "no_such_model"}]}
+    spec = {"notebook": "train", "sweep": "tiny", "name": "tiny {seed} {patch_size}", "base": TINY,
+            "list": [{"seed": "3"}, {"seed": "4"}, {"patch_size": "400"}]}  # the last fails in its data cell
     t0 = time.monotonic()
     table = sweep.sweep(spec, workers=2, root=root, progress=False)
     return root, table, time.monotonic() - t0
@@ -121,7 +121,7 @@ def test_sweep_two_workers_failure_recorded(tiny_sweep):
     root, table, _ = tiny_sweep
     assert list(table["status"]) == ["done", "done", "failed"], table.to_string()
     bad = table.iloc[2]
-    assert "no_such_model" in bad["error"] and bad["error_cell"] >= 0
+    assert "smaller than the HR patch" in bad["error"] and bad["error_cell"] >= 0
     df = ledger.load(root).set_index("id")
     assert list(df["status"]) == ["done", "done", "failed"] and set(df["sweep"]) == {"tiny"}
     assert df.loc[1, "metric.valid_psnr_y"] > 15
@@ -176,3 +176,35 @@ def test_evaluate_notebook_imports_official_weights(ref_dir, set5_dir, tmp_path)
     m = run.metrics
     assert m["set5_psnr_y"] == pytest.approx(38.00, abs=0.02) and m["set5_ssim_y"] == pytest.approx(0.9605, abs=5e-4)
     assert run.meta["title"] == "eval imdn" and run.params["source"].endswith("IMDN_x2.pth")
+
+
+@pytest.mark.slow
+def test_dask_sweep_over_tls(quick, tmp_path):
+    import shutil
+    import subprocess
+
+    from dask.distributed import LocalCluster
+    from distributed.security import Security
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    files = {"tls_ca_file": str(cert), "tls_client_cert": str(cert), "tls_client_key": str(key)}
+    server = Security(**files, tls_scheduler_cert=str(cert), tls_scheduler_key=str(key), tls_worker_cert=str(cert),
+                      tls_worker_key=str(key), require_encryption=True)
+    spec = {"notebook": str(quick), "sweep": "tls", "grid": {"x": [3]}}
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None, protocol="tls",
+                      security=server) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        table = sweep.sweep(spec, dask=cluster.scheduler_address, root=tmp_path / "runs", progress=False,
+                            security=sweep.tls_security(str(cert), str(cert), str(key)))
+    assert list(table["y"]) == [6] and list(table["status"]) == ["done"]
+
+
+def test_a_sweep_with_an_unknown_name_fails_before_running_anything(tmp_path):
+    spec = {"notebook": "train", "sweep": "typo", "base": TINY, "list": [{"seed": "3"}, {"model": "no_such_model"}]}
+    with pytest.raises(KeyError, match="run 1 .*unknown model 'no_such_model'"):
+        sweep.sweep(spec, root=tmp_path, dry_run=True)
+    assert not (tmp_path / "0001-typo").exists()

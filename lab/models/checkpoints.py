@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,15 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"refused {str(path)!r}: it holds pickled Python objects, which could run code when loaded; "
+                         "checkpoints load with weights_only=True (tensors and plain values only). Re-save the "
+                         f"weights as a state dict. ({str(e).splitlines()[0][:160]})") from None
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{str(path)!r} is not a complete checkpoint (truncated, still being written, or another "
+                         f"format; {path.stat().st_size} bytes): {str(e).splitlines()[0][:160]}") from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -56,7 +66,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "for third-party weights use lab.models.load_pretrained"
         )
     model = create(payload["model_name"], **payload.get("model_kwargs", {}))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{str(path)!r}: its weights do not fit {payload['model_name']} "
+                         f"{payload.get('model_kwargs', {})}: {str(e).splitlines()[0][:200]}") from None
     return model, payload
 
 

@@ -1,141 +1,30 @@
-"""Run directories: atomic ids, and the one `Run` class that knows (reads and writes) every file in a run directory.
-
-Layout of `runs/NNNN-<slug>/` (no other module names these files; everyone asks `Run`):
-  params.json              the full resolved params: what trained
-  meta.json                id, name, title, created, notebook (+ its path and code hash), parent, git commit/dirty,
-                           environment; a sweep's name and index, resumed attempts
-  status.json              status (running | done | failed | diverged | interrupted), started, finished, heartbeat,
-                           pid, host, epoch; on failure the error (type, message, traceback, cell, source)
-  history.json             one record per training epoch (`phase` 'gan' for the adversarial phase)
-  metrics.json             the final summary (PSNR/SSIM per evaluated set, baseline, gain, cost, minutes)
-  notes.jsonl              notes, tags and verdicts people attached: append-only, one JSON record per line
-  profile.json             the cost profile (params, GFLOPs, forward ms in fp32 / bf16)
-  degradation.json         the resolved degradation config the data loader used
-  data.json                the step budget, the training sources (images, weights) and the validation degradation
-  init_from.json           the weights a fine-tuned run started from
-  guard_events.json        what the divergence guard caught
-  runner.log               output of the process that executed the notebook
-  notebook.ipynb           the executed notebook; earlier attempts of a resumed run as notebook.1.ipynb, ...
-  checkpoints/             [<phase>_]{last,best,final}.pth: lab checkpoints (weights + model_name + model_kwargs +
-                           params); last.pth also holds the optimizer state and epoch for `lab resume`
-  samples/                 [<phase>_]epoch_NNN.png: LR | SR | HR strips of the first validation image
-  eval/<set>.json          per-image scores of one evaluated set
-  eval/<set>/<image>.png   the model's outputs on that set
-  eval/<set>/reference/{lr,baseline,hr}/<image>.png   the inputs, baseline and ground truth they were scored against
-  degradations.png, degradation_samples.json          the degradations notebook's static grid and sampled params
-Every file is written through a temp file + rename, so a reader never sees half a file.
-
-This module imports neither torch nor OpenCV: the read side (ledger, `lab ledger`) loads thousands of runs without
-them, and the few writers that need them (checkpoints, images) import them when called.
-"""
+"""`Run`: one run directory and everything read from or written into it (see the package docstring for the
+layout). Imports neither torch nor OpenCV at module level (the read side stays light); writers that need them import
+them when called."""
 
 from __future__ import annotations
 
 import getpass
 import json
 import os
-import re
+import secrets
 import socket
+import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 from lab.liveness import HOST, STALE_AFTER_S, effective_status
-from lab.utils import (JSON_ERRORS, PROJECT_ROOT, append_line, atomic_write_bytes, atomic_write_json, environment,
-                       git_info, now, read_json_file, read_jsonl, slugify)
-
-STATUSES = ("running", "done", "failed", "stopped", "diverged", "interrupted")
-DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
-_ID_DIR = ".ids"
-_RUN_RE = re.compile(r"^(\d{4,})-")
-
-JSON_FILES = {  # key -> file, for Run.read / Run.write_json
-    "params": "params.json", "meta": "meta.json", "status": "status.json", "history": "history.json",
-    "metrics": "metrics.json", "profile": "profile.json", "degradation": "degradation.json",
-    "init_from": "init_from.json", "guard_events": "guard_events.json", "data": "data.json",
-    "degradation_samples": "degradation_samples.json",
-}
-NOTES_FILE = "notes.jsonl"
-RUNNER_LOG = "runner.log"
-NOTEBOOK_FILE = "notebook.ipynb"
-CHECKPOINT_DIR, SAMPLES_DIR, EVAL_DIR, REFERENCE_DIR = "checkpoints", "samples", "eval", "reference"
-CHECKPOINT_KINDS = ("last", "best", "final")
-PHASES = ("", "gan")  # training phases: generator (or plain) training, then the adversarial one
-REFERENCE_KINDS = ("lr", "baseline", "hr")
-DEGRADATION_GRID = "degradations.png"
-
-
-def runs_dir(path: str | os.PathLike | None = None) -> Path:
-    """The runs root: `path`, else `$LAB_RUNS_DIR`, else `<repo>/runs`."""
-    return Path(path or os.environ.get("LAB_RUNS_DIR") or DEFAULT_RUNS_DIR)
-
-
-def allocate_id(root: str | os.PathLike) -> int:
-    """Reserve the next run number under `root` with an atomic mkdir, so concurrent starts never collide."""
-    ids = Path(root) / _ID_DIR
-    ids.mkdir(parents=True, exist_ok=True)
-    taken = [int(p.name) for p in ids.iterdir() if p.name.isdigit()]
-    taken += [int(m.group(1)) for p in Path(root).iterdir() if (m := _RUN_RE.match(p.name))]
-    n = max(taken, default=0) + 1
-    while True:
-        try:
-            (ids / f"{n:04d}").mkdir()
-            return n
-        except FileExistsError:
-            n += 1
-
-
-class Sample(NamedTuple):
-    """One saved sample strip: its training phase ('' or 'gan'), epoch and file."""
-
-    phase: str
-    epoch: int
-    path: Path
-
-
-@dataclass
-class RunRecord:
-    """What the ledger reads of one run, read once: the files that make a row."""
-
-    meta: dict[str, Any]
-    params: dict[str, Any]
-    status: dict[str, Any]
-    metrics: dict[str, Any]
-    profile: dict[str, Any] | None
-    notes: list[dict[str, Any]]
-    init_from: dict[str, Any] | None = None
+from lab.runs.layout import (_RUN_RE, _SAMPLE_RE, CHECKPOINT_DIR, EVAL_DIR, JSON_FILES, NOTEBOOK_FILE, NOTES_DIR,
+                             NOTES_FILE, PHASES, PULSE_FILE, REFERENCE_DIR, REFERENCE_KINDS, RUNNER_LOG, SAMPLES_DIR,
+                             STATUSES, RunRecord, Sample, _prefix, checkpoint_name)
+from lab.utils import JSON_ERRORS, atomic_write_bytes, atomic_write_json, now, read_json_file, read_jsonl
 
 
 def _write_image(path: Path, img: Any) -> Path:
-    from lab.images import write_image  # lazy: see the module docstring
+    from lab.images import write_image  # lazy: the read side stays free of torch and OpenCV
 
     return write_image(path, img)
-
-
-def _check_phase(phase: str) -> str:
-    if phase not in PHASES:
-        raise ValueError(f"unknown training phase {phase!r}; accepted: {PHASES}")
-    return phase
-
-
-def _prefix(phase: str) -> str:
-    return f"{_check_phase(phase)}_" if phase else ""
-
-
-def checkpoint_name(kind: str = "last", phase: str = "") -> str:
-    """File name of a run checkpoint: `last.pth`, `gan_best.pth`, ..."""
-    if kind not in CHECKPOINT_KINDS:
-        raise ValueError(f"unknown checkpoint {kind!r}; accepted: {CHECKPOINT_KINDS}")
-    return f"{_prefix(phase)}{kind}.pth"
-
-
-def sibling_checkpoint(path: str | os.PathLike, kind: str = "last", phase: str = "") -> Path:
-    """The checkpoint of `kind`/`phase` beside checkpoint `path` (e.g. the adversarial phase's `gan_last.pth`)."""
-    return Path(path).with_name(checkpoint_name(kind, phase))
-
-
-_SAMPLE_RE = re.compile(r"^(?:(?P<phase>[a-z]+)_)?epoch_(?P<epoch>\d+)\.png$")
 
 
 class Run:
@@ -210,7 +99,7 @@ class Run:
     def effective_status(self, now_s: float | None = None, stale_after: float = STALE_AFTER_S) -> str | None:
         """The status to show: 'running' only while its process lives (see `effective_status`)."""
         st = self.status_record
-        return effective_status(st, now_s, stale_after) if st else None
+        return effective_status(st, now_s, stale_after, self.last_pulse()) if st else None
 
     def record(self) -> RunRecord:
         """meta, params, status (required), metrics, profile and notes in one read; ValueError when the run is
@@ -237,7 +126,8 @@ class Run:
             profile = None
         init = self.read("init_from") if params.get("init_from") else None
         return RunRecord(meta, params, status, metrics, profile if isinstance(profile, dict) else None, self.notes(),
-                         init if isinstance(init, dict) else None)
+                         init if isinstance(init, dict) else None,
+                         self.last_pulse() if status.get("status") == "running" else None)
 
     # -- status
     def set_status(self, status: str, **extra: Any) -> None:
@@ -251,6 +141,19 @@ class Run:
         if status != "running":
             rec["finished"] = now()
         self.write_json("status", rec)
+
+    def pulse(self) -> None:
+        """Touch the pulse file: a heartbeat that never rewrites status.json (safe from any thread)."""
+        p = self.dir / PULSE_FILE
+        p.touch()
+        os.utime(p)
+
+    def last_pulse(self) -> float | None:
+        """POSIX time of the latest pulse, or None."""
+        try:
+            return (self.dir / PULSE_FILE).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def heartbeat(self, **extra: Any) -> None:
         """Refresh the heartbeat (the ledger uses it to spot runs whose process died)."""
@@ -306,9 +209,10 @@ class Run:
                  verdict: str | None = None, author: str | None = None) -> dict[str, Any]:
         """Append a note (text, tags to add/remove, verdict) to notes.jsonl; returns the record.
 
-        One `write` of one line on an O_APPEND descriptor (`lab.utils.append_line`), so concurrent writers (several
-        shells, a notebook, processes on other hosts of a shared file system) never interleave or lose a note.
-        `verdict=""` clears the verdict.
+        Each note is its own file, written to a temp name and renamed into place, so concurrent writers (several
+        shells, a notebook, processes on other hosts of a network file system where locks may not work) never
+        interleave or lose a note; names start with the time in ns, so they read back in order. `verdict=""`
+        clears the verdict.
         """
         tags = [t.strip() for t in tags if t and t.strip()]
         untag = [t.strip() for t in untag if t and t.strip()]
@@ -330,12 +234,22 @@ class Run:
             rec["untag"] = untag
         if verdict is not None:
             rec["verdict"] = str(verdict).strip()
-        append_line(self.dir / NOTES_FILE, json.dumps(rec, ensure_ascii=False))
+        note = f"{time.time_ns():020d}-{HOST}-{os.getpid()}-{secrets.token_hex(4)}.json"
+        atomic_write_bytes(self.dir / NOTES_DIR / note, json.dumps(rec, ensure_ascii=False).encode("utf-8"))
         return rec
 
     def notes(self) -> list[dict[str, Any]]:
-        """Every note record, oldest first (a torn or unreadable line is skipped)."""
-        return read_jsonl(self.dir / NOTES_FILE)
+        """Every note record, oldest first (an unreadable one is skipped)."""
+        out = read_jsonl(self.dir / NOTES_FILE)
+        d = self.dir / NOTES_DIR
+        for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+            try:
+                rec = read_json_file(p)
+            except (OSError, *JSON_ERRORS):
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
 
     # -- checkpoints
     def checkpoint(self, kind: str = "last", phase: str = "") -> Path:
@@ -467,12 +381,21 @@ class Run:
         """Where an execution writes its notebook while it runs."""
         return self.dir / ".notebook.partial.ipynb"
 
-    def keep_notebook(self, executed: str | os.PathLike) -> Path:
-        """Move an executed notebook into place; an earlier attempt's is kept as notebook.<n>.ipynb."""
+    def keep_notebook(self, executed: str | os.PathLike, archive: bool = False) -> Path:
+        """Move an executed notebook into place, an earlier attempt's kept as notebook.<n>.ipynb; `archive` files
+        `executed` itself as the next notebook.<n>.ipynb (a killed attempt's, found when the run resumes)."""
+        def next_slot() -> Path:
+            return self.dir / f"notebook.{1 + sum(1 for _ in self.dir.glob('notebook.*.ipynb'))}.ipynb"
+
         final = self.notebook
+        if archive:
+            if final.exists():
+                os.replace(final, next_slot())
+            target = next_slot()
+            os.replace(executed, target)
+            return target
         if final.exists():
-            n = 1 + sum(1 for _ in self.dir.glob("notebook.*.ipynb"))
-            os.replace(final, self.dir / f"notebook.{n}.ipynb")
+            os.replace(final, next_slot())
         os.replace(executed, final)
         return final
 
@@ -480,108 +403,3 @@ class Run:
     def runner_log(self) -> Path:
         """The log of the process that executed this run."""
         return self.dir / RUNNER_LOG
-
-    def save_degradation_preview(self, img: Any, record: dict[str, Any]) -> Path:
-        """The degradations notebook's static grid and the params it sampled."""
-        return save_degradation_preview(self.dir, img, record)
-
-
-def save_degradation_preview(folder: str | os.PathLike, img: Any, record: dict[str, Any]) -> Path:
-    """Write the degradations grid (`degradations.png`) and its sampled params into `folder` (a run's or any)."""
-    folder = Path(folder)
-    atomic_write_json(folder / JSON_FILES["degradation_samples"], record)
-    return _write_image(folder / DEGRADATION_GRID, img)
-
-
-def create(params: dict[str, Any], *, name: str | None = None, root: str | os.PathLike | None = None,
-           notebook: str | None = None, parent: int | None = None) -> Run:
-    """Allocate a new run directory and record params, meta (git, environment) and status=running."""
-    root = runs_dir(root)
-    root.mkdir(parents=True, exist_ok=True)
-    n = allocate_id(root)
-    slug = slugify(name or params.get("name") or params.get("model") or "run")
-    path = root / f"{n:04d}-{slug}"
-    path.mkdir()
-    run = Run(path)
-    run.write_json("params", params)
-    run.write_json("meta", {"id": n, "name": run.name, "title": name or params.get("name") or slug,
-                            "created": now(), "notebook": notebook, "parent": parent,
-                            "git": git_info(), "env": environment()})
-    run.set_status("running")
-    return run
-
-
-def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, name: str | None = None,
-          parent: int | None = None, **kw: Any) -> Run:
-    """Start a run: attach to `run_dir` when a runner created it (papermill), else create a new one.
-
-    Attaching records `params`, the environment if missing, and the title / parent the notebook decided.
-    """
-    if run_dir:
-        run = Run(run_dir)
-        if not run.dir.is_dir():
-            raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
-        run.write_json("params", params)
-        meta = run.meta
-        if "env" not in meta:
-            meta.update(env=environment(), git=git_info())
-        if name:
-            meta["title"] = name
-        if parent is not None:
-            meta["parent"] = parent
-        run.write_json("meta", meta)
-        run.set_status("running")
-        return run
-    return create(params, name=name, parent=parent, **kw)
-
-
-def scan(root: str | os.PathLike | None = None) -> list[Run]:
-    """Every run directory under the runs root, by id."""
-    root = runs_dir(root)
-    if not root.is_dir():
-        return []
-    out = []
-    with os.scandir(root) as it:
-        for e in it:
-            if _RUN_RE.match(e.name) and e.is_dir():
-                out.append(Run(e.path))
-    out.sort(key=lambda r: (r.id, r.name))
-    return out
-
-
-def find(run_id: int | str, root: str | os.PathLike | None = None) -> Run:
-    """The run with number `run_id` (or directory name) under the runs root."""
-    root = runs_dir(root)
-    if isinstance(run_id, str) and not run_id.isdigit():
-        p = root / run_id
-        if p.is_dir():
-            return Run(p)
-        raise FileNotFoundError(f"no run named {run_id!r} in {root}")
-    n = int(run_id)
-    for p in root.glob(f"{n:04d}-*"):
-        if p.is_dir():
-            return Run(p)
-    raise FileNotFoundError(f"no run with id {n} in {root}")
-
-
-def as_run(run: int | str | os.PathLike | Run, root: str | os.PathLike | None = None) -> Run:
-    """A `Run` from a Run, a run id or name under the runs root, or a run directory path."""
-    if isinstance(run, Run):
-        return run
-    if isinstance(run, (int, str)) and os.sep not in str(run):
-        return find(run, root)
-    p = Path(run)
-    if not p.is_dir():
-        raise FileNotFoundError(f"run directory {str(p)!r} does not exist")
-    return Run(p)
-
-
-def add_note(run: int | str | os.PathLike | Run, text: str = "", *, root: str | os.PathLike | None = None,
-             **kw: Any) -> dict[str, Any]:
-    """`Run.add_note` for a run given by id, name or path."""
-    return as_run(run, root).add_note(text, **kw)
-
-
-def read_notes(run: int | str | os.PathLike | Run, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """`Run.notes` for a run given by id, name or path."""
-    return as_run(run, root).notes()

@@ -1,0 +1,40 @@
+"""Checks of a run's params against what the lab knows, before a run directory is made: the registered names
+(model, discriminator, loss spec, schedule, optimizer, degradation presets) and the scale, each failing with the
+known names and the fix. Numeric ranges are `lab.params.check`'s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.degrade import build
+from lab.evaluate import check_sets, parse_sets
+from lab.learner import OPTIMIZERS
+from lab.losses import parse_loss
+from lab.models import MODELS, model_entrypoint
+from lab.schedules import SCHEDULES
+
+
+def check_names(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` if its names are known (only the keys present are checked); KeyError / ValueError otherwise."""
+    for key in ("eval_sets", "sets"):
+        if isinstance(params.get(key), str):
+            check_sets([spec for spec, _ in parse_sets(params[key]).values()])
+    if "model" in params and params["model"]:
+        model_entrypoint(params["model"])
+    if params.get("gan") and "disc" in params:
+        if params["disc"] not in MODELS or not params["disc"].startswith("disc_"):
+            raise KeyError(f"unknown discriminator {params['disc']!r}; known: "
+                           f"{', '.join(n for n in MODELS if n.startswith('disc_'))}")
+    if "loss" in params:
+        parse_loss(params["loss"])
+    if "schedule" in params:
+        SCHEDULES[params["schedule"]]
+    if "opt" in params and params["opt"] not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {params['opt']!r}; accepted: {', '.join(OPTIMIZERS.names())}")
+    if "degradation" in params and "model" in params:  # the train notebook: its task must build at its scale
+        if not isinstance(params.get("scale"), int) or params["scale"] < 1:
+            raise ValueError(f"parameter 'scale' must be an integer >= 1 for training, got {params.get('scale')!r}")
+        build(params["degradation"], scale=params["scale"], **(params.get("degradation_kwargs") or {}))
+        if params.get("valid_degradation"):
+            build(params["valid_degradation"], scale=params["scale"])
+    return params

@@ -1,0 +1,206 @@
+"""Bad inputs get one clear line that names the value, the accepted ones and the fix, exit code 2, never a traceback,
+and nothing already recorded is lost. One table of CLI cases, one of library cases (images, checkpoints)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lab import models, runs
+from lab.cli import main
+from lab.images import read_image, write_image
+
+CLI_CASES = [  # (argv, fragment of the one line the user sees)
+    (["run", "train", "-p", "epochs", "abc"], "parameter 'epochs' expects a int like 5, got 'abc'"),
+    (["run", "train", "-p", "epochs", "-3"], "'epochs' must be an integer >= 1, got -3"),
+    (["run", "train", "-p", "lr", "-1"], "'lr' must be a finite number > 0"),
+    (["run", "train", "-p", "lr", "nan"], "'lr' must be a finite number > 0, got nan"),
+    (["run", "train", "-p", "lr", "inf"], "'lr' must be a finite number > 0, got inf"),
+    (["run", "train", "-p", "scale", "0"], "'scale' must be an integer >= 1 for training"),
+    (["run", "train", "-p", "batch_size", "0"], "'batch_size' must be an integer >= 1"),
+    (["run", "train", "-p", "betas", "[0.9]"], "'betas' must be two numbers in [0, 1)"),
+    (["run", "train", "-p", "ema", "1.5"], "'ema' must be a decay in [0, 1)"),
+    (["run", "train", "-p", "amp", "bf32"], "'amp' must be one of"),
+    (["run", "train", "-p", "model", "edsr_baselin"], "unknown model 'edsr_baselin'; known models:"),
+    (["run", "train", "-p", "loss", "l1 + nope"], "unknown loss 'nope'"),
+    (["run", "train", "-p", "degradation", "blurry"], "unknown degradation preset 'blurry'"),
+    (["run", "train", "-p", "degradation", "realsr"], "needs kernel_bank=... and noise_bank=..."),
+    (["run", "train", "-p", "schedule", "linear"], "unknown schedule 'linear'"),
+    (["run", "train", "-p", "opt", "lamb"], "unknown optimizer 'lamb'; accepted: adam, adamw, sgd"),
+    (["run", "train", "-p", "gan", "true", "-p", "disc", "disc_big"], "unknown discriminator 'disc_big'"),
+    (["run", "train", "-p", "eval_sets", "NoSuchSet"], "unknown evaluation set 'NoSuchSet'"),
+    (["run", "train", "-p", "nope", "1"], "unknown parameter(s) ['nope'] for notebook 'train'"),
+    (["run", "nosuchnotebook"], "notebook 'nosuchnotebook' not found"),
+    (["sweep", "nosuchstudy"], "sweep spec 'nosuchstudy' not found"),
+    (["rerun", "99"], "no run with id 99"),
+    (["resume", "99"], "no run with id 99"),
+    (["note", "99", "x"], "no run with id 99"),
+    (["note", "1", "x", "--tag", "a,b"], "contain ','"),
+    (["ledger", "--status", "finished"], "unknown status ['finished']"),
+    (["export", "log.xlsx"], "export format 'xlsx' not supported"),
+    (["data", "prepare", "no_such_folder", "out"], "does not exist"),
+    (["data", "cache", "no_such_folder"], "does not exist"),
+]
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    run = runs.create({"model": "srcnn"}, root=tmp_path / "runs", name="kept")
+    run.finish({"valid_psnr_y": 30.0})
+    return tmp_path / "runs"
+
+
+@pytest.mark.parametrize("argv, fragment", CLI_CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_cli_bad_input_is_one_clear_line(argv, fragment, root, capsys):
+    before = sorted(p.name for p in root.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert fragment in err[0], err[0]
+    assert "Error: " not in err[0].split(": ", 1)[1][:20], f"the type is not repeated: {err[0]}"
+    assert sorted(p.name for p in root.iterdir()) == before, "no run directory made, nothing lost"
+    assert runs.find(1, root).status == "done"
+
+
+def test_sweep_specs_with_python_tags_or_bad_yaml_are_refused(root, tmp_path, capsys):
+    (tmp_path / "evil.yaml").write_text("notebook: train\ngrid: !!python/object/apply:os.system ['echo pwned']\n")
+    (tmp_path / "bad.yaml").write_text("notebook: train\ngrid: {lr: [1, 2\n")
+    for spec, fragment in (("evil.yaml", "not valid YAML"), ("bad.yaml", "not valid YAML at line")):
+        assert main(["sweep", str(tmp_path / spec), "--dry-run"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0] and "Traceback" not in err[0], err
+
+
+def test_timeouts_are_seconds_above_zero(capsys):
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "train", "--timeout", bad])
+        assert e.value.code == 2
+        assert "seconds" in capsys.readouterr().err
+
+
+def test_a_run_name_cannot_leave_the_runs_folder(tmp_path):
+    run = runs.create({}, root=tmp_path / "runs", name="../../etc/passwd")
+    assert run.dir.parent == tmp_path / "runs" and run.name == "0001-etc-passwd"
+
+
+# -- images and checkpoints ------------------------------------------------------------------------------------
+
+def _png(tmp_path, name, img):
+    return write_image(tmp_path / name, img)
+
+
+def _truncated(tmp_path):
+    p = _png(tmp_path, "full.png", np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    (tmp_path / "trunc.png").write_bytes(p.read_bytes()[:200])
+    return tmp_path / "trunc.png"
+
+
+def _cmyk(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    return tmp_path / "cmyk.jpg"
+
+
+def test_images_of_every_kind_read_or_fail_clearly(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty"):
+        read_image(tmp_path / "empty.png")
+    with pytest.raises(ValueError, match="could not be decoded"):
+        read_image(_truncated(tmp_path))
+    deep = _png(tmp_path, "deep.png", np.full((8, 8, 3), 65535, np.uint16))
+    assert read_image(deep).dtype == np.uint8 and read_image(deep).max() == 255, "16-bit scaled to 8"
+    gray = _png(tmp_path, "gray.png", np.full((8, 8, 1), 7, np.uint8))
+    assert read_image(gray).shape == (8, 8, 3)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "rgba.png"), np.full((8, 8, 4), 9, np.uint8))
+    assert read_image(tmp_path / "rgba.png").shape == (8, 8, 3), "alpha dropped"
+    assert read_image(_cmyk(tmp_path)).shape == (16, 16, 3), "CMYK JPEG as RGB"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_checkpoints_truncated_foreign_or_pickled_are_refused(tmp_path):
+    good = models.save_checkpoint(tmp_path / "good.pth", models.create("srcnn"))
+    (tmp_path / "cut.pth").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        models.load_checkpoint(tmp_path / "cut.pth")
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        models.init_from_checkpoint(models.create("srcnn"), tmp_path / "cut.pth")
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"model_name": "srcnn", "state_dict": {}, "x": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="pickled Python objects, which could run code"):
+        models.load_checkpoint(tmp_path / "evil.pth")
+    other = models.create("fsrcnn")
+    torch.save({**models.checkpoint_payload(other), "model_name": "srcnn", "model_kwargs": {}}, tmp_path / "x.pth")
+    with pytest.raises(ValueError, match="do not fit srcnn"):
+        models.load_checkpoint(tmp_path / "x.pth")
+    with pytest.raises(ValueError, match="same architecture"):
+        models.init_from_checkpoint(models.create("edsr_baseline"), good)
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import lab.utils
+
+    run = runs.create({}, root=tmp_path)
+    run.save_checkpoint(models.checkpoint_payload(models.create("srcnn")), "last")
+    before = run.checkpoint("last").read_bytes()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lab.utils.os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        run.save_checkpoint(models.checkpoint_payload(models.create("srcnn", num_feat=8)), "last")
+    monkeypatch.undo()
+    assert run.checkpoint("last").read_bytes() == before and not list(tmp_path.rglob("*.tmp"))
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    except OSError as e:
+        run.fail(e)
+    assert run.status == "failed" and "No space left" in run.error["message"]
+    models.load_checkpoint(run.checkpoint("last"))
+
+
+def test_run_files_are_shared_by_the_team(tmp_path):
+    run = runs.create({}, root=tmp_path)
+    mode = (run.dir / "params.json").stat().st_mode & 0o777
+    assert mode == 0o666 & ~lab_umask(), oct(mode)
+
+
+def lab_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) for a read-only mount")
+def test_a_read_only_runs_folder_is_one_clear_line(tmp_path):
+    """Root ignores permission bits, so the runs folder is made read-only by a bind mount in a private namespace."""
+    root = tmp_path / "runs"
+    runs.create({}, root=root, name="old").finish({})
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+        pytest.skip("unshare -rm (a user and mount namespace) is not permitted on this machine")
+    script = (f"mount --bind -o ro {root} {root} && {sys.executable} -m lab.cli note 1 'a note' ; "
+              f"{sys.executable} -m lab.cli ledger --runs {root}")
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "LAB_RUNS_DIR": str(root)})
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "Read-only file system" in err[0] and err[0].startswith("lab note:"), r.stderr
+    assert "0001-old" in r.stdout, "the ledger still reads the folder"
