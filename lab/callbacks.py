@@ -8,11 +8,13 @@ from __future__ import annotations
 import copy
 import math
 import statistics
+import time
 from collections import deque
+from dataclasses import replace
 from typing import Any, Iterable
 
 import torch
-from fastai.callback.core import Callback, CancelBatchException, CancelFitException
+from fastai.callback.core import Callback, CancelBatchException, CancelFitException, CancelTrainException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder
 from fastai.torch_core import find_bs
@@ -349,3 +351,56 @@ class DataEpoch(Callback):
         dl = getattr(dl, "dl", dl)  # under DDP fastai wraps the loader in a DistributedDL
         if hasattr(dl, "set_epoch"):
             dl.set_epoch(self.offset + self.learn.epoch)
+
+
+class TimeBudget(Callback):
+    """End training after `seconds` of wall time, validations included, with the LR schedule completed.
+
+    The scheduler's position follows the clock (`lab.learner.StepScheduler` takes the later of step and time), so
+    the last step lands at the schedule's end; the epoch that runs out of time is cut after that step, then
+    validated and checkpointed as the run's last, and the step budget of the loaders shrinks to the steps taken
+    (the history and checkpoints count real steps). A resumed run continues the clock where its checkpoint was.
+    """
+
+    order = 99  # after every other callback's after_batch (recorder, scheduler, guard)
+
+    def __init__(self, seconds: float):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ValueError(f"time budget must be a number of seconds > 0, got {seconds!r}")
+        self.seconds, self.spent, self.cut, self.budget_state = float(seconds), 0.0, False, None
+        self.t0 = time.perf_counter()
+
+    def before_fit(self):
+        self.t0, self.cut = time.perf_counter() - self.spent, False
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def pos(self) -> float:
+        """The fraction of the time budget spent, in [0, 1]."""
+        return min(1.0, self.elapsed / self.seconds)
+
+    def after_batch(self):
+        if not self.training or self.elapsed < self.seconds:
+            return
+        self.cut = True
+        budget = getattr(self.dls, "budget", None)
+        if budget is not None:
+            done = replace(budget, steps=budget.steps_before(self.epoch) + self.iter + 1)
+            self.dls.budget = done
+            self.dls.train.budget = done
+        self.learn.n_epoch = self.epoch + 1  # so the checkpointing callbacks treat this epoch as the last
+        raise CancelTrainException
+
+    def before_epoch(self):
+        if self.cut:
+            raise CancelFitException
+
+    def resume_state(self) -> dict[str, Any]:
+        budget = getattr(self.dls, "budget", None)
+        return {"spent": self.elapsed, "budget": None if budget is None else
+                {"steps": budget.steps, "steps_per_epoch": budget.steps_per_epoch, "save_every": budget.save_every}}
+
+    def restore_resume_state(self, state: dict[str, Any]) -> None:
+        self.spent, self.budget_state = float(state["spent"]), state.get("budget")

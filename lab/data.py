@@ -28,6 +28,7 @@ from lab.color import rgb_to_y
 from lab.degrade import Pipeline, build
 from lab.images import modcrop, tensor_to_uint8, uint8_to_tensor
 from lab.resize import imresize
+from lab.utils import usable_cores
 from lab.sources import (BUILTIN_TRAIN, BUILTIN_VALID, ImagePair, SourceMix, builtin_image,
                          find_benchmark, image_seed, load_source, open_source, open_sources)
 
@@ -337,8 +338,7 @@ def resolve_workers(num_workers: int | str, mix: SourceMix) -> int:
     if num_workers == "auto":
         if all(it.builtin is not None for s in mix.sources for it in s.items) or not mix.sources[0].items:
             return 0
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return min(4, max(1, cores // 2))
+        return min(4, max(1, usable_cores() // 2))
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0 or 'auto', got {num_workers!r}")
     return num_workers
@@ -387,6 +387,7 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     valid_dl = SRDataLoader(valid_ds, bs=1, shuffle=False, num_workers=0, device=device)
     dls = DataLoaders(train_dl, valid_dl)
     dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, mix.describe()
+    dls.patch_size, dls.valid_every = patch_size, valid_every
     dls.built_from = built_from  # the arguments, so a trainer can tell the parameters changed since
     dls.degradation = train_ds.pipeline.config() if train_ds.pipeline is not None else {"preset": "paired"}
     dls.valid_degradation = vpipe.config() if vpipe is not None else {"preset": "paired", "lr": valid_lr}

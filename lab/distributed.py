@@ -28,6 +28,7 @@ from fastai.learner import Learner
 from fastai.torch_core import defaults, num_distrib, rank_distrib
 
 from lab.callbacks import divergence_outcome
+from lab.utils import threads_per_process
 
 CPU_FLAG = "ACCELERATE_USE_CPU"  # accelerate's own switch; `launch` sets it so Accelerator() and `distributed` agree
 
@@ -50,12 +51,6 @@ def is_rank0() -> bool:
 def gpu_count() -> int:
     """Visible CUDA devices, counted through NVML where possible so a later fork can still use CUDA."""
     return torch.cuda.device_count()
-
-
-def threads_per_process(num_processes: int) -> int:
-    """Torch CPU threads for each of `num_processes` processes: usable cores split evenly, at least 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // num_processes)
 
 
 def _use_cpu(cpu: bool | None) -> bool:

@@ -31,7 +31,7 @@ from traitlets import default
 
 from lab import runs
 from lab.params import RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
-from lab.utils import PROJECT_ROOT
+from lab.utils import PROJECT_ROOT, thread_env
 from lab.workspace import template_changes
 
 KILL_GRACE_S = 20.0  # after a timeout: seconds between SIGTERM (run marked, kernel shut down) and SIGKILL
@@ -199,12 +199,17 @@ def run_notebook(nb: str = "train", overrides: dict[str, Any] | None = None, *, 
 def make_job(nb: str | os.PathLike, overrides: dict[str, Any] | None = None, *, name: str | None = None,
              root: str | os.PathLike | None = None, parent: int | None = None, timeout: float | None = None,
              cell_timeout: float | None = None, meta: dict[str, Any] | None = None,
-             run_dir: str | os.PathLike | None = None, extra_params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A job as a plain dict (picklable, JSON-able) for `run_job`: a new run, or `run_dir` to execute into."""
+             run_dir: str | os.PathLike | None = None, extra_params: dict[str, Any] | None = None,
+             threads: int | None = None) -> dict[str, Any]:
+    """A job as a plain dict (picklable, JSON-able) for `run_job`: a new run, or `run_dir` to execute into.
+
+    `threads`: the torch/OpenMP threads its process (and kernel) may use, e.g. a sweep worker's share of the
+    cores; None: the runtime's default (every core)."""
     return {"notebook": str(nb), "overrides": dict(overrides or {}), "name": name,
             "root": str(runs.runs_dir(root).resolve()), "parent": parent, "timeout": timeout,
             "cell_timeout": cell_timeout, "meta": dict(meta or {}),
-            "run_dir": str(run_dir) if run_dir else None, "extra_params": dict(extra_params or {})}
+            "run_dir": str(run_dir) if run_dir else None, "extra_params": dict(extra_params or {}),
+            "threads": threads}
 
 
 LIVE: set[subprocess.Popen] = set()  # runner processes this process started and that have not ended
@@ -281,6 +286,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("extra_params"):
         cmd += ["--extra", json.dumps(job["extra_params"])]
     env = {**os.environ, STATIC_ENV: "1", "PYTHONUNBUFFERED": "1"}
+    if job.get("threads"):
+        env.update(thread_env(job["threads"]))
     timeout = job.get("timeout")
     timed_out = False
     with open(run.runner_log, "ab") as log:

@@ -8,6 +8,7 @@ accumulated on the CPU, so a large image never sits whole on the accelerator.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -106,69 +107,106 @@ def ensemble_x8(fn: Fn, x: torch.Tensor) -> torch.Tensor:
     return acc / 8
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile start positions along one axis: stride tile - overlap, the last tile flush with the end."""
+_RF_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[float, int]]" = weakref.WeakKeyDictionary()
+
+
+GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def receptive_field(model: nn.Module, tol: float = 1e-5, start: int = 32, max_size: int = 256, seed: int = 0) -> int:
+    """Radius, in input pixels, of the neighbourhood that decides the model's output at a pixel: the smallest r
+    such that every input pixel farther than r (Chebyshev distance) together moves that output by at most `tol`
+    per unit of input change (the summed |gradient| of a centre output block outside the radius, on a random
+    input), plus one pixel of margin. For plain conv stacks this is the structural receptive field; for networks
+    with global paths (channel attention pools the whole image: `GLOBAL_POOLS`) the gradient through those pools
+    is left out, since no finite context reproduces a whole-image statistic: their tiles differ from untiled
+    inference by how a tile's channel statistics differ from the image's (`lab bench tiles` measures it).
+    The input grows from `start` until the radius is resolved inside it (at most `max_size`). Cached per model.
+    Tiled inference with this much context per tile matches untiled inference to about `tol` (`lab.infer.tiled`).
+    """
+    hit = _RF_CACHE.get(model)
+    if hit is not None and hit[0] == tol:
+        return hit[1]
+    dev = next(iter(model.parameters()), torch.empty(0)).device
+    in_ch = getattr(model, "in_ch", 3)
+    g = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    n = start
+    cut = [m.register_forward_hook(lambda mod, inp, out: out.detach()) for m in model.modules()
+           if isinstance(m, GLOBAL_POOLS) or getattr(m, "global_pool", False)]
+    try:
+        while True:
+            x = torch.rand(1, in_ch, n, n, generator=g).to(dev).requires_grad_(True)
+            with torch.enable_grad():
+                y = model(x)
+                s = max(1, y.shape[-1] // n)
+                c = n // 2
+                block = y[..., c * s:(c + 1) * s, c * s:(c + 1) * s]
+                signs = torch.randint(0, 2, block.shape, generator=g).to(dev) * 2.0 - 1.0
+                (grad,) = torch.autograd.grad((block * signs).sum(), x)
+            infl = grad.abs().sum(1)[0].double().cpu()
+            idx = torch.arange(n)
+            dist = torch.maximum((idx[:, None] - c).abs(), (idx[None, :] - c).abs())
+            per_ring = torch.zeros(n, dtype=torch.float64).index_add_(0, dist.flatten(), infl.flatten())
+            outside = per_ring.flip(0).cumsum(0).flip(0)  # outside[r] = influence at distance >= r
+            r = int((outside > tol).nonzero().max()) if bool((outside > tol).any()) else 0
+            if r < n // 2 - 1 or n >= max_size:
+                break
+            n *= 2
+    finally:
+        model.train(was_training)
+        for h in cut:
+            h.remove()
+    radius = r + 1
+    _RF_CACHE[model] = (tol, radius)
+    return radius
+
+
+def _windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """Along one axis: (core start, core end, window start) of each tile; cores tile the axis without overlap and
+    each window (`tile` long, or the whole axis) holds its core plus `overlap` px of context on each inner side."""
     if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile - overlap))
-    return starts + [length - tile]
-
-
-def _ramp_1d(start: int, size: int, total: int, overlap: int, scale: int) -> torch.Tensor:
-    """Blending weights along one axis of one tile, in output pixels (see `tiled`)."""
-    n_out = size * scale
-    w = torch.ones(n_out, dtype=torch.float32)
-    if overlap == 0:
-        return w
-    o, guard = overlap * scale, (overlap // 4) * scale
-    d = torch.arange(o, dtype=torch.float32)
-    ramp = 0.5 - 0.5 * torch.cos(math.pi * (d - guard + 0.5) / (o - 2 * guard))
-    ramp = torch.where(d < guard, 0.0, torch.where(d >= o - guard, 1.0, ramp))
-    o = min(o, n_out)
-    if start > 0:  # an interior edge on the low side
-        w[:o] *= ramp[:o]
-    if start + size < total:  # an interior edge on the high side
-        w[n_out - o:] *= ramp[:o].flip(0)
-    return w
+        return [(0, length, 0)]
+    core = tile - 2 * overlap
+    out = []
+    for c0 in range(0, length, core):
+        c1 = min(c0 + core, length)
+        out.append((c0, c1, min(max(c0 - overlap, 0), length - tile)))
+    return out
 
 
 def tiled(fn: Fn, x: torch.Tensor, tile: int | tuple[int, int], overlap: int = 16, *,
           progress: bool | None = None, out_device: str | torch.device = "cpu") -> torch.Tensor:
-    """Apply `fn` tile by tile and blend the overlapping outputs with a smooth window; no seams.
-
-    Tiles of `tile` (LR pixels) step by tile - overlap; the last tile on each axis is flush with the border. Each
-    output tile is weighted by a separable window that is 1 inside the tile and, across each overlap with a
-    neighbour, is 0 on the outer quarter, a raised-cosine (Hann) ramp over the middle half and 1 after; the
-    weighted sum is divided by the summed weights. Image borders are not ramped. So the result equals untiled
-    inference (up to float rounding) whenever the model's receptive-field radius, in LR pixels, is at most
-    overlap // 4; larger networks still get a smooth, seam-free blend.
-    `fn` gets each tile where `x` is and its output is moved to `out_device`, where the result is accumulated.
+    """Apply `fn` tile by tile: each tile (`tile` LR px, what the model sees at once) carries `overlap` px of real
+    image context around its core, and only the core's output is kept, so every output pixel is computed from at
+    least `overlap` px of true neighbourhood on each side. With `overlap` >= the model's receptive-field radius
+    (`receptive_field`, the default of `infer`) the result equals untiled inference (to float
+    rounding; networks with global paths to their tolerance): no seams, no blending.
+    `fn` gets each tile where `x` is and its output is moved to `out_device`, where the result is assembled.
     Shape: (B, C, H, W) -> (B, C', H * s, W * s), s the model's integer scale.
     """
     th, tw = (tile, tile) if isinstance(tile, int) else tuple(tile)
-    if overlap < 0 or th <= overlap or tw <= overlap:
-        raise ValueError(f"tile={tile!r}, tile_overlap={overlap!r}: expected 0 <= overlap < tile")
+    if overlap < 0 or th <= 2 * overlap or tw <= 2 * overlap:
+        raise ValueError(f"tile={tile!r}, tile_overlap={overlap!r}: expected 0 <= overlap and tile > 2 * overlap "
+                         f"(each tile holds its core plus the overlap on both sides); raise tile to at least "
+                         f"{2 * overlap + 16}")
     _, _, h, w = x.shape
-    ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
-    positions = [(y0, x0) for y0 in ys for x0 in xs]
+    positions = [(ry, rx) for ry in _windows(h, th, overlap) for rx in _windows(w, tw, overlap)]
     show = len(positions) >= PROGRESS_MIN_TILES if progress is None else progress
     if show:
         positions = progress_bar(positions, leave=False)
-    out = weight = None
+    out = None
     scale = 1
-    for y0, x0 in positions:
-        ph, pw = min(th, h), min(tw, w)
-        y = fn(x[..., y0:y0 + ph, x0:x0 + pw]).float().to(out_device)
+    for (y0, y1, wy), (x0, x1, wx) in positions:
+        win = x[..., wy:wy + min(th, h), wx:wx + min(tw, w)]
+        y = fn(win).float().to(out_device)
         if out is None:
-            scale = _integer_scale((ph, pw), y.shape[-2:])
+            scale = _integer_scale(win.shape[-2:], y.shape[-2:])
             out = torch.zeros(y.shape[0], y.shape[1], h * scale, w * scale, device=out_device)
-            weight = torch.zeros(1, 1, h * scale, w * scale, device=out_device)
-        win = (_ramp_1d(y0, ph, h, overlap, scale)[:, None] * _ramp_1d(x0, pw, w, overlap, scale)[None, :])
-        win = win.to(out_device)
-        sl = (..., slice(y0 * scale, (y0 + ph) * scale), slice(x0 * scale, (x0 + pw) * scale))
-        out[sl] += y * win
-        weight[sl] += win
-    return out / weight
+        s = scale
+        out[..., y0 * s:y1 * s, x0 * s:x1 * s] = y[..., (y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s]
+    return out
 
 
 def nlm_denoise(x: torch.Tensor, h: float = 3.0, h_color: float = 3.0, template: int = 7,
@@ -261,7 +299,7 @@ def postprocess(x: torch.Tensor, post: Sequence[str | tuple[str, dict[str, Any]]
 
 @torch.no_grad()
 def infer(model: nn.Module, lr: torch.Tensor, *, device: str | torch.device | None = None,
-          tile: int | tuple[int, int] | None = None, tile_overlap: int = 16, self_ensemble: bool = False,
+          tile: int | tuple[int, int] | None = None, tile_overlap: int | str = "auto", self_ensemble: bool = False,
           pad_to: int = 1, amp: str | None = None, post: Sequence[str | tuple[str, dict]] = (),
           progress: bool | None = None) -> torch.Tensor:
     """Super-resolve (or restore) a batch of RGB images with `model`, whatever channels it works on.
@@ -269,8 +307,9 @@ def infer(model: nn.Module, lr: torch.Tensor, *, device: str | torch.device | No
     - Y-channel models (`model.in_ch == 1`) see the BT.601 Y of the input; Cb and Cr are upscaled by
       MATLAB-compatible bicubic, as papers do for Y-trained networks.
     - `device`: where the model runs (the model is moved there); default: where its parameters are.
-    - `tile`: LR tile size (int or (h, w)) for tiled inference with `tile_overlap` LR pixels of overlap, blended
-      without seams (see `tiled`); tiles stream to the device and back, the output is assembled on the CPU.
+    - `tile`: LR tile size (int or (h, w)) for tiled inference, each tile with `tile_overlap` LR pixels of context
+      on each side (see `tiled`); "auto": the model's receptive-field radius (`receptive_field`), so
+      the result equals untiled inference; tiles stream to the device and back, the output is assembled on the CPU.
       With `pad_to` > 1 the tile is rounded down to a multiple of it.
     - `pad_to`: reflection-pad the input (each tile when tiled) to a multiple the model needs, crop after.
     - `self_ensemble`: x8 geometric self-ensemble (slower by 8x, usually +0.1-0.2 dB PSNR).
@@ -321,7 +360,14 @@ def infer(model: nn.Module, lr: torch.Tensor, *, device: str | torch.device | No
             th, tw = (tile, tile) if isinstance(tile, int) else tuple(tile)
             if pad_to > 1:
                 th, tw = max(pad_to, th - th % pad_to), max(pad_to, tw - tw % pad_to)
-            out = tiled(fn, net_in, (th, tw), tile_overlap, progress=progress).to(lr.device)
+            overlap = receptive_field(model) if tile_overlap == "auto" else tile_overlap
+            if not isinstance(overlap, int) or isinstance(overlap, bool):
+                raise ValueError(f"tile_overlap={tile_overlap!r}: expected an int >= 0 or 'auto'")
+            if th <= 2 * overlap or tw <= 2 * overlap:
+                raise ValueError(f"tile={tile!r} with tile_overlap {overlap} (LR px of context on each side"
+                                 f"{', the receptive field of this model' if tile_overlap == 'auto' else ''}): "
+                                 f"a tile must exceed twice the overlap; use tile >= {2 * overlap + 32}")
+            out = tiled(fn, net_in, (th, tw), overlap, progress=progress).to(lr.device)
     finally:
         model.train(was_training)
     if cbcr is not None:

@@ -14,7 +14,7 @@ from fastai.learner import Learner
 from fastai.optimizer import SGD, Adam
 from torch import nn
 
-from lab.callbacks import EMA, BF16Autocast, ClipGrad, DataEpoch, DivergenceGuard, LossPartsLogger
+from lab.callbacks import EMA, BF16Autocast, ClipGrad, DataEpoch, DivergenceGuard, LossPartsLogger, TimeBudget
 from lab.data import Budget
 from lab.losses import parse_loss
 from lab.metrics import PSNR, SSIM
@@ -118,26 +118,28 @@ class StepScheduler(ParamScheduler):
     pos = (steps before this epoch + batch index) / total steps, exact at every step, also when the run's last
     epoch is shorter or a resumed fit skips epochs."""
 
-    def __init__(self, scheds: dict[str, Callable[[float], float]], budget: Budget):
+    def __init__(self, scheds: dict[str, Callable[[float], float]], budget: Budget, clock: TimeBudget | None = None):
         super().__init__(scheds)
-        self.budget = budget
+        self.budget, self.clock = budget, clock
 
     def before_batch(self):
-        self._update_val((self.budget.steps_before(self.epoch) + self.iter) / self.budget.steps)
+        pos = (self.budget.steps_before(self.epoch) + self.iter) / self.budget.steps
+        self._update_val(pos if self.clock is None else max(pos, self.clock.pos()))
 
 
 ONE_CYCLE_MOMS = (0.95, 0.85, 0.95)  # fastai's fit_one_cycle momentum curve
 
 
-def schedule_callbacks(budget: Budget, lr: float, schedule: str = "one_cycle", **schedule_kw: Any) -> list:
-    """The scheduler of a named LR schedule (lab.schedules.SCHEDULES) over a budget; 'one_cycle' also moves the
-    momentum the way fastai's fit_one_cycle does."""
+def schedule_callbacks(budget: Budget, lr: float, schedule: str = "one_cycle", clock: TimeBudget | None = None,
+                       **schedule_kw: Any) -> list:
+    """The scheduler of a named LR schedule (lab.schedules.SCHEDULES) over a budget (and a time budget's `clock`,
+    whichever runs out first); 'one_cycle' also moves the momentum the way fastai's fit_one_cycle does."""
     kw = dict(schedule_kw)
     moms = kw.pop("moms", ONE_CYCLE_MOMS) if schedule == "one_cycle" else None
     scheds = {"lr": make_schedule(schedule, lr, budget.steps, **kw)}
     if moms is not None:
         scheds["mom"] = combined_cos(kw.get("pct_start", 0.25), *moms)
-    return [StepScheduler(scheds, budget)]
+    return [StepScheduler(scheds, budget, clock)]
 
 
 def as_budget(learn: Learner, epochs: int | Budget) -> Budget:
@@ -149,10 +151,41 @@ def as_budget(learn: Learner, epochs: int | Budget) -> Budget:
 
 
 def fit_schedule(learn: Learner, epochs: int | Budget, lr: float, schedule: str = "one_cycle", start_epoch: int = 0,
-                 **schedule_kw: Any) -> None:
+                 clock: TimeBudget | None = None, **schedule_kw: Any) -> None:
     """Fit a budget (`lab.data.Budget`, or a number of epochs) with a named LR schedule over the whole run.
 
-    `start_epoch` > 0 continues a resumed run: earlier epochs are skipped, the schedule position follows.
+    `start_epoch` > 0 continues a resumed run: earlier epochs are skipped, the schedule position follows. With a
+    `clock` (a `TimeBudget` in `learn.cbs`) the run also ends when its time is up, the schedule completed.
     """
     budget = as_budget(learn, epochs)
-    learn.fit(budget.epochs, lr, cbs=schedule_callbacks(budget, lr, schedule, **schedule_kw), start_epoch=start_epoch)
+    learn.fit(budget.epochs, lr, cbs=schedule_callbacks(budget, lr, schedule, clock, **schedule_kw),
+              start_epoch=start_epoch)
+
+
+def step_seconds(learn: Learner, repeats: int = 3) -> float:
+    """Median seconds of one training step of `learn`'s network on a batch of its shape (forward in its precision,
+    L1 backward, Adam step), timed on a copy so the run's weights, optimizer and data order stay untouched."""
+    import copy
+    import statistics
+    import time
+
+    dls = learn.dls
+    net = copy.deepcopy(learn.model).train()
+    dev = next(net.parameters()).device
+    c_in = getattr(net, "in_ch", 3)
+    p, s, bs = dls.patch_size, dls.scale, dls.train.bs
+    x = torch.rand(bs, c_in, p, p, device=dev)
+    y = torch.rand(bs, getattr(net, "out_ch", c_in), p * s, p * s, device=dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-5)
+    bf16 = any(isinstance(cb, BF16Autocast) for cb in learn.cbs)
+    times = []
+    for _ in range(repeats + 1):
+        t = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            out = net(x)
+        loss = (out.float() - y).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])

@@ -125,7 +125,7 @@ AT_LEAST_1 = ("epochs", "batch_size", "patch_size", "repeat", "procs", "samples"
 AT_LEAST_0 = ("scale", "steps", "valid_every", "save_every", "gan_epochs", "critic_pretrain", "profile_size",
               "valid_max_size", "seed", "tile", "size")  # scale 0: the model's own (evaluate); train needs >= 1
 POSITIVE = ("lr", "gan_lr", "eps")
-NON_NEGATIVE = ("wd", "mixup", "adv_weight")
+NON_NEGATIVE = ("wd", "mixup", "adv_weight", "time_budget")
 FINITE = ("clip",)
 CHOICES = {"amp": ("none", "bf16", "fp16", "auto"), "clip_mode": ("norm", "value"), "mixup_space": ("srgb", "linear"),
            "switcher": ("adaptive", "fixed"), "gan_loss": ("vanilla", "lsgan", "hinge", "ragan")}

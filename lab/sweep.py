@@ -28,6 +28,7 @@ from lab import runs
 from lab.checks import check_names
 from lab.execute import make_job, notebook_hash, run_job, stop_all
 from lab.params import RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
+from lab.utils import threads_per_process
 
 SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers")
 
@@ -160,6 +161,17 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="run", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
+def share_cores(jobs: list[dict[str, Any]], workers: int) -> int:
+    """Give each job of a local pool of `workers` its share of this machine's cores (torch and OpenMP threads),
+    recorded in the run's meta (`sweep.threads`); returns the share. Without it every worker would use every core
+    and the processes would fight over them (slower, and timings no one can compare)."""
+    share = threads_per_process(workers)
+    for j in jobs:
+        j["threads"] = share
+        j["meta"].setdefault("sweep", {})["threads"] = share
+    return share
+
+
 def _map_local(jobs: list[dict[str, Any]], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lab-sweep") as pool:
         futures = [pool.submit(run_job, j) for j in jobs]
@@ -229,7 +241,9 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
         if dask is not None:
             _map_dask(jobs, dask, on_done, security)
         else:
-            _map_local(jobs, workers or spec_d.get("workers") or 1, on_done)
+            n = int(workers or spec_d.get("workers") or 1)
+            share_cores(jobs, n)
+            _map_local(jobs, n, on_done)
     finally:
         bar.close()
     return summary_table(rows)

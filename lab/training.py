@@ -5,6 +5,7 @@ phase exactly, one or several processes, and how the run ends (done or diverged,
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,12 +15,12 @@ from typing import Any, Callable
 from fastai.learner import Learner
 from torch import nn
 
-from lab.callbacks import divergence_outcome
+from lab.callbacks import TimeBudget, divergence_outcome
 from lab.distributed import fit_distributed
 from lab.gan import pretrain_critic
 from lab.data import Budget
 from lab.distributed import rank
-from lab.learner import as_budget, fit_schedule
+from lab.learner import as_budget, fit_schedule, step_seconds
 from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model
 from lab.runs import Run, find, sibling_checkpoint
@@ -72,30 +73,73 @@ class Outcome:
     minutes: float = 0.0
 
 
+def time_budget_steps(learn: Learner, seconds: float, valid_every: int = 0, margin: float = 1.25) -> Budget:
+    """The step ceiling of a time-budgeted run: `margin` x the steps that fit in `seconds` at the measured step time
+    (`lab.learner.step_seconds`), so the clock, not the ceiling, ends the run; validated every `valid_every` steps
+    (default: ten times over the ceiling)."""
+    per_step = step_seconds(learn)
+    steps = max(1, math.ceil(margin * seconds / per_step))
+    spe = min(steps, valid_every or max(1, math.ceil(steps / 10)))
+    return Budget(steps, spe, spe)
+
+
+def use_budget(learn: Learner, budget: Budget) -> None:
+    """Make `budget` the step budget of the learner's loaders (the data epochs, the history's steps follow it)."""
+    learn.dls.budget = budget
+    learn.dls.train.budget = budget
+    ds = learn.dls.train.dataset
+    if isinstance(getattr(ds, "items", None), int):  # a PatchDataset draws as many patches as an epoch takes
+        ds.items = budget.steps_per_epoch * learn.dls.train.bs
+    learn.dls.train.set_epoch(getattr(learn.dls.train, "epoch", 0))
+
+
 def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cycle",
         schedule_kwargs: dict[str, Any] | None = None, *, run: Run | None = None, resume: str | os.PathLike = "",
-        procs: int = 1, make_learner: Callable[[], Learner] | None = None) -> Outcome:
+        procs: int = 1, make_learner: Callable[[], Learner] | None = None, time_budget: float = 0.0) -> Outcome:
     """Train a step budget (`dls.budget`, or a number of epochs) with a named schedule over the whole run; from
     checkpoint `resume` (a run's `last`) it continues where that run stopped, its history cut back to that
     checkpoint. With `procs` > 1 the fit runs on that many processes (DDP), each building its learner with
     `make_learner`; the trained weights come back into `learn`'s network. The guard's events are recorded in
-    `run`."""
+    `run`. `time_budget` > 0: train for that many minutes (timing the step first, to set the step ceiling and
+    the validations), the schedule spread over the time and completed when it ends (`lab.callbacks.TimeBudget`);
+    the steps taken are recorded in the run's data record."""
     kw = dict(schedule_kwargs or {})
     budget = as_budget(learn, budget)
     now = sync_params(run, "train")
     if now is not None:
         check_built(now, learn.dls, unwrap_model(learn.model))
+    t0 = time.perf_counter()
+    if time_budget:
+        if procs > 1:
+            raise ValueError(f"time_budget={time_budget!r} with procs={procs}: a time budget trains in one process")
+        if not isinstance(time_budget, (int, float)) or isinstance(time_budget, bool) or time_budget < 0:
+            raise ValueError(f"time_budget must be minutes >= 0, got {time_budget!r}")
+        if not resume and getattr(learn.dls, "budget", None) is not None:
+            budget = time_budget_steps(learn, time_budget * 60, valid_every=getattr(learn.dls, "valid_every", 0))
+            use_budget(learn, budget)
+        print(f"time budget {time_budget:g} min: at most {budget.steps} steps, validated every "
+              f"{budget.steps_per_epoch}")
+    clock = TimeBudget(time_budget * 60 - (time.perf_counter() - t0)) if time_budget else None
 
     def one_fit(lrn: Learner) -> None:
-        start = load_resume_state(lrn, resume) if resume else 0
-        if start:
-            print(f"resuming at epoch {start} of {budget.epochs} (step {budget.steps_before(start)} of "
-                  f"{budget.steps}) from {resume}")
-            if run is not None and rank() == 0:
-                run.truncate_history("", start)
-        fit_schedule(lrn, budget, lr, schedule, start_epoch=start, **kw)
+        nonlocal budget
+        if clock is not None:
+            lrn.add_cb(clock)
+        try:
+            start = load_resume_state(lrn, resume) if resume else 0
+            if clock is not None and clock.budget_state:  # the ceiling the interrupted run had measured
+                budget = Budget(**clock.budget_state)
+                use_budget(lrn, budget)
+            if start:
+                print(f"resuming at epoch {start} of {budget.epochs} (step {budget.steps_before(start)} of "
+                      f"{budget.steps}) from {resume}")
+                if run is not None and rank() == 0:
+                    run.truncate_history("", start)
+            fit_schedule(lrn, budget, lr, schedule, start_epoch=start, clock=clock, **kw)
+        finally:
+            if clock is not None:
+                lrn.remove_cb(clock)
 
-    t0 = time.perf_counter()
     if procs > 1:
         if make_learner is None:
             raise ValueError(f"procs={procs} needs make_learner, a function that builds the learner in each process")
@@ -105,6 +149,10 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
         one_fit(learn)
         res = divergence_outcome(learn)
     out = Outcome(res["diverged"], res["guard_events"], (time.perf_counter() - t0) / 60)
+    if clock is not None and run is not None and rank() == 0:
+        data = run.read("data", {}) or {}
+        run.write_json("data", {**data, "budget": learn.dls.budget.to_dict(), "time_budget_minutes": time_budget,
+                                "time_budget_cut": clock.cut})
     if run is not None and out.guard_events:
         run.write_json("guard_events", out.guard_events)
     if out.diverged:

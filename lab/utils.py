@@ -169,6 +169,24 @@ def git_info(cwd: str | os.PathLike = PROJECT_ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads_per_process(num_processes: int) -> int:
+    """CPU threads for each of `num_processes` processes sharing this machine: usable cores split evenly, >= 1."""
+    return max(1, usable_cores() // max(1, num_processes))
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # torch and OpenMP read them at start
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables that give a child process (and its kernel) `threads` torch/OpenMP threads."""
+    return {k: str(int(threads)) for k in THREAD_ENV}
+
+
 def environment() -> dict[str, Any]:
     """Versions, threads and device of this process, for reproducing a run."""
     import torch  # lazy: this module stays torch-free for the read side (ledger, `lab ledger`)

@@ -7,12 +7,14 @@ PixelShuffle tail. Inputs are RGB in [0, 1]; the DIV2K RGB mean is subtracted an
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lab.models.blocks import conv, make_upsampler, mean_buffer
 from lab.models.registry import register_model
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+SKIPS = ("none", "bicubic")
 
 
 class ResBlock(nn.Module):
@@ -30,22 +32,33 @@ class ResBlock(nn.Module):
 class EDSR(nn.Module):
     """EDSR: head conv, `num_block` residual blocks + conv with a long skip, upsampler, tail conv.
 
+    `skip="bicubic"` adds the bicubically upscaled input to the output, so the network learns only the residual
+    detail (as VDSR does): with few training steps it starts at bicubic quality instead of at noise. The paper's
+    EDSR has no such skip (`skip="none"`, the default).
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
     """
 
     def __init__(self, scale: int = 2, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
-                 res_scale: float = 1.0, upsampler: str = "pixelshuffle", rgb_mean: tuple | None = DIV2K_RGB_MEAN):
+                 res_scale: float = 1.0, upsampler: str = "pixelshuffle", rgb_mean: tuple | None = DIV2K_RGB_MEAN,
+                 skip: str = "none"):
         super().__init__()
-        self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
+        if skip not in SKIPS:
+            raise ValueError(f"skip={skip!r}: expected one of {SKIPS}")
+        if skip == "bicubic" and in_ch != out_ch:
+            raise ValueError(f"skip='bicubic' adds the upscaled input to the output: needs in_ch == out_ch, got "
+                             f"{in_ch} -> {out_ch}")
+        self.scale, self.in_ch, self.out_ch, self.skip = scale, in_ch, out_ch, skip
         self.register_buffer("mean", mean_buffer(rgb_mean, in_ch, out_ch), persistent=False)
         self.head = conv(in_ch, num_feat)
         self.body = nn.Sequential(*[ResBlock(num_feat, res_scale) for _ in range(num_block)], conv(num_feat, num_feat))
         self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat), conv(num_feat, out_ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(x - self.mean)
-        x = x + self.body(x)
-        return self.tail(x) + self.mean
+        base = self.mean if self.skip == "none" else F.interpolate(x, scale_factor=self.scale, mode="bicubic",
+                                                                   align_corners=False)
+        f = self.head(x - self.mean)
+        f = f + self.body(f)
+        return self.tail(f) + base
 
 
 @register_model
