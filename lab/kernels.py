@@ -11,7 +11,8 @@ Kernel families, all centred on the middle pixel of an odd `size` x `size` grid,
 - `sinc`: the ideal 2-D circular low-pass, omega * J1(omega r) / (2 pi r), cutoff `omega` in radians/pixel in
   (0, pi]; it rings, like over-sharpened or resampled images.
 - `bank`: kernel `index` of a folder of `.npy` / `.png` files (`load_kernel_bank`), e.g. kernels estimated from
-  real photos by KernelGAN (Bell-Kligler et al. 2019).
+  real photos by KernelGAN (Bell-Kligler et al. 2019); the folder name 'builtin' is a bank the lab generates
+  (`builtin_kernel_bank`: a synthetic stand-in for estimated kernels, no files needed).
 
 `make_kernel(spec)` builds any of them from a plain dict, which is how degradation params record a kernel.
 """
@@ -236,11 +237,42 @@ def _load_bank_cached(folder: str, stamp: tuple[tuple[str, float], ...]) -> tupl
     return out
 
 
+BUILTIN_BANK = "builtin"  # the bank name that means `builtin_kernel_bank()` rather than a folder
+
+
+@lru_cache(maxsize=4)
+def builtin_kernel_bank(n: int = 32, size: int = 15, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """`n` kernels drawn from `seed`, shaped like the x2 kernels KernelGAN estimates from real photos (slightly
+    anisotropic, rotated, some with heavier tails or a short shake): half anisotropic Gaussians (sigmas 0.6-2.0 px),
+    a quarter generalized Gaussians (beta 0.5-2), a quarter short camera-shake trajectories (2-5 px). Synthetic,
+    not estimated: a stand-in for a real bank when none is at hand (realsr with kernel_bank='builtin').
+
+    Shape: () -> n x (size, size) float32, each summing to 1 (read-only).
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        sx, sy = rng.uniform(0.6, 2.0, 2)
+        angle = float(rng.uniform(0, 180))
+        if i % 4 in (0, 1):
+            k = gaussian_kernel(size, sx, sy, angle)
+        elif i % 4 == 2:
+            k = generalized_gaussian_kernel(size, sx, sy, angle, float(rng.uniform(0.5, 2.0)))
+        else:
+            k = motion_trajectory_kernel(float(rng.uniform(2.0, 5.0)), int(rng.integers(1 << 31)), 0.3, angle, size)
+        k.setflags(write=False)
+        out.append(k)
+    return tuple(out)
+
+
 def load_kernel_bank(folder: str | os.PathLike) -> tuple[np.ndarray, ...]:
-    """All kernels of a folder of `.npy` / `.png` files (sorted by name), each normalised to sum 1.
+    """All kernels of a folder of `.npy` / `.png` files (sorted by name), each normalised to sum 1; the name
+    'builtin' gives `builtin_kernel_bank()`.
 
     Missing folder -> FileNotFoundError; no kernel files -> ValueError. Cached until a file changes.
     """
+    if str(folder) == BUILTIN_BANK:
+        return builtin_kernel_bank()
     folder = Path(folder).resolve()
     stamp = tuple((p.name, p.stat().st_mtime) for p in _bank_files(folder))
     return _load_bank_cached(str(folder), stamp)

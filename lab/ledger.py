@@ -2,7 +2,8 @@
 
 Besides params and metrics a row carries the effective status (a 'running' run whose process died is shown as
 'interrupted'), timing, cost (params, GFLOPs, forward ms when the run recorded a profile), the notes, tags and
-verdict people attached and "what changed" against its parent or a baseline. Every file is read through
+verdict people attached (and the tags it was made with, e.g. its study's name: `lab ledger --tag l1_vs_mse`) and
+"what changed" against its parent or a baseline. Every file is read through
 `lab.runs.Run`; the exports (Markdown experiment log, CSV, HTML) live in `lab.report`.
 """
 
@@ -110,7 +111,8 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
     if rec.init_from and rec.init_from.get("checkpoint"):  # which weights a fine-tuned run started from
         ck = Path(rec.init_from["checkpoint"])
         row["init_weights"] = f"{ck.parent.parent.name}/{ck.name}" if ck.parent.name == CHECKPOINT_DIR else str(ck)
-    row.update(summarize_notes(rec.notes))
+    born = meta.get("tags") if isinstance(meta.get("tags"), list) else []  # tags a run was made with (a study's)
+    row.update(summarize_notes([{"tags": born}, *rec.notes]))
     if params.get("notes") and isinstance(params["notes"], str):
         row["notes"] = params["notes"] + (f" | {row['notes']}" if row["notes"] else "")
     row.update(_cost(rec.profile, metrics))

@@ -8,6 +8,7 @@ with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, L = 255, 'valid
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -163,3 +164,83 @@ class SSIM(_ImageMetric):
     def score(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-image values, shape (B,)."""
         return ssim(pred, target, crop_border=self.crop_border, y_only=self.y_only)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# high-frequency energy: checkerboard artifacts in flat regions, and a sharpness proxy without learned features
+
+QUANT_ENERGY = 1.0 / 12.0  # energy (0..255 units squared) of uniform 8-bit rounding noise: a floor for the ratios
+
+
+def _luma_255(x: torch.Tensor) -> torch.Tensor:
+    """Y (BT.601, as the benchmark scores) on the 0..255 scale in float64; 1-channel inputs are taken as Y.
+
+    Shape: (B, C, H, W) -> (B, H, W).
+    """
+    check_image_tensor(x, "image")
+    a = x.detach().double()
+    if a.shape[1] == 3:
+        a = rgb_to_y(a)
+    elif a.shape[1] != 1:
+        raise ValueError(f"expected RGB (3 channels) or Y (1 channel) images, got {a.shape[1]} channels")
+    return a[:, 0] * 255.0
+
+
+def hf_energy(x: torch.Tensor, cutoff: float = 0.5) -> torch.Tensor:
+    """Mean energy per pixel of the frequencies above `cutoff` x Nyquist (radially) of each image's luma, in
+    0..255 units squared.
+
+    The mean is removed and a Hann window applied (so the image border is not counted as an edge); the energy is
+    rescaled by the window's mean square, so white noise of variance v gives about v x (its share of the spectrum
+    above the cutoff). Checkerboard artifacts of upsamplers sit at the Nyquist frequency, detail and noise above
+    half of it, blur removes both.
+    Shape: (B, C, H, W) in [0, 1] -> (B,) float64.
+    """
+    if not 0 <= cutoff < math.sqrt(2):
+        raise ValueError(f"cutoff must be in [0, sqrt(2)) (fractions of the Nyquist frequency), got {cutoff!r}")
+    y = _luma_255(x)
+    h, w = y.shape[-2:]
+    if min(h, w) < 4:
+        raise ValueError(f"hf_energy needs images of at least 4x4 px, got {h}x{w}")
+    win = torch.outer(torch.hann_window(h, periodic=False, dtype=y.dtype),
+                      torch.hann_window(w, periodic=False, dtype=y.dtype)).to(y.device)
+    y = (y - y.mean(dim=(-2, -1), keepdim=True)) * win
+    power = torch.fft.fft2(y).abs().pow(2) / (h * w) ** 2  # Parseval: the sum over frequencies is mean(y^2)
+    fy, fx = torch.fft.fftfreq(h, dtype=y.dtype), torch.fft.fftfreq(w, dtype=y.dtype)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).to(y.device) / 0.5
+    return (power * (radius >= cutoff)).sum(dim=(-2, -1)) / win.pow(2).mean()
+
+
+def hf_energy_ratio(sr: torch.Tensor, hr: torch.Tensor, cutoff: float = 0.5,
+                    floor: float = QUANT_ENERGY) -> torch.Tensor:
+    """High-frequency energy of the output relative to the ground truth's, (E_sr + floor) / (E_hr + floor).
+
+    1: as much fine detail (or noise) as the HR; below 1: blurrier; above 1: more than the HR has (artifacts,
+    hallucinated texture). `floor` (8-bit rounding noise energy) keeps a nearly flat HR region from dividing by
+    zero. It says nothing about whether the detail is the right one: read it beside PSNR/SSIM.
+    Shape: (B, C, H, W), (B, C, H, W) in [0, 1] -> (B,) float64.
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"sr and hr must have the same shape, got {tuple(sr.shape)} and {tuple(hr.shape)}")
+    return (hf_energy(sr, cutoff) + floor) / (hf_energy(hr, cutoff) + floor)
+
+
+def flattest_window(img: torch.Tensor, size: int = 32, border: int = 0) -> tuple[int, int]:
+    """(y, x) of the `size` x `size` window with the lowest luma standard deviation (a flat region, where any
+    high-frequency energy of an output is an artifact), searched on a half-window grid inside `border` px.
+
+    Shape: (1, C, H, W) in [0, 1] -> (y, x).
+    """
+    y = _luma_255(img)[0]
+    h, w = y.shape
+    if not isinstance(size, int) or size < 4 or size + 2 * border > min(h, w):
+        raise ValueError(f"a {size}px window inside a {border}px border does not fit a {h}x{w} image; use a "
+                         "smaller size (>= 4)")
+    step = max(size // 2, 1)
+    best, at = math.inf, (border, border)
+    for top in range(border, h - border - size + 1, step):
+        for left in range(border, w - border - size + 1, step):
+            s = float(y[top:top + size, left:left + size].std())
+            if s < best:
+                best, at = s, (top, left)
+    return at

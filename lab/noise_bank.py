@@ -20,6 +20,10 @@ regions of real images, where the image content is nearly constant and what vari
    - stationarity: the largest / smallest residual variance over the four quadrants of the patch exceeds
      `max_var_ratio` (noise is spread evenly; a leaked edge concentrates energy in part of the patch).
 Kept residuals are made zero-mean per channel and stored as float32 (N, patch, patch, C) in a `NoiseBank`.
+
+`load_bank("builtin")` is a bank extracted (as above, defaults) from built-in photos scikit-image ships whose flat
+regions hold real sensor and compression noise (BUILTIN_NOISE_PHOTOS), so the `realsr` degradation runs without
+files of one's own.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
+import skimage.data
 import torch
 from lab.images import list_images, read_image
 from lab.utils import atomic_write_bytes
@@ -140,8 +145,23 @@ def _load_cached(path: str, mtime: float) -> NoiseBank:
     return NoiseBank.load(path)
 
 
+BUILTIN_BANK = "builtin"  # the bank name that means `builtin_noise_bank()` rather than a file
+BUILTIN_NOISE_PHOTOS = ("astronaut", "rocket", "hubble_deep_field")  # not the validation photo (chelsea)
+
+
+@lru_cache(maxsize=1)
+def builtin_noise_bank() -> NoiseBank:
+    """Noise patches (32 px) extracted with the defaults of `extract_noise_patches` from BUILTIN_NOISE_PHOTOS."""
+    bank = extract_noise_patches([getattr(skimage.data, name)() for name in BUILTIN_NOISE_PHOTOS], patch=32)
+    bank.meta["source"] = f"builtin: {', '.join(BUILTIN_NOISE_PHOTOS)}"
+    return bank
+
+
 def load_bank(path: str | os.PathLike) -> NoiseBank:
-    """`NoiseBank.load(path)`, cached until the file changes (pipelines load a bank once, not per image)."""
+    """`NoiseBank.load(path)`, cached until the file changes (pipelines load a bank once, not per image); the name
+    'builtin' gives `builtin_noise_bank()`."""
+    if str(path) == BUILTIN_BANK:
+        return builtin_noise_bank()
     p = Path(path).resolve()
     if not p.is_file():
         return NoiseBank.load(p)  # raises the explanatory FileNotFoundError

@@ -1,5 +1,6 @@
-"""Plots over the ledger (matplotlib): training curves, a metric by a param, quality vs cost with the Pareto
-frontier, and a grid of several runs' outputs on the same benchmark crop.
+"""Plots over the ledger (matplotlib): training curves, a metric by a param or by a study's arm (with the noise
+band), quality vs cost with the Pareto frontier (and a budget line), and a grid of several runs' outputs on the
+same benchmark crop.
 
 Every function returns a `matplotlib.figure.Figure` (built without pyplot's global state, so it works under the
 Agg backend in tests and in reports); `save` writes one, `to_base64` embeds one in HTML. Plots only read what runs
@@ -165,28 +166,35 @@ def pareto_front(cost: Sequence[float], quality: Sequence[float]) -> np.ndarray:
 
 
 def pareto(df: pd.DataFrame, quality: str = "metric.valid_psnr_y", cost: str = "cost.gflops",
-           log_cost: bool | None = None) -> Figure:
+           log_cost: bool | None = None, budget: float | None = None, label: str | None = None) -> Figure:
     """Quality against cost (GFLOPs, params or forward ms) for every run that has both, frontier drawn and
-    labelled with run ids. `log_cost` defaults to a log axis when the cost spans more than 20x."""
+    labelled with run ids (or the `label` column). `log_cost` defaults to a log axis when the cost spans more than
+    20x. `budget`: a vertical line at that cost, the runs over it drawn as red crosses."""
     q = quality if quality in df else f"metric.{quality}"
     c = cost if cost in df else f"cost.{cost}"
     missing = [x for x in (q, c) if x not in df]
     if missing:
         raise KeyError(f"pareto: no column {missing}; cost columns: {[x for x in df if x.startswith('cost.')]}")
-    sub = df[["id", q, c]].dropna()
+    sub = df[["id", q, c] + ([label] if label and label != "id" else [])].dropna(subset=["id", q, c])
     sub = sub[sub[c] > 0] if (log_cost or log_cost is None) else sub
     fig = _figure(6, 4)
     ax = fig.subplots()
     if sub.empty:
         ax.text(0.5, 0.5, f"no runs with both {q} and {c}", ha="center", va="center", transform=ax.transAxes)
         return fig
-    ax.scatter(sub[c], sub[q], s=18, color="C0", alpha=0.6, label="runs")
+    over = sub[c] > budget if budget is not None else pd.Series(False, index=sub.index)
+    ax.scatter(sub.loc[~over, c], sub.loc[~over, q], s=18, color="C0", alpha=0.6, label="runs")
+    if over.any():
+        ax.scatter(sub.loc[over, c], sub.loc[over, q], s=40, color="red", marker="x", label="over budget")
+    if budget is not None:
+        ax.axvline(budget, color="red", ls="--", lw=1, label=f"budget {budget:g}")
     f = pareto_front(sub[c].to_numpy(), sub[q].to_numpy())
     fr = sub.iloc[f]
     ax.step(fr[c], fr[q], where="post", color="C3", lw=1.5, label="Pareto frontier")
     ax.scatter(fr[c], fr[q], s=30, color="C3", zorder=3)
-    for _, r in fr.iterrows():
-        ax.annotate(f"#{int(r['id'])}", (r[c], r[q]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for _, r in (sub if label else fr).iterrows():
+        text = str(r[label]) if label else f"#{int(r['id'])}"
+        ax.annotate(text, (r[c], r[q]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     span = sub[c].max() / max(sub[c].min(), 1e-12)
     if log_cost or (log_cost is None and span > 20):
         ax.set_xscale("log")
@@ -194,6 +202,56 @@ def pareto(df: pd.DataFrame, quality: str = "metric.valid_psnr_y", cost: str = "
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return fig
+
+
+def arm_bars(table: pd.DataFrame, value: str, arm: str = "arm", baseline: str | None = None,
+             band: float | None = None, faded: Sequence[str] = (), title: str | None = None) -> Figure:
+    """One horizontal bar per row of `table` (e.g. a study's answer): `value` per `arm`, the `baseline` row
+    highlighted with a band of +-`band` / 2 around it (its seed spread: the noise floor), the `faded` arms (e.g.
+    those within noise) drawn pale; rows without a value are listed as such."""
+    if value not in table or arm not in table:
+        raise KeyError(f"arm_bars: needs columns {arm!r} and {value!r}; got {list(table.columns)}")
+    fig = _figure(7, 0.35 * len(table) + 1.4)
+    ax = fig.subplots()
+    vals = table[value].astype(float)
+    names = [str(a) for a in table[arm]]
+    colors = ["C3" if a == baseline else ("0.75" if a in faded else "C0") for a in names]
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, vals.to_numpy(), color=colors)
+    ok = vals.dropna()
+    lo, hi = (ok.min(), ok.max()) if not ok.empty else (0.0, 1.0)
+    pad = max(0.15 * (hi - lo), 0.02 * abs(hi), 1e-3)
+    ax.set_xlim(lo - pad, hi + 2 * pad)
+    for yi, v in zip(y, vals):
+        ax.annotate("no run" if pd.isna(v) else f"{v:.3f}", (lo - pad if pd.isna(v) else v, yi), fontsize=7,
+                    xytext=(3, -3), textcoords="offset points")
+    if baseline in names and band is not None and not pd.isna(band):
+        b = float(vals[names.index(baseline)])
+        ax.axvspan(b - band / 2, b + band / 2, color="C3", alpha=0.15, label=f"baseline seed spread {band:.3g}")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set(xlabel=describe_metric(value), title=title or describe_metric(value))
+    ax.title.set_fontsize(9)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def tradeoff(df: pd.DataFrame, x: str, y: str, label: str = "id") -> Figure:
+    """One metric against another for the rows that have both, each point labelled by `label` (e.g. sharpness
+    on clean inputs against robustness on degraded ones)."""
+    missing = [c for c in (x, y, label) if c not in df]
+    if missing:
+        raise KeyError(f"tradeoff: no column {missing}; columns: {list(df.columns)}")
+    sub = df[[x, y, label]].dropna(subset=[x, y])
+    fig = _figure(6, 4)
+    ax = fig.subplots()
+    ax.scatter(sub[x].astype(float), sub[y].astype(float), s=24, color="C0")
+    for _, r in sub.iterrows():
+        ax.annotate(str(r[label]), (float(r[x]), float(r[y])), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel=describe_metric(x), ylabel=describe_metric(y), title=f"{describe_metric(y)} vs {describe_metric(x)}")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
     return fig
 
 
@@ -294,6 +352,6 @@ def samples(run_path: str | os.PathLike) -> list[Path]:
     return [s.path for s in Run(run_path).samples()]
 
 
-__all__ = ["curves", "bar_by_param", "pareto", "pareto_front", "image_grid", "compare_grid", "run_outputs",
+__all__ = ["curves", "bar_by_param", "arm_bars", "tradeoff", "pareto", "pareto_front", "image_grid", "compare_grid", "run_outputs",
            "reference_images", "first_references", "describe_metric", "crop", "samples", "save", "show", "to_png", "to_base64"]
 

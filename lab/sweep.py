@@ -1,7 +1,9 @@
 """Sweeps, reruns and resumes: many recorded runs of a notebook, each executed in its own process (`lab.execute`).
 
-- `load_spec` / `expand`: a sweep spec (YAML: notebook, base params, grid / list / zip of overrides) -> jobs.
-- `sweep`: every job of a spec through a local pool (`workers`) or a Dask cluster (`dask`), with a progress bar and
+- `load_spec` / `expand`: a sweep spec (YAML: notebook, base params, grid / list / zip of overrides) -> jobs. A list
+  item may name its combination with `arm: <label>` (a label, not a parameter: it titles the runs); `tags` are
+  given to every run (kept in its meta, shown by the ledger); `study` and `profiles` are a study's (lab.studies).
+- `sweep` / `run_jobs`: jobs through a local pool (`workers`) or a Dask cluster (`dask`), with a progress bar and
   a summary table; a failing run is recorded and the sweep goes on.
 - `rerun` / `resume`: the same params again (parent = the old run), or the same run continued from its checkpoint.
 """
@@ -30,8 +32,27 @@ from lab.execute import make_job, notebook_hash, run_job, stop_all
 from lab.params import RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 from lab.utils import threads_per_process
 
-SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers")
+SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers", "tags",
+             "study", "profiles")
+ARM_KEY = "arm"  # a list item's label (not a parameter)
 
+
+def _check_sections(d: dict[str, Any]) -> None:
+    """The shapes of the optional sections: tags a list of strings, study a mapping, profiles a mapping of them,
+    a list item's `arm` a non-empty string."""
+    tags = d.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) and t and "," not in t
+                                                                for t in tags)):
+        raise ValueError(f"sweep spec: 'tags' must be a list of strings without ',', got {tags!r}")
+    if "study" in d and not isinstance(d["study"], dict):
+        raise ValueError("sweep spec: 'study' must be a mapping (question, log, look_at, metric, baseline, view; "
+                         "see lab.studies)")
+    prof = d.get("profiles")
+    if prof is not None and not (isinstance(prof, dict) and all(isinstance(v, dict) for v in prof.values())):
+        raise ValueError("sweep spec: 'profiles' must map profile names to mappings, e.g. {full: {base: {...}}}")
+    for item in d.get("list") or []:
+        if ARM_KEY in item and not (isinstance(item[ARM_KEY], str) and item[ARM_KEY].strip()):
+            raise ValueError(f"sweep spec: a list item's {ARM_KEY!r} must be a non-empty label, got {item!r}")
 
 
 
@@ -72,6 +93,7 @@ def load_spec(spec: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
         lengths = {k: len(v) for k, v in z.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"sweep spec: 'zip' lists must have equal lengths, got {lengths}")
+    _check_sections(d)
     return d
 
 
@@ -99,31 +121,36 @@ def _fmt(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v)
 
 
-def run_title(spec: dict[str, Any], overrides: dict[str, Any], params: dict[str, Any], index: int) -> str:
-    """Title of one sweep run: the spec's `name` template formatted with the params, else `<sweep> k=v ...`."""
+def run_title(spec: dict[str, Any], overrides: dict[str, Any], params: dict[str, Any], index: int,
+              arm: str | None = None) -> str:
+    """Title of one sweep run: the spec's `name` template formatted with the params (and `{arm}`), else
+    `<sweep> <arm>` for a labelled combination, else `<sweep> k=v ...`."""
     tmpl = spec.get("name")
     if tmpl and "{" in str(tmpl):
         try:
-            return str(tmpl).format(**params, i=index, sweep=spec["sweep"])
+            return str(tmpl).format(**params, i=index, sweep=spec["sweep"], arm=arm or "")
         except (KeyError, IndexError, ValueError) as e:
             raise ValueError(f"sweep name template {tmpl!r} cannot be filled: {e}; use {{param}} or {{i}}") from None
     head = str(tmpl or spec["sweep"])
-    tail = " ".join(f"{k}={_fmt(v)}" for k, v in overrides.items())
+    tail = arm or " ".join(f"{k}={_fmt(v)}" for k, v in overrides.items())
     return f"{head} {tail}".strip() if tail else f"{head} {index}"
 
 
 def expand(spec: str | os.PathLike | dict[str, Any], *, root: str | os.PathLike | None = None,
-           timeout: float | None = None) -> list[dict[str, Any]]:
-    """The jobs of a sweep spec (base params + each combination), params checked against the notebook.
+           timeout: float | None = None, combos: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The jobs of a sweep spec (base params + each combination, or each of `combos`), params checked against the
+    notebook.
 
     A combination with unknown names raises KeyError naming it; `timeout` overrides the spec's per-run timeout.
     """
     spec = load_spec(spec)
     nb = notebook_path(spec["notebook"])
-    combos = combinations(spec)
+    combos = combinations(spec) if combos is None else combos
     tag = f"{spec['sweep']}-{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
     jobs = []
     for i, combo in enumerate(combos):
+        combo = dict(combo)
+        arm = combo.pop(ARM_KEY, None)
         overrides = {**spec["base"], **combo}
         try:
             params = check_names(resolve(nb, overrides))
@@ -131,11 +158,13 @@ def expand(spec: str | os.PathLike | dict[str, Any], *, root: str | os.PathLike 
             raise KeyError(f"sweep {spec['sweep']!r} run {i} ({combo}): {e.args[0]}") from None
         except ValueError as e:
             raise ValueError(f"sweep {spec['sweep']!r} run {i} ({combo}): {e}") from None
-        jobs.append(make_job(nb, overrides, name=run_title(spec, combo, params, i), root=root,
+        meta: dict[str, Any] = {"sweep": {"name": spec["sweep"], "tag": tag, "index": i, "of": len(combos),
+                                          "overrides": combo, **({ARM_KEY: arm} if arm else {})}}
+        if spec.get("tags"):
+            meta["tags"] = list(spec["tags"])
+        jobs.append(make_job(nb, overrides, name=run_title(spec, combo, params, i, arm), root=root,
                              timeout=timeout if timeout is not None else spec.get("timeout"),
-                             cell_timeout=spec.get("cell_timeout"),
-                             meta={"sweep": {"name": spec["sweep"], "tag": tag, "index": i, "of": len(combos),
-                                             "overrides": combo}}))
+                             cell_timeout=spec.get("cell_timeout"), meta=meta))
     return jobs
 
 
@@ -226,8 +255,17 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
         return pd.DataFrame([{"run": i, "name": j["name"], "notebook": Path(j["notebook"]).name,
                               "overrides": json.dumps(j["meta"]["sweep"]["overrides"]), "timeout": j["timeout"]}
                              for i, j in enumerate(jobs)])
+    n = int(workers or spec_d.get("workers") or 1)
+    return summary_table(run_jobs(jobs, workers=n, dask=dask, progress=progress, desc=spec_d["sweep"],
+                                  security=security))
+
+
+def run_jobs(jobs: list[dict[str, Any]], *, workers: int = 1, dask: Any = None, progress: bool = True,
+             desc: str = "runs", security: Any = None) -> list[dict[str, Any]]:
+    """Run jobs (see `lab.execute.make_job`) on `workers` local processes, each given its share of the cores, or on
+    a Dask cluster; returns their summary rows in the order they finished. Failures are rows, never raised."""
     rows: list[dict[str, Any]] = []
-    bar = _progress(len(jobs), spec_d["sweep"], progress)
+    bar = _progress(len(jobs), desc, progress)
     lock = threading.Lock()
 
     def on_done(row: dict[str, Any]) -> None:
@@ -241,12 +279,11 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
         if dask is not None:
             _map_dask(jobs, dask, on_done, security)
         else:
-            n = int(workers or spec_d.get("workers") or 1)
-            share_cores(jobs, n)
-            _map_local(jobs, n, on_done)
+            share_cores(jobs, workers)
+            _map_local(jobs, workers, on_done)
     finally:
         bar.close()
-    return summary_table(rows)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------

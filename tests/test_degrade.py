@@ -432,3 +432,19 @@ def test_mixup_callback_is_seeded_and_mixes_training_batches():
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     assert not torch.equal(outs[0][0], lr) and outs[0][1].shape == hr.shape
     assert mixup.RestorationMixup.run_valid is False
+
+
+def test_builtin_banks_make_realsr_run_without_files():
+    bank = K.load_kernel_bank("builtin")
+    assert len(bank) == 32 and all(k.shape == (15, 15) and abs(float(k.sum()) - 1) < 1e-5 for k in bank)
+    assert bank is K.builtin_kernel_bank(), "drawn once, from a fixed seed"
+    from lab.noise_bank import load_bank
+
+    noise = load_bank("builtin")
+    assert len(noise) > 10 and 0 < noise.std() < 0.05 and noise.meta["source"].startswith("builtin")
+    pipe = D.build("realsr", scale=2, kernel_bank="builtin", noise_bank="builtin")
+    hr = torch.full((1, 3, 32, 32), 0.5)
+    params = pipe.sample(np.random.default_rng(3))
+    lr = pipe.apply(hr, params)
+    assert lr.shape == (1, 3, 16, 16) and float(lr.std()) > 0, "real noise added"
+    assert torch.equal(lr, pipe.apply(hr, params)), "replays byte for byte"

@@ -89,6 +89,16 @@ def test_tags_verdicts_and_notes_in_ledger(tmp_path):
         runs.add_note(9, "x", root=tmp_path)
 
 
+def test_tags_a_run_was_made_with_count_like_notes(tmp_path):
+    a = runs.create({}, root=tmp_path)
+    a.update_meta(tags=["l1_vs_mse"])  # what a study's runs carry (lab.sweep: a spec's `tags`)
+    runs.create({}, root=tmp_path)
+    df = ledger.load(tmp_path)
+    assert list(ledger.filter_runs(df, tag="l1_vs_mse")["id"]) == [1]
+    a.add_note(untag=["l1_vs_mse"], tags=["kept"])
+    assert ledger.load(tmp_path).loc[0, "tags"] == "kept", "a note can still take the tag away"
+
+
 def test_torn_notes_line_is_skipped(tmp_path):
     run = runs.create({}, root=tmp_path)
     runs.add_note(run, "kept", tags=["t"])

@@ -145,3 +145,27 @@ def test_fastai_metric_averages_per_image_over_batches(cls, fn):
     assert abs(metric.value - batch_means.item()) > 1e-6  # the two averages differ here, so the test can tell
     metric.reset()
     assert metric.value is None
+
+
+def test_hf_energy_sees_checkerboards_noise_and_blur():
+    from lab.metrics import flattest_window, hf_energy, hf_energy_ratio
+
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    board = flat.clone()
+    board[..., ::2, ::2] += 4 / 255
+    board[..., 1::2, 1::2] += 4 / 255  # the period-2 pattern a transposed conv leaves
+    assert float(hf_energy(flat)[0]) == 0.0 and float(hf_energy(board)[0]) > 1.0
+    assert float(hf_energy_ratio(board, flat)[0]) > 10, "a checkerboard on a flat patch stands far above 1"
+    assert float(hf_energy_ratio(flat, flat)[0]) == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(0)
+    img = (0.4 + 0.2 * torch.rand(1, 1, 64, 64, generator=g).expand(1, 3, 64, 64)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(img, 3, 1, 1, count_include_pad=False)
+    assert float(hf_energy_ratio(blurred, img)[0]) < 0.3, "blur removes high-frequency energy"
+    scene = torch.rand(1, 3, 64, 64, generator=g)
+    scene[..., 32:, :32] = 0.3  # one flat quadrant
+    y, x = flattest_window(scene, 16)
+    assert y >= 32 and x + 16 <= 32
+    with pytest.raises(ValueError, match="cutoff"):
+        hf_energy(flat, cutoff=2.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        flattest_window(flat, 64)

@@ -234,3 +234,16 @@ def test_resnet18_sr_reuses_torchvision_blocks_without_downsampling():
     assert not any(isinstance(c, (nn.BatchNorm2d, nn.MaxPool2d)) for c in m.modules())
     with pytest.raises(ValueError, match="stages 1 to 4"):
         models.create("resnet18_sr", num_stage=5)
+
+
+def test_srresnet_norm_between_distant_layers():
+    def norms(m):
+        return sum(isinstance(x, (nn.InstanceNorm2d, nn.BatchNorm2d)) for x in m.modules())
+
+    every_block = models.create("srresnet", num_block=4, num_feat=8, norm="instance")
+    distant = models.create("srresnet", num_block=4, num_feat=8, norm="instance", norm_every=2)
+    assert norms(every_block) == 2 * 4 + 1, "the paper: two per block and one before the long skip"
+    assert norms(distant) == 2, "one after block 2, one before the long skip"
+    assert distant(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="norm_every=0"):
+        models.create("srresnet", norm_every=0)

@@ -51,6 +51,19 @@ def test_grid_zip_list_combine(quick, tmp_path):
         sweep.load_spec("nope")
 
 
+def test_arm_labels_title_runs_and_tags_reach_the_meta(quick, tmp_path):
+    spec = {"notebook": str(quick), "sweep": "labelled", "tags": ["study-x"],
+            "list": [{"arm": "small", "x": 1}, {"arm": "large", "x": 9}]}
+    jobs = sweep.expand(spec, root=tmp_path / "none")
+    assert [j["name"] for j in jobs] == ["labelled small", "labelled large"]
+    assert jobs[1]["overrides"] == {"x": 9} and jobs[1]["meta"]["sweep"]["arm"] == "large"
+    assert all(j["meta"]["tags"] == ["study-x"] for j in jobs)
+    with pytest.raises(ValueError, match="'tags' must be a list of strings"):
+        sweep.load_spec({**spec, "tags": "study-x"})
+    with pytest.raises(ValueError, match="'arm' must be a non-empty label"):
+        sweep.load_spec({**spec, "list": [{"arm": "", "x": 1}]})
+
+
 @pytest.mark.slow
 def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path):
     root = tmp_path / "runs"

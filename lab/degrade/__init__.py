@@ -31,7 +31,8 @@ HR geometry to any preset. The short names most used:
   [resize to target + sinc] and [JPEG] in random order. `blur_*`, `resize_*`, `noise_*`, `jpeg_quality`, the same
   with a `2` for the second pass (`blur2_sigma`, ...), `second_prob`, `final_sinc_prob`, `final_jpeg_quality`.
 - `realsr`: a real kernel from a bank, strided down ('nearest'), real noise from a bank (Ji et al. 2020). Needs `kernel_bank`
-  (folder of .npy/.png kernels) and `noise_bank` (.npz from `extract_noise_patches`); `noise_strength`, `down_mode`.
+  (folder of .npy/.png kernels) and `noise_bank` (.npz from `extract_noise_patches`), each or both 'builtin' (a
+  synthetic kernel bank, noise from the built-in photos); `noise_strength`, `down_mode`.
 - `deblur_motion` (scale 1): motion blur (straight line or random trajectory) + light noise. `blur_length`,
   `blur_angle`, `blur_kinds`, `noise_sigma_255`.
 - `denoise_gaussian` (scale 1): Gaussian noise. `sigma_255` (0, 50) or `sigma`, `gray_prob`.

@@ -240,7 +240,8 @@ def build(spec: str | dict[str, Any] | Pipeline | None = "bicubic", scale: int =
     if missing:
         raise ValueError(f"preset {name!r} needs " + " and ".join(f"{m}=..." for m in missing) +
                          f"; e.g. build({name!r}, scale={scale}, kernel_bank='kernels/', noise_bank='noise.npz') "
-                         "(kernels: .npy/.png files; noise: lab.degrade.extract_noise_patches(...).save())")
+                         "(kernels: .npy/.png files; noise: lab.degrade.extract_noise_patches(...).save(); or "
+                         "'builtin' for either: banks the lab makes from its own photos and kernel models)")
     hr_ops, stages = preset.make(scale)
     hr_ops = _apply_overrides(hr_ops, stages, dict(overrides), preset.aliases, f"preset {name!r}")
     return Pipeline(stages, scale, hr_ops, name, overrides)

@@ -34,19 +34,29 @@ class SRResBlock(nn.Module):
 class SRResNet(nn.Module):
     """SRResNet; `norm` from ('batch' | 'instance' | 'none'), `act` from ('prelu' | 'leakyrelu' | 'relu').
 
+    `norm_every` places the norm layers: 1 (the paper) puts two in every residual block; k > 1 normalises only
+    between distant layers: the blocks carry none, one norm follows every k-th block (not the last), and the
+    body's closing conv keeps its norm before the long skip.
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
     """
 
     def __init__(self, scale: int = 4, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
-                 norm: str = "batch", act: str = "prelu", upsampler: str = "pixelshuffle"):
+                 norm: str = "batch", act: str = "prelu", upsampler: str = "pixelshuffle", norm_every: int = 1):
         super().__init__()
         if norm not in NORMS or act not in ACTS:
             raise ValueError(f"norm={norm!r}, act={act!r}; accepted norms: {', '.join(NORMS)}; acts: {', '.join(ACTS)}")
+        if isinstance(norm_every, bool) or not isinstance(norm_every, int) or norm_every < 1:
+            raise ValueError(f"norm_every={norm_every!r}: expected an int >= 1 (1: a norm in every block, as the "
+                             "paper; k > 1: one norm after every k-th block)")
         self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
         self.head = nn.Sequential(conv(in_ch, num_feat, 9), make_act(act))
         bias = norm == "none"
-        self.body = nn.Sequential(*[SRResBlock(num_feat, norm, act) for _ in range(num_block)],
-                                  conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat))
+        blocks: list[nn.Module] = []
+        for i in range(num_block):
+            blocks.append(SRResBlock(num_feat, norm if norm_every == 1 else "none", act))
+            if norm_every > 1 and (i + 1) % norm_every == 0 and i + 1 < num_block:
+                blocks.append(make_norm(norm, num_feat))
+        self.body = nn.Sequential(*blocks, conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat))
         self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat, act=act), conv(num_feat, out_ch, 9))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

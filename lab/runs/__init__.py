@@ -3,7 +3,8 @@
 Layout of `runs/NNNN-<slug>/` (no other module names these files; everyone asks `Run`):
   params.json              the full resolved params: what trained
   meta.json                id, name, title, created, notebook (+ its path and code hash), parent, git commit/dirty,
-                           environment; a sweep's name and index, resumed attempts
+                           environment; a sweep's name, index and arm, the tags it was made with (a
+                           study's name), resumed attempts
   status.json              status (running | done | failed | diverged | interrupted), started, finished, heartbeat,
                            pid, host, epoch; on failure the error (type, message, traceback, cell, source)
   history.json             one record per training epoch (`phase` 'gan' for the adversarial phase)
