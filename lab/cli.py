@@ -138,6 +138,12 @@ def _filtered(a: argparse.Namespace):
 def cmd_export(a: argparse.Namespace) -> int:
     from lab import report
 
+    if a.study:
+        from lab.study_report import write_report
+
+        path = write_report(a.study, a.path, root=a.runs, profile=a.profile)
+        print(f"wrote study {a.study!r} to {path} (plots beside it)")
+        return 0
     df = _filtered(a)
     path = report.export(df, a.path, a.format)
     print(f"wrote {len(df)} runs to {path}")
@@ -157,6 +163,40 @@ def cmd_ledger(a: argparse.Namespace) -> int:
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
         print(out.astype(object).where(out.notna(), "").to_string(index=False))
     return 0
+
+
+def cmd_study(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from lab import studies
+
+    if not a.name:
+        for name in studies.list_studies():
+            st = studies.load_study(name)["study"]
+            took = f"{st['cpu_minutes']} min" if st.get("cpu_minutes") else "to be measured"
+            print(f"{name}: {' '.join(st['question'].split())}  (CPU wall time: {took})")
+        print("run one with: lab study <name> [--dry-run] [--workers 2] [--profile full]")
+        return 0
+    res = studies.run_study(a.name, workers=a.workers, profile=a.profile, root=a.runs, dry_run=a.dry_run,
+                            fresh=a.fresh, progress=not a.no_progress, timeout=a.timeout)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3,
+                           "display.max_colwidth", 60):
+        if a.dry_run:
+            print(studies.plan_table(res.jobs, res.reused).to_string(index=False))
+            print(f"{len(res.jobs)} run(s) planned, {len(res.reused)} already done and reused (dry run: nothing "
+                  "executed)" + ("; --fresh runs them again" if res.reused else ""))
+            return 0
+        print(res.answer.to_string(index=False))
+    if res.reused:
+        print(f"reused {len(res.reused)} finished run(s) of this study with the same params "
+              f"({', '.join(f'#{i}' for i in res.reused.values())}); --fresh runs them again")
+    bad = [r for r in res.rows if r["status"] != "done"]
+    for r in bad:
+        print(f"{r.get('title') or r['name']}: {r['status']}: {r.get('error')}", file=sys.stderr)
+    print(f"verdict: {res.verdict}")
+    print(f"{len(res.rows)} run(s) in {res.minutes:.1f} min wall time; the runs carry the tag {a.name!r} "
+          f"(lab ledger --tag {a.name}); report: lab export {a.name}.md --study {a.name}")
+    return 1 if bad else 0
 
 
 def cmd_models(a: argparse.Namespace) -> int:
@@ -318,8 +358,24 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write the ledger as Markdown (experiment log), CSV or a standalone HTML report")
     ex.add_argument("path", help="output file; the suffix (.md, .csv, .html) picks the format")
     ex.add_argument("--format", choices=("md", "csv", "html"), help="format when the suffix does not say")
+    ex.add_argument("--study", help="write this study's report instead (Markdown: question, answer table, verdict; "
+                    "its plots as PNGs beside the file)")
+    ex.add_argument("--profile", help="with --study: the profile its runs were made at (default: the CPU scale)")
     _filters(ex)
     ex.set_defaults(fn=cmd_export)
+
+    sd = sub.add_parser("study", help="run a study (a question of our users' logs, notebooks/sweeps/) and print its "
+                        "answer; without a name, list the studies")
+    sd.add_argument("name", nargs="?", help="the study, e.g. l1_vs_mse")
+    sd.add_argument("--dry-run", action="store_true", help="list the planned runs (and those reused) only")
+    sd.add_argument("--workers", type=int, help="runs at a time on this machine (default: the spec's, else 2)")
+    sd.add_argument("--profile", help="another scale of the study, e.g. full (DIV2K-style data, paper steps)")
+    sd.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    sd.add_argument("--fresh", action="store_true", help="run every combination again (default: reuse the "
+                    "study's finished runs with the same params)")
+    sd.add_argument("--timeout", type=seconds, help="per-run timeout in seconds (default: the spec's)")
+    sd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sd.set_defaults(fn=cmd_study)
 
     b = sub.add_parser("bench", help="throughput and cost benchmarks, alternatives timed side by side in one run")
     b.add_argument("what", nargs="?", help="comma-separated: train (fp32 vs bf16 step), degrade (data cost vs "
