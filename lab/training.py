@@ -17,7 +17,6 @@ from torch import nn
 
 from lab.callbacks import TimeBudget, divergence_outcome
 from lab.distributed import fit_distributed
-from lab.gan import pretrain_critic
 from lab.data import Budget
 from lab.distributed import rank
 from lab.learner import as_budget, fit_schedule, step_seconds
@@ -176,6 +175,10 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
         if run is not None:
             run.truncate_history("gan", start)
     elif critic_pretrain:
+        # lazy: lab.gan imports fastai.vision.gan, which loads fastai.vision.all and torchvision (several seconds
+        # at every notebook start); only the adversarial phase needs it
+        from lab.gan import pretrain_critic
+
         print("critic-only steps:", pretrain_critic(glearn, critic_pretrain, lr))
     t0 = time.perf_counter()
     glearn.fit(epochs, lr, start_epoch=start)

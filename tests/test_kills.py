@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -50,59 +51,63 @@ def reference(tmp_path_factory):
     return run.metrics["valid_psnr_y"], [h["psnr_y"] for h in run.history]
 
 
-def test_randomised_kills_lose_nothing_and_resume_exactly(tmp_path, reference):
+def _trial(trial: int, tmp_path, reference) -> tuple:
+    """One seeded kill: start a run, kill -9 the runner, its kernel or both at a drawn moment, check that nothing is
+    lost, resume it and compare with the uninterrupted run; returns (trial, target, delay, outcome)."""
     args = [x for k, v in TINY.items() for x in ("-p", k, v)]
-    outcomes = []
-    for trial in range(TRIALS):
-        rng = random.Random(1000 + trial)
-        root = tmp_path / f"t{trial}"
-        proc = _cli("run", "train", *args, "--name", "killed", root=root, wait=False)
-        target = rng.choice(["runner", "kernel", "both"])
-        # a third of the kills at any moment of start-up, the rest during training (after k epochs + a jitter),
-        # where there is most to lose
-        if rng.random() < 1 / 3:
-            delay = rng.uniform(1.0, 30.0)
-            time.sleep(delay)
-        else:
-            k, delay = rng.randint(0, 3), rng.uniform(0.0, 0.4)
-            while proc.poll() is None and not (runs.scan(root) and len(runs.scan(root)[0].history) > k):
-                time.sleep(0.05)
-            time.sleep(delay)
-            delay = float(f"{k}.{int(delay * 10)}")  # recorded as 'epochs.tenths'
-        kernel = None
-        if root.is_dir() and runs.scan(root):
-            pid = runs.scan(root)[0].status_record.get("pid")
-            kernel = pid if pid and pid != proc.pid else None
-        for victim in ((proc.pid,) if target == "runner" or kernel is None else
-                       (kernel,) if target == "kernel" else (kernel, proc.pid)):
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:  # it had already finished
-                pass
-        deadline = time.monotonic() + SETTLE_S
-        while runs.scan(root) and runs.scan(root)[0].effective_status() == "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        proc.wait(timeout=60)
-        if not runs.scan(root):  # killed before the run directory was made: nothing to lose
-            outcomes.append((trial, target, round(delay, 1), "no run yet"))
-            continue
-        run = runs.scan(root)[0]
-        status = run.effective_status()
-        assert status != "running", f"trial {trial}: still 'running' {SETTLE_S} s after kill -9 of the {target}"
-        _check_intact(run)
-        assert len(ledger.load(root)) == 1, "the ledger loads the killed run"
-        if status != "done":
-            r = _cli("resume", str(run.id), root=root)
-            if not run.checkpoint("last").is_file():
-                assert r.returncode == 2 and "has no checkpoint" in r.stderr, r.stderr
-                outcomes.append((trial, target, round(delay, 1), f"{status}, no checkpoint yet: resume refused"))
-                continue
-            assert r.returncode == 0, r.stderr
-        run = runs.Run(run.dir)
-        assert run.status == "done", run.error
-        assert run.metrics["valid_psnr_y"] == pytest.approx(reference[0], abs=1e-9), f"trial {trial}"
-        assert [h["psnr_y"] for h in run.history] == pytest.approx(reference[1], abs=1e-9)
-        outcomes.append((trial, target, round(delay, 1), f"{status} -> resumed to done" if status != "done" else
-                         "done before the kill"))
+    rng = random.Random(1000 + trial)
+    root = tmp_path / f"t{trial}"
+    proc = _cli("run", "train", *args, "--name", "killed", root=root, wait=False)
+    target = rng.choice(["runner", "kernel", "both"])
+    # a third of the kills at any moment of start-up, the rest during training (after k epochs + a jitter),
+    # where there is most to lose
+    if rng.random() < 1 / 3:
+        delay = rng.uniform(1.0, 30.0)
+        time.sleep(delay)
+    else:
+        k, delay = rng.randint(0, 3), rng.uniform(0.0, 0.4)
+        while proc.poll() is None and not (runs.scan(root) and len(runs.scan(root)[0].history) > k):
+            time.sleep(0.05)
+        time.sleep(delay)
+        delay = float(f"{k}.{int(delay * 10)}")  # recorded as 'epochs.tenths'
+    kernel = None
+    if root.is_dir() and runs.scan(root):
+        pid = runs.scan(root)[0].status_record.get("pid")
+        kernel = pid if pid and pid != proc.pid else None
+    for victim in ((proc.pid,) if target == "runner" or kernel is None else
+                   (kernel,) if target == "kernel" else (kernel, proc.pid)):
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:  # it had already finished
+            pass
+    deadline = time.monotonic() + SETTLE_S
+    while runs.scan(root) and runs.scan(root)[0].effective_status() == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.wait(timeout=60)
+    if not runs.scan(root):  # killed before the run directory was made: nothing to lose
+        return trial, target, round(delay, 1), "no run yet"
+    run = runs.scan(root)[0]
+    status = run.effective_status()
+    assert status != "running", f"trial {trial}: still 'running' {SETTLE_S} s after kill -9 of the {target}"
+    _check_intact(run)
+    assert len(ledger.load(root)) == 1, "the ledger loads the killed run"
+    if status != "done":
+        r = _cli("resume", str(run.id), root=root)
+        if not run.checkpoint("last").is_file():
+            assert r.returncode == 2 and "has no checkpoint" in r.stderr, r.stderr
+            return trial, target, round(delay, 1), f"{status}, no checkpoint yet: resume refused"
+        assert r.returncode == 0, r.stderr
+    run = runs.Run(run.dir)
+    assert run.status == "done", run.error
+    assert run.metrics["valid_psnr_y"] == pytest.approx(reference[0], abs=1e-9), f"trial {trial}"
+    assert [h["psnr_y"] for h in run.history] == pytest.approx(reference[1], abs=1e-9)
+    return trial, target, round(delay, 1), f"{status} -> resumed to done" if status != "done" else "done before the kill"
+
+
+def test_randomised_kills_lose_nothing_and_resume_exactly(tmp_path, reference):
+    # two trials at a time: most of a trial is single-threaded start-up (imports, kernel) and waiting, so two
+    # overlap on two cores; each trial has its own runs folder and its own seeded kill moment
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda t: _trial(t, tmp_path, reference), range(TRIALS)))
     print("\n".join(map(str, outcomes)))
     assert sum("resumed" in o[3] for o in outcomes) >= TRIALS // 3, f"too few kills landed mid-run: {outcomes}"
