@@ -104,7 +104,9 @@ def coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
         return float(parsed)
     if type(parsed) is not type(default) and not (isinstance(default, (list, tuple)) and isinstance(parsed, list)):
-        raise ValueError(f"parameter {name!r} expects a {type(default).__name__} like {default!r}, got {value!r}")
+        kind = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
+            type(default), type(default).__name__)
+        raise ValueError(f"parameter {name!r} expects {kind} like {default!r}, got {value!r}")
     return parsed
 
 

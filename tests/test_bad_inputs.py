@@ -17,7 +17,7 @@ from lab.cli import main
 from lab.images import read_image, write_image
 
 CLI_CASES = [  # (argv, fragment of the one line the user sees)
-    (["run", "train", "-p", "epochs", "abc"], "parameter 'epochs' expects a int like 5, got 'abc'"),
+    (["run", "train", "-p", "epochs", "abc"], "parameter 'epochs' expects an integer like 5, got 'abc'"),
     (["run", "train", "-p", "epochs", "-3"], "'epochs' must be an integer >= 1, got -3"),
     (["run", "train", "-p", "lr", "-1"], "'lr' must be a finite number > 0"),
     (["run", "train", "-p", "lr", "nan"], "'lr' must be a finite number > 0, got nan"),
