@@ -251,6 +251,10 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
 
     spec_d = load_spec(spec)
     jobs = expand(spec_d, root=root, timeout=timeout)
+    refs = sorted({j["name"] for j in jobs if str(j["overrides"].get("init_from", "")).startswith("@")})
+    if refs and not dry_run:
+        raise ValueError(f"sweep {spec_d['sweep']!r}: {refs} start from another arm's run (init_from '@<arm>'), "
+                         f"which only a study resolves; run it with `lab study {spec_d['sweep']}`")
     if dry_run:
         return pd.DataFrame([{"run": i, "name": j["name"], "notebook": Path(j["notebook"]).name,
                               "overrides": json.dumps(j["meta"]["sweep"]["overrides"]), "timeout": j["timeout"]}
