@@ -66,7 +66,7 @@ TITLE_PARAM = "name"  # the notebooks' run-title parameter: set to the arm's tit
 # ---------------------------------------------------------------------------------------------------------------
 # measures taken on a run's saved outputs (its validation image and the HR it was scored against)
 
-def _valid_pair(path: str) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+def valid_pair(path: str) -> tuple[torch.Tensor, torch.Tensor, int] | None:
     """(output, HR, scale) of a run's first validation image as (1, 3, H, W) tensors in [0, 1], or None."""
     run = Run(path)
     names = run.eval_images("valid")
@@ -101,7 +101,7 @@ MEASURES: dict[str, Callable[[torch.Tensor, torch.Tensor, int], float]] = {
 
 def measure(path: str, names: Sequence[str]) -> dict[str, float]:
     """The named MEASURES of a run's validation output ({} when it saved none)."""
-    pair = _valid_pair(path) if names else None
+    pair = valid_pair(path) if names else None
     return {f"measure.{n}": MEASURES[n](*pair) for n in names} if pair else {}
 
 
@@ -140,7 +140,11 @@ def load_study(study: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     defaults filled in. Errors name the bad key or value and what is accepted."""
     if isinstance(study, dict) and "study" in study and study.get("_checked"):
         return study
-    spec = load_spec(study)
+    try:
+        spec = load_spec(study)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"study {str(study)!r} not found: not a YAML file, and not one of "
+                                f"{', '.join(list_studies())} (notebooks/sweeps/)") from None
     name = spec["sweep"]
     st = spec.get("study")
     if not st:

@@ -16,7 +16,7 @@ from lab.ledger import is_missing
 from lab.ledger import load as load_ledger
 from lab.metrics import flattest_window
 from lab.runs import Run
-from lab.studies import CPU, _valid_pair, answer, load_study, plan, short, study_rows, verdict
+from lab.studies import CPU, valid_pair, answer, load_study, plan, short, study_rows, verdict
 from lab.utils import atomic_write_text
 
 
@@ -45,7 +45,7 @@ def figures(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[dict[st
     elif st["view"] == "tradeoff":
         figs["tradeoff"] = plots.tradeoff(first, st["metric"], st["show"][0], label="arm")
     elif st["view"] == "grid":
-        pair = _valid_pair(first.iloc[0]["path"])
+        pair = valid_pair(first.iloc[0]["path"])
         names = Run(first.iloc[0]["path"]).eval_images("valid")
         if pair and names:
             box = None
