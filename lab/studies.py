@@ -529,7 +529,9 @@ def verdict(table: pd.DataFrame) -> str:
         return f"No answer yet: no arm has a finished run beside its reference ('{base}' or its `versus` arm)."
     gain = others["delta"] * (1 if a["higher_is_better"] else -1)
     best = others.loc[gain.idxmax()]
-    said = f"'{best['arm']}' gains most: {m} {best[m]:.3f}, {best['delta']:+.3f} vs '{best['vs']}'"
+    said = (f"'{best['arm']}' gains most" if gain.max() > 0 else f"no arm beats its reference; '{best['arm']}' comes "
+            "closest") + f": {m} {best[m]:.3f}, {best['delta']:+.3f} vs '{best['vs']}'"
+    said = said[0].upper() + said[1:]
     if math.isnan(spread):
         return f"{said}; with fewer than two finished baseline seeds there is no noise estimate to judge it by."
     real = others[others["label"].isin(["better", "worse"])]
