@@ -207,28 +207,24 @@ def cmd_models(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    import json
+    import torch
 
-    import pandas as pd
+    from lab.bench import DEFAULT_MODELS, OtherRunsActive, parse_sections, run_bench, table, write_report
 
-    from lab.bench import DEFAULT_MODELS, run_benches
-
-    what = [w.strip() for w in (a.what or "train,degrade,models,ledger,papermill").split(",") if w.strip()]
-    res = run_benches([w for w in what if w != "data"], model=a.model, batch=a.batch, patch=a.patch,
-                      presets=a.presets.split(","), models=a.models.split(",") if a.models else DEFAULT_MODELS,
-                      size=a.size, ledger_runs=a.ledger_runs, repeats=a.repeats)
-    if "data" in what:
-        from lab.bench_data import bench_data
-
-        res["data"] = bench_data(a.data_images, counts=tuple(c for c in (100, 400, 800) if c < a.data_images)
-                                 + (a.data_images,))
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
-        for name, rows in res.items():
-            print(f"\n## {name}\n{pd.DataFrame(rows).to_string(index=False)}")
-    if a.json:
-        from lab.utils import atomic_write_text
-
-        atomic_write_text(a.json, json.dumps(res, indent=1, default=str))
+    sections = parse_sections(a.what)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    png = a.png or os.path.splitext(a.json)[0] + "_p4.png"
+    try:
+        report = run_bench(sections, quick=a.quick, png=png, force=a.force, runs_root=a.runs,
+                           models=a.models.split(",") if a.models else DEFAULT_MODELS,
+                           data_images=a.data_images)
+    except OtherRunsActive as e:
+        print(f"lab bench: {e}", file=sys.stderr)
+        return 2
+    path = write_report(report, a.json)
+    print(table(report))
+    print(f"\nfull results: {path}" + (f"; quality curve: {png}" if "P4" in sections else ""))
     return 0
 
 
@@ -377,21 +373,21 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--no-progress", action="store_true", help="no progress bar")
     sd.set_defaults(fn=cmd_study)
 
-    b = sub.add_parser("bench", help="throughput and cost benchmarks, alternatives timed side by side in one run")
-    b.add_argument("what", nargs="?", help="comma-separated: train (fp32 vs bf16 step), degrade (data cost vs "
-                   "the step), models (params/GFLOPs/ms), ledger (load time), papermill (per-run overhead), bicubic "
-                   "(Set5 baseline), data (RSS and data wait vs step on a DIV2K-sized set); default: all but bicubic and data")
-    b.add_argument("--model", default="edsr_baseline", help="model of the training step")
-    b.add_argument("--batch", type=int, default=16)
-    b.add_argument("--patch", type=int, default=48, help="LR patch size of the training step")
-    b.add_argument("--presets", default="bicubic,second_order", help="degradation presets to time")
-    b.add_argument("--models", help="comma-separated models to profile (default: a zoo cross-section)")
-    b.add_argument("--size", type=int, default=64, help="LR side of the profiled input")
-    b.add_argument("--ledger-runs", type=int, default=10_000, help="synthetic run directories the ledger loads")
-    b.add_argument("--repeats", type=int, default=5, help="timed repeats (medians are reported)")
+    b = sub.add_parser("bench", help="the performance goals P1-P6 measured side by side in one process: one table, "
+                       "bench.json")
+    b.add_argument("what", nargs="?", help="comma-separated sections: P1 (Learner vs hand loop steps/s, fp32 and "
+                   "bf16), P2 (step GFLOP/s vs conv peak), P3 (data wait vs step), P4 (demo PSNR-Y per minute, PNG), "
+                   "P5 (tiled vs untiled 3840x2160 inference), P6 (ledger load at 10,000 runs, papermill overhead); "
+                   "extras: models, bicubic, data; default: P1-P6")
+    b.add_argument("--quick", action="store_true", help="every section shrunk: under 2 minutes on 2 quiet cores")
+    b.add_argument("--json", default="bench.json", help="where the full results go (default: ./bench.json)")
+    b.add_argument("--png", help="P4's curve (default: beside the JSON, <name>_p4.png)")
+    b.add_argument("--force", action="store_true", help="measure even while other runs are active (recorded)")
+    b.add_argument("--threads", type=int, default=0, help="torch threads to measure with (default: torch's)")
+    b.add_argument("--runs", help="keep P4's training run in this runs folder (default: a temporary one)")
+    b.add_argument("--models", help="models: comma-separated models to profile (default: a zoo cross-section)")
     b.add_argument("--data-images", type=int, default=800, help="data: synthetic 2K images on disk (data/bench/; "
                    "800 = DIV2K's size, about 3 GB of PNGs and 6.6 GB decoded)")
-    b.add_argument("--json", help="also write the results to this JSON file")
     b.set_defaults(fn=cmd_bench)
 
     nb = sub.add_parser("noise-bank",

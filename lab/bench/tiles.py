@@ -1,0 +1,137 @@
+"""P5 of `lab bench`: tiled inference (`lab.infer.infer(model, lr, tile=T)`, its default context: the model's
+receptive-field radius) of a 3840x2160 input at x2, for EDSR-baseline and RCAN: the largest difference to untiled
+inference and the pixels that differ after rounding to 8 bit, time and peak memory, per tile size.
+
+Sizes are chosen by the clock, and the output says which were used: untiled inference runs on the largest centre
+crop of the frame whose estimated time (from a timed small forward) fits the time limit; the tiled runs cover the
+whole frame when their estimate fits, else the same crop, with the whole frame's time extrapolated by pixel count
+(marked as an estimate). Peak memory is the process's resident high-water mark above where it started (reset
+before each run, freed heap returned to the system first), so it includes oneDNN's scratch space.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+
+from lab.bench.common import Sizes
+from lab.bench.data import synthetic_image
+from lab.infer import infer, receptive_field
+from lab.models import create
+
+TILES = (128, 256, 512)  # LR tile sides timed
+CROPS = (1, 2, 4, 8, 16, 32)  # centre crops of the frame: 1/k of each side
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_memory(fn: Callable[[], Any]) -> tuple[Any, float, float | None]:
+    """(result, seconds, peak resident MiB above the start) of `fn()`; the peak is None where Linux's
+    /proc/self/clear_refs (which resets the high-water mark) is not available."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so the start is what is really held
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        start = _status_kb("VmRSS")
+    except OSError:
+        start = None
+    t = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t
+    hwm = _status_kb("VmHWM")
+    return out, seconds, None if start is None or hwm is None else (hwm - start) / 1024
+
+
+def frame(size: tuple[int, int] = (2160, 3840), seed: int = 0) -> torch.Tensor:
+    """A photo-like LR input of `size` (H, W). Shape: (1, 3, H, W) in [0, 1]."""
+    img = synthetic_image(seed, size)
+    return torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+
+
+def centre(x: torch.Tensor, k: int = 1, side: int | None = None) -> torch.Tensor:
+    """The centre 1/k of each side of `x`, or its centre `side` x `side` square."""
+    h, w = x.shape[-2:]
+    ch, cw = (min(h, side), min(w, side)) if side else (max(1, h // k), max(1, w // k))
+    return x[..., (h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+
+
+def seconds_per_pixel(net: torch.nn.Module, side: int = 64) -> float:
+    """Untiled inference seconds per LR pixel, from a timed forward at `side` x `side` (after one untimed)."""
+    x = torch.rand(1, 3, side, side)
+    infer(net, x)
+    t = time.perf_counter()
+    infer(net, x)
+    return (time.perf_counter() - t) / side**2
+
+
+def compare(net: torch.nn.Module, x: torch.Tensor, tile: int) -> dict[str, Any]:
+    """Untiled against tiled inference of `x` at `tile`: max |difference|, 8-bit pixels that differ, both times
+    and peak memories."""
+    infer(net, torch.rand(1, x.shape[1], tile, tile))  # warm-up: oneDNN builds its kernels for the tile's shape
+    whole, t_whole, m_whole = peak_memory(lambda: infer(net, x))
+    tiles, t_tiled, m_tiled = peak_memory(lambda: infer(net, x, tile=tile, progress=False))
+    q = lambda y: (y.clamp(0, 1) * 255).round()  # noqa: E731  (the 8-bit image a user saves)
+    levels = (q(whole) - q(tiles)).abs()
+    grid = [1 if n <= tile else math.ceil(n / (tile - 2 * receptive_field(net))) for n in x.shape[-2:]]
+    return {"input": f"{x.shape[-1]}x{x.shape[-2]}", "tile": tile, "tiles": f"{grid[1]}x{grid[0]}", "max_abs_diff": float((whole - tiles).abs().max()),
+            "pixels_differing_8bit": int((levels > 0).any(1).sum()), "max_8bit_levels": int(levels.max()),
+            "output_pixels": int(whole[0, 0].numel()), "untiled_s": t_whole,
+            "tiled_s": t_tiled, "untiled_peak_mb": m_whole, "tiled_peak_mb": m_tiled}
+
+
+def _overhead(tile: int, rf: int) -> float:
+    """Work of tiled inference over untiled: each tile computes its context too."""
+    return (tile / max(1, tile - 2 * rf)) ** 2
+
+
+def bench_model(name: str, sizes: Sizes, tiles: Sequence[int] = TILES) -> dict[str, Any]:
+    """P5 for one model (see the module docstring); `--quick` compares on a small crop and times only that."""
+    torch.manual_seed(0)
+    net = create(name, scale=2, **sizes.model_kw).eval()
+    rf = receptive_field(net)
+    full = frame(sizes.frame)
+    spp = seconds_per_pixel(net)
+    budget = sizes.tile_seconds
+    small = next(t for t in (64, 96, 128, 192, 256, 384, 512, 1024) if t >= 4 * rf)  # cores >= half the tile
+    two_by_two = 2 * (small - 2 * rf)  # an input that tile cuts into 2 x 2 tiles (each keeps a core that big)
+    crops = [centre(full, k) for k in CROPS if min(centre(full, k).shape[-2:]) >= two_by_two]
+    crops.append(centre(full, side=two_by_two))
+    fits = [c for c in crops if spp * c[0, 0].numel() * (1 + _overhead(small, rf)) <= budget]
+    crop = fits[0] if fits else crops[-1]
+    cmp = compare(net, crop, small)
+    tiles = [t for t in tiles if t > 2 * rf] if not sizes.quick else []
+    whole_fits = spp * full[0, 0].numel() * sum(_overhead(t, rf) for t in tiles) <= budget
+    region = full if whole_fits else crop
+    scale_to_frame = full[0, 0].numel() / region[0, 0].numel()
+    timed = []
+    for t in tiles:
+        infer(net, torch.rand(1, region.shape[1], t, t))  # warm-up for this tile shape
+        _, s, mb = peak_memory(lambda t=t: infer(net, region, tile=t, progress=False))
+        timed.append({"tile": t, "seconds": s, "peak_mb": mb, "frame_seconds": s * scale_to_frame,
+                      "frame_seconds_estimated": not whole_fits})
+    size = f"{crop.shape[-1]}x{crop.shape[-2]}"
+    why = (f"the largest centre crop whose untiled and tiled runs fit {budget:.0f} s" if fits else
+           f"the smallest crop cut into 2 x 2 tiles of {small}; it takes longer than {budget:.0f} s")
+    return {"model": name, "receptive_field_px": rf, "frame": f"{sizes.frame[1]}x{sizes.frame[0]}",
+            "compared_on": f"{size} ({why})",
+            "tiled_on": ("none (--quick)" if not tiles else "the whole frame" if whole_fits else
+                         f"the {size} crop; whole-frame seconds extrapolated by pixel count (x{scale_to_frame:.0f})"),
+            "untiled_s_per_mpx": spp * 1e6, "compare": cmp, "tiles": timed}
+
+
+def bench_tiles(sizes: Sizes) -> list[dict[str, Any]]:
+    """P5 for each of `sizes.tile_models`."""
+    return [bench_model(m, sizes) for m in sizes.tile_models]
