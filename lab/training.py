@@ -175,9 +175,9 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
         if run is not None:
             run.truncate_history("gan", start)
     elif critic_pretrain:
-        # lazy: lab.gan imports fastai.vision.gan, which loads fastai.vision.all and torchvision (several seconds
-        # at every notebook start); only the adversarial phase needs it
-        from lab.gan import pretrain_critic
+        # lab.gan imports fastai.vision.gan, which loads fastai.vision.all and torchvision (seconds at every
+        # notebook start); only the adversarial phase needs it
+        from lab.gan import pretrain_critic  # lazy: see above
 
         print("critic-only steps:", pretrain_critic(glearn, critic_pretrain, lr))
     t0 = time.perf_counter()

@@ -26,7 +26,8 @@ LAYERS = [
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 # Function-level imports of lab modules are allowed only here, each for a stated reason (see the module docstrings):
 LAZY_OK = {"lab.cli": "commands import what they need, so `lab ledger` starts without torch",
-           "lab.runs.run": "the read side stays free of torch and OpenCV"}
+           "lab.runs.run": "the read side stays free of torch and OpenCV",
+           "lab.training": "lab.gan (fastai.vision and torchvision, seconds) only when a run has an adversarial phase"}
 RUN_FILES = ("params.json", "meta.json", "status.json", "history.json", "metrics.json", "notes.jsonl", "profile.json",
              "degradation.json", "data.json", "init_from.json", "guard_events.json", "degradation_samples.json", "runner.log",
              "notebook.ipynb", "last.pth", "best.pth", "final.pth", "degradations.png", "epoch_", "checkpoints/",
