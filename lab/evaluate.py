@@ -31,7 +31,7 @@ from lab.models import profile
 from lab.resize import imresize
 from lab.runs import Run, scan
 from lab.sources import KNOWN_BENCHMARKS, ImagePair, find_benchmark, image_seed, load_source
-from lab.utils import slugify
+from lab.utils import slugify, user_path
 
 
 def score_uint8(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
@@ -179,7 +179,7 @@ def check_sets(specs: Sequence[str]) -> None:
     """ValueError for a set that is neither a folder, 'builtin:<names>' nor a benchmark this lab knows (a typo must
     not pass as a benchmark that is merely absent)."""
     for spec in specs:
-        if not (spec.startswith("builtin") or "/" in spec or Path(spec).exists() or spec in KNOWN_BENCHMARKS):
+        if not (spec.startswith("builtin") or "/" in spec or user_path(spec).exists() or spec in KNOWN_BENCHMARKS):
             raise ValueError(f"unknown evaluation set {spec!r}: not a folder, not 'builtin:<names>', and not a "
                              f"benchmark this lab knows ({', '.join(KNOWN_BENCHMARKS)}); check the spelling")
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.utils import user_path
+
 KERNEL_TYPES = ("gaussian", "generalized", "plateau", "motion_line", "motion_trajectory", "disk", "sinc", "bank")
 MAX_KERNEL_SIZE = 101  # larger kernels are almost certainly a units mistake (sigma in px, not in % of the image)
 
@@ -273,7 +275,7 @@ def load_kernel_bank(folder: str | os.PathLike) -> tuple[np.ndarray, ...]:
     """
     if str(folder) == BUILTIN_BANK:
         return builtin_kernel_bank()
-    folder = Path(folder).resolve()
+    folder = user_path(folder).resolve()
     stamp = tuple((p.name, p.stat().st_mtime) for p in _bank_files(folder))
     return _load_bank_cached(str(folder), stamp)
 

@@ -41,7 +41,7 @@ import numpy as np
 import skimage.data
 import torch
 from lab.images import list_images, read_image
-from lab.utils import atomic_write_bytes
+from lab.utils import atomic_write_bytes, user_path
 
 DENOISERS = ("gaussian", "median", "nlm")
 
@@ -162,7 +162,7 @@ def load_bank(path: str | os.PathLike) -> NoiseBank:
     'builtin' gives `builtin_noise_bank()`."""
     if str(path) == BUILTIN_BANK:
         return builtin_noise_bank()
-    p = Path(path).resolve()
+    p = user_path(path).resolve()
     if not p.is_file():
         return NoiseBank.load(p)  # raises the explanatory FileNotFoundError
     return _load_cached(str(p), p.stat().st_mtime)

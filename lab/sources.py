@@ -32,7 +32,7 @@ from PIL import Image
 from lab import imcache
 from lab.images import IMAGE_EXTS, list_images, modcrop, read_image
 from lab.prepare import MANIFEST
-from lab.utils import benchmarks_dir
+from lab.utils import benchmarks_dir, user_path
 
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
                  "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel")
@@ -276,7 +276,7 @@ def open_source(spec: str, scale: int, lr_dir: str = "", *, filters: dict[str, A
             if min(h, w) >= filters["min_size"] and n not in filters["skip"]:
                 items.append(Item(n, (h, w), builtin=n))
         return ImageSource(spec, items)
-    p = Path(spec)
+    p = user_path(spec)
     if not p.is_dir():
         try:
             p = find_benchmark(spec)
@@ -291,7 +291,7 @@ def open_source(spec: str, scale: int, lr_dir: str = "", *, filters: dict[str, A
     else:
         items = _folder_items(p, filters)
     if lr_dir:
-        items = _match_lr(Path(lr_dir), items, scale)
+        items = _match_lr(user_path(lr_dir), items, scale)
     return ImageSource(spec, items, disk_cache=disk_cache)
 
 

@@ -24,6 +24,7 @@ from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model
 from lab.runs import Run, find, sibling_checkpoint
 from lab.session import sync_params
+from lab.utils import user_path
 
 
 def build_model(name: str, kwargs: dict[str, Any] | None = None, scale: int = 2,
@@ -52,7 +53,7 @@ def init_weights(run: Run, net: nn.Module, source: str | os.PathLike) -> dict[st
     """Fine-tune start: copy the matching tensors of `source` into `net`: a checkpoint path, or a run id or name
     (its result: a GAN run's final generator) optionally with the phase to take ('42:gan', '42:pretrain'). The
     choice is recorded in the run (the ledger shows it) and returned ({checkpoint, run, phase, loaded, ...})."""
-    src, ref, phase = Path(source), None, None
+    src, ref, phase = user_path(source), None, None
     if not src.is_file():
         ref, sep, phase = str(source).rpartition(":")
         ref, phase = (ref, phase) if sep and phase in ("gan", "pretrain") else (str(source), None)

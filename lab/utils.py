@@ -222,6 +222,16 @@ def reference_data_dir() -> Path | None:
     return None
 
 
+def user_path(path: str | os.PathLike) -> Path:
+    """A path a user gave (a data folder, a checkpoint): as given when it exists, else taken from the project root
+    when it exists there. Notebooks run in notebooks/ or work/, while the README's commands (and `lab data
+    prepare`) write relative to the project root, so `-p data data/div2k_sub` must mean the same everywhere."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute() or not (PROJECT_ROOT / p).exists():
+        return p
+    return PROJECT_ROOT / p
+
+
 def benchmarks_dir() -> Path | None:
     """Root holding benchmark sets (`<root>/Set5/HR`, ...): `$LAB_BENCHMARKS`, else the reference data's `benchmarks/`."""
     env = os.environ.get("LAB_BENCHMARKS")

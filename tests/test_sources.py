@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,23 @@ def test_image_seed_is_fixed_per_image_and_set():
     assert sources.image_seed("baby", "Set5") == sources.image_seed("baby", "Set5")
     assert sources.image_seed("baby", "Set5") != sources.image_seed("bird", "Set5")
     assert sources.image_seed("baby", "Set5") != sources.image_seed("baby", "Set5@blur_bicubic")
+
+
+def test_relative_folders_mean_the_project_root_wherever_the_kernel_runs(tmp_path, monkeypatch):
+    """Notebooks run in notebooks/ (papermill) or work/ (JupyterLab), while `lab data prepare ... data/x` writes
+    relative to the project root: `-p data data/x` must find the same folder from both."""
+    from lab.utils import PROJECT_ROOT, user_path
+
+    folder = PROJECT_ROOT / "data" / f"test-user-path-{tmp_path.name}"
+    folder.mkdir(parents=True)
+    try:
+        write_image(folder / "a.png", np.full((40, 40, 3), 128, np.uint8))
+        rel = folder.relative_to(PROJECT_ROOT)
+        monkeypatch.chdir(PROJECT_ROOT / "notebooks")
+        assert not rel.exists() and user_path(rel) == folder
+        assert sources.open_source(str(rel), 2).names() == ["a"]
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / rel).mkdir(parents=True)  # a folder of that name here wins: the path as given first
+        assert user_path(rel) == rel
+    finally:
+        shutil.rmtree(folder)

@@ -9,6 +9,7 @@ from torch import nn
 
 from lab.models.pretrained import load_pretrained
 from lab.runs import Run, find
+from lab.utils import user_path
 
 
 def load_model(run: str | int = "", checkpoint: str = "", pretrained: str = "", *, model: str = "",
@@ -23,14 +24,14 @@ def load_model(run: str | int = "", checkpoint: str = "", pretrained: str = "", 
     """
     source = None
     if pretrained:
-        path = Path(pretrained)
+        path = user_path(pretrained)
         net = load_pretrained(path, model or None, **({"scale": scale} if scale else {}))
     elif run != "" and run is not None:
         source = find(run, runs_root)
         path = _run_checkpoint(source, checkpoint)
         net = load_pretrained(path)
     elif checkpoint:
-        path = Path(checkpoint)
+        path = user_path(checkpoint)
         net = load_pretrained(path)
     else:
         raise ValueError("nothing to load: give run (e.g. \"42\"), checkpoint (a lab checkpoint path) or pretrained "
