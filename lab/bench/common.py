@@ -35,7 +35,7 @@ class Sizes:
     ledger_epochs: int = 300
     papermill_repeats: int = 3
     data_batches: int = 20
-    tile_seconds: float = 240.0  # time limit of each tiled/untiled inference measurement
+    tile_seconds: float = 120.0  # time limit of each tiled/untiled inference measurement
     frame: tuple[int, int] = (2160, 3840)  # LR input of the tiled inference (H, W)
     tile_models: tuple[str, ...] = ("edsr_baseline", "rcan")  # models of the tiled inference
     model_kw: dict[str, Any] = field(default_factory=dict)  # overrides of the models' sizes (tests: tiny ones)
@@ -46,8 +46,8 @@ class Sizes:
     def make(cls, quick: bool) -> "Sizes":
         if not quick:
             return cls()
-        return cls(quick=True, batch=8, patch=32, seconds=12.0, rounds=12, ledger_runs=500, ledger_epochs=300,
-                   papermill_repeats=1, data_batches=4, tile_seconds=10.0, quality_steps=12)
+        return cls(quick=True, batch=8, patch=32, seconds=8.0, rounds=12, ledger_runs=500, ledger_epochs=300,
+                   papermill_repeats=1, data_batches=3, tile_seconds=6.0, quality_steps=6)
 
 
 def interleave(fns: dict[str, Callable[[], Any]], *, rounds: int, seconds: float, warmup: int = 1,

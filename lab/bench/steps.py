@@ -270,27 +270,35 @@ def step_breakdown(step: Callable[[], Any], flops: tuple[int, int], repeats: int
 
 
 def bench_flops(sizes: Sizes, model: str = "edsr_baseline") -> dict[str, Any]:
-    """P2: the training step's GFLOP/s (hand loop, fp32 and where native bf16) as a fraction of a large 3x3 conv's
-    GFLOP/s in the same precision, all interleaved; bf16 steps/s over fp32; the fp32 step's time breakdown."""
+    """P2: the training step's GFLOP/s (hand loop, fp32 and where native bf16) as a fraction of this machine's 3x3
+    conv peak in the same precision: the faster of a large conv (64 -> 64 channels, one 256 x 256 image) and the
+    step's own conv shape (batch x 64 x patch^2), forward only; all interleaved. Also bf16 over fp32 steps/s and
+    where the fp32 step's time goes."""
     torch.manual_seed(0)
     net = create(model, scale=2, **sizes.model_kw)
     split = step_flops_split(net, sizes.batch, sizes.patch)
     flops = sum(split)
     amps = ("none", "bf16") if bf16_is_fast() else ("none",)
-    fns, conv_flops = {}, 0
+    shapes = {"large": (1, sizes.conv_size), "step": (sizes.batch, sizes.patch)}
+    fns: dict[str, Callable[[], Any]] = {}
+    conv_flops: dict[str, int] = {}
     for amp in amps:
-        batches = make_batches(2, sizes.batch, sizes.patch)
-        fns[f"step_{amp}"] = HandLoop(copy.deepcopy(net), batches, total_steps=10**6, amp=amp)
-        fns[f"conv_{amp}"], conv_flops = conv_fn(amp, size=sizes.conv_size)
+        fns[f"step_{amp}"] = HandLoop(copy.deepcopy(net), make_batches(2, sizes.batch, sizes.patch),
+                                      total_steps=10**6, amp=amp)
+        for shape, (b, side) in shapes.items():
+            fns[f"conv_{shape}_{amp}"], conv_flops[shape] = conv_fn(amp, size=side, batch=b)
     times = interleave(fns, rounds=sizes.rounds, seconds=sizes.seconds, warmup=1)
     out: dict[str, Any] = {"model": model, "batch": sizes.batch, "patch": sizes.patch, "step_gflop": flops / 1e9,
-                           "conv": f"64->64 3x3 at {sizes.conv_size}x{sizes.conv_size}", "rounds": len(times["step_none"])}
+                           "step_fwd_gflop": split[0] / 1e9, "rounds": len(times["step_none"]),
+                           "convs": {k: f"{b} x 64 -> 64, 3x3, {side}x{side} px" for k, (b, side) in shapes.items()}}
     for amp in amps:
         name = "fp32" if amp == "none" else amp
-        step_s, conv_s = statistics.median(times[f"step_{amp}"]), statistics.median(times[f"conv_{amp}"])
+        step_s = statistics.median(times[f"step_{amp}"])
+        rates = {k: conv_flops[k] / statistics.median(times[f"conv_{k}_{amp}"]) / 1e9 for k in shapes}
+        peak = max(rates.values())
         out.update({f"{name}_step_s": step_s, f"{name}_gflops_s": flops / step_s / 1e9,
-                    f"{name}_conv_peak_gflops_s": conv_flops / conv_s / 1e9,
-                    f"{name}_fraction_of_peak": (flops / step_s) / (conv_flops / conv_s)})
+                    **{f"{name}_conv_{k}_gflops_s": v for k, v in rates.items()},
+                    f"{name}_conv_peak_gflops_s": peak, f"{name}_fraction_of_peak": flops / step_s / 1e9 / peak})
     if "bf16" in amps:
         out["bf16_speedup"] = median_ratio(times["step_none"], times["step_bf16"])
     else:

@@ -85,7 +85,7 @@ def compare(net: torch.nn.Module, x: torch.Tensor, tile: int) -> dict[str, Any]:
     tiles, t_tiled, m_tiled = peak_memory(lambda: infer(net, x, tile=tile, progress=False))
     q = lambda y: (y.clamp(0, 1) * 255).round()  # noqa: E731  (the 8-bit image a user saves)
     levels = (q(whole) - q(tiles)).abs()
-    grid = [1 if n <= tile else math.ceil(n / (tile - 2 * receptive_field(net))) for n in x.shape[-2:]]
+    grid = tile_grid(x.shape[-2:], tile, receptive_field(net))
     return {"input": f"{x.shape[-1]}x{x.shape[-2]}", "tile": tile, "tiles": f"{grid[1]}x{grid[0]}", "max_abs_diff": float((whole - tiles).abs().max()),
             "pixels_differing_8bit": int((levels > 0).any(1).sum()), "max_8bit_levels": int(levels.max()),
             "output_pixels": int(whole[0, 0].numel()), "untiled_s": t_whole,
@@ -93,23 +93,42 @@ def compare(net: torch.nn.Module, x: torch.Tensor, tile: int) -> dict[str, Any]:
 
 
 def _overhead(tile: int, rf: int) -> float:
-    """Work of tiled inference over untiled: each tile computes its context too."""
+    """Work of tiled inference over untiled on a large input: each tile computes its context too."""
     return (tile / max(1, tile - 2 * rf)) ** 2
 
 
-def bench_model(name: str, sizes: Sizes, tiles: Sequence[int] = TILES) -> dict[str, Any]:
-    """P5 for one model (see the module docstring); `--quick` compares on a small crop and times only that."""
+def tile_grid(hw: Sequence[int], tile: int, rf: int) -> tuple[int, int]:
+    """How many tiles `lab.infer.tiled` cuts an input of `hw` into, per side (cores of tile - 2 rf px)."""
+    return tuple(1 if n <= tile else math.ceil(n / (tile - 2 * rf)) for n in hw)  # type: ignore[return-value]
+
+
+def _work_px(hw: Sequence[int], tile: int, rf: int) -> int:
+    """LR pixels an untiled plus a tiled pass compute."""
+    gy, gx = tile_grid(hw, tile, rf)
+    return hw[0] * hw[1] + gy * gx * min(tile, hw[0]) * min(tile, hw[1])
+
+
+def _min_split(tile: int, rf: int) -> int:
+    """The side of the smallest square input `tile` cuts into several tiles each way."""
+    return max(tile + 1, 2 * (tile - 2 * rf))
+
+
+def bench_model(name: str, sizes: Sizes, full: torch.Tensor, tiles: Sequence[int] = TILES) -> dict[str, Any]:
+    """P5 for one model on the input `full` (see the module docstring); `--quick` compares on a small crop and
+    times only that."""
     torch.manual_seed(0)
     net = create(name, scale=2, **sizes.model_kw).eval()
     rf = receptive_field(net)
-    full = frame(sizes.frame)
     spp = seconds_per_pixel(net)
     budget = sizes.tile_seconds
-    small = next(t for t in (64, 96, 128, 192, 256, 384, 512, 1024) if t >= 4 * rf)  # cores >= half the tile
-    two_by_two = 2 * (small - 2 * rf)  # an input that tile cuts into 2 x 2 tiles (each keeps a core that big)
-    crops = [centre(full, k) for k in CROPS if min(centre(full, k).shape[-2:]) >= two_by_two]
-    crops.append(centre(full, side=two_by_two))
-    fits = [c for c in crops if spp * c[0, 0].numel() * (1 + _overhead(small, rf)) <= budget]
+    # the compared tile: cores at least half the tile; --quick: the cheapest to cut a small square both ways
+    allowed = [t for t in (64, 96, 128, 192, 256, 384, 512, 1024) if t > 2 * rf + 8]
+    small = (min(allowed[:4], key=lambda t: _work_px((_min_split(t, rf),) * 2, t, rf)) if sizes.quick else
+             next(t for t in allowed if t >= 4 * rf))
+    side = _min_split(small, rf)
+    crops = [centre(full, k) for k in CROPS if min(centre(full, k).shape[-2:]) >= side]
+    crops.append(centre(full, side=side))
+    fits = [c for c in crops if spp * _work_px(c.shape[-2:], small, rf) <= budget]
     crop = fits[0] if fits else crops[-1]
     cmp = compare(net, crop, small)
     tiles = [t for t in tiles if t > 2 * rf] if not sizes.quick else []
@@ -124,7 +143,7 @@ def bench_model(name: str, sizes: Sizes, tiles: Sequence[int] = TILES) -> dict[s
                       "frame_seconds_estimated": not whole_fits})
     size = f"{crop.shape[-1]}x{crop.shape[-2]}"
     why = (f"the largest centre crop whose untiled and tiled runs fit {budget:.0f} s" if fits else
-           f"the smallest crop cut into 2 x 2 tiles of {small}; it takes longer than {budget:.0f} s")
+           f"the smallest crop tiles of {small} cut both ways; it takes longer than {budget:.0f} s")
     return {"model": name, "receptive_field_px": rf, "frame": f"{sizes.frame[1]}x{sizes.frame[0]}",
             "compared_on": f"{size} ({why})",
             "tiled_on": ("none (--quick)" if not tiles else "the whole frame" if whole_fits else
@@ -134,4 +153,5 @@ def bench_model(name: str, sizes: Sizes, tiles: Sequence[int] = TILES) -> dict[s
 
 def bench_tiles(sizes: Sizes) -> list[dict[str, Any]]:
     """P5 for each of `sizes.tile_models`."""
-    return [bench_model(m, sizes) for m in sizes.tile_models]
+    full = frame(sizes.frame)
+    return [bench_model(m, sizes, full) for m in sizes.tile_models]
