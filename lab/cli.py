@@ -207,18 +207,14 @@ def cmd_models(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    import torch
-
     from lab.bench import DEFAULT_MODELS, OtherRunsActive, parse_sections, run_bench, table, write_report
 
     sections = parse_sections(a.what)
-    if a.threads:
-        torch.set_num_threads(a.threads)
     png = a.png or os.path.splitext(a.json)[0] + "_p4.png"
     try:
         report = run_bench(sections, quick=a.quick, png=png, force=a.force, runs_root=a.runs,
                            models=a.models.split(",") if a.models else DEFAULT_MODELS,
-                           data_images=a.data_images)
+                           data_images=a.data_images, threads=a.threads)
     except OtherRunsActive as e:
         print(f"lab bench: {e}", file=sys.stderr)
         return 2

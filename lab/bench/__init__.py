@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
+import torch
 
 from lab.bench import data, ledger_scale, quality, steps, tiles
 from lab.bench.common import Sizes, active_runs, machine
@@ -31,7 +32,7 @@ from lab.bench.ledger_scale import write_synthetic_runs  # noqa: F401  (ledger t
 from lab.evaluate import evaluate_benchmark
 from lab.models import create
 from lab.models.profile import profile
-from lab.utils import atomic_write_json, usable_cores
+from lab.utils import atomic_write_json, thread_env, usable_cores
 
 GOALS = ("P1", "P2", "P3", "P4", "P5", "P6")
 EXTRAS = ("models", "bicubic", "data")
@@ -126,9 +127,11 @@ def summarise(name: str, res: Any) -> list[dict[str, str]]:
         if res.get("status") != "done":
             add("P4 demo quality per minute", f"run {res.get('status')}: {res.get('error', '')}", ">= 37.5 dB", "?")
         else:
+            budget = (f"; of its {res['time_budget']:g} min budget, validating took {res['valid_minutes']:.1f}"
+                      if res.get("time_budget") else "")
             add(f"P4 demo PSNR-Y, {res['scored_on'].split(' (')[0]}",
                 f"{res['final_psnr_y']:.2f} dB after {res['train_minutes']:.1f} min, {res['steps']} steps "
-                f"(bicubic {res['bicubic_psnr_y']:.2f}, {res['gain_db']:+.2f} dB); curve {res['png']}",
+                f"(bicubic {res['bicubic_psnr_y']:.2f}, {res['gain_db']:+.2f} dB{budget}); curve {res['png']}",
                 ">= 37.5 dB in 10 min", "- (a --quick budget)" if res.get("quick") else
                 _ok(res["final_psnr_y"], 37.5) if res["train_minutes"] <= 10 else "no")
     elif name == "P5":
@@ -156,10 +159,11 @@ def summarise(name: str, res: Any) -> list[dict[str, str]]:
 
 def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str | os.PathLike = "bench_p4.png",
               force: bool = False, runs_root: str | os.PathLike | None = None, models: Sequence[str] = DEFAULT_MODELS,
-              data_images: int = 800, sizes: Sizes | None = None,
+              data_images: int = 800, sizes: Sizes | None = None, threads: int = 0,
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Run the named sections (see `parse_sections`) and return {machine, sizes, results, summary, seconds};
-    `sizes` replaces what `quick` picks (tests run every section in seconds with tiny ones).
+    `sizes` replaces what `quick` picks (tests run every section in seconds with tiny ones). `threads` > 0: torch
+    threads of this process and of the notebook kernels it starts (P4, P6), set for the rest of the process.
 
     Refuses (OtherRunsActive) while other runs are active in the runs folder, unless `force`; a section that
     fails is recorded with its error and the others still run. `runs_root` keeps P4's run there (default: a
@@ -173,6 +177,9 @@ def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str 
     if active:
         log(f"WARNING: measuring while {len(active)} other run(s) are active ({', '.join(active[:5])}): timings "
             "are not comparable")
+    if threads:
+        torch.set_num_threads(threads)
+        os.environ.update(thread_env(threads))  # the kernels P4 and P6 start read them
     info = machine()
     if info["loadavg_1m"] > 0.5 * usable_cores():
         log(f"warning: load average {info['loadavg_1m']} on {usable_cores()} cores: the machine is busy; interleaved "

@@ -116,7 +116,7 @@ def lab_processes() -> list[str]:
         lab_cmd = any(a.endswith("/lab") or a == "lab" for a in argv[:2]) and any(
             a in TRAINING_COMMANDS for a in argv[1:3])
         if "lab.execute" in argv or lab_cmd:
-            out.append(f"{d.name} {' '.join(argv)[:100]}")
+            out.append(f"{d.name} {' '.join(a.rsplit('/', 1)[-1] for a in argv[1:] if a)[:70]}")
     return out
 
 

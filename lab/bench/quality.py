@@ -2,7 +2,8 @@
 path `make demo` takes) with the demo's parameters; the only changes are what it validates on: Set5 x2 (its
 bicubic LR files, whole images) when the benchmark is found, else the demo's held-out photo (whole), so every
 validation the run records is a point of the curve: PSNR-Y against the training minutes its history records
-(`train_s`: training epochs alone, validations excluded). Validation never changes what trains.
+(`train_s`: training epochs alone, validations excluded). Validation never changes what trains, except that a
+time-budgeted demo counts its validations in the budget: the result then says how long validating took.
 """
 
 from __future__ import annotations
@@ -95,5 +96,7 @@ def bench_quality(sizes: Sizes, png: str | Path, root: str | Path | None = None)
     return {**notes, "status": st, "quick": bool(sizes.quality_steps), "final_psnr_y": final, "bicubic_psnr_y": bicubic,
             "gain_db": None if final is None or bicubic is None else final - bicubic,
             "train_minutes": metrics.get("train_minutes"), "steps": metrics.get("train_steps"),
+            "time_budget": over.get("time_budget", 0.0),
+            "valid_minutes": points[-1]["wall_minutes"] - points[-1]["train_minutes"] if points else None,
             "published": published, "points": points, "png": str(path),
             "params": over}
