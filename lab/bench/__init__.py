@@ -144,10 +144,12 @@ def summarise(name: str, res: Any) -> list[dict[str, str]]:
                 "yes" if c["max_abs_diff"] <= 1e-4 and c["pixels_differing_8bit"] == 0 else "no")
             times = "; ".join(f"tile {t['tile']}: {t['frame_seconds']:.0f} s{'*' if t['frame_seconds_estimated'] else ''}"
                               f", {t['peak_mb'] or float('nan'):.0f} MB" for t in r["tiles"])
+            left = "; ".join(f"tile {t}: not timed ({why})" for t, why in sorted(r.get("tiles_not_timed", {}).items(),
+                                                                                key=lambda kv: int(kv[0])))
             add(f"P5 {r['frame']} x2 time, peak memory, {r['model']}",
                 (times + (" (* extrapolated from " + r["tiled_on"].split(";")[0] + ")" if "extrapolated" in
-                          r["tiled_on"] else "")) if times else f"not timed ({r['tiled_on']}); untiled "
-                f"{r['untiled_s_per_mpx']:.1f} s/Mpx")
+                          r["tiled_on"] else "") + (f"; {left}" if left else "")) if times else
+                f"not timed ({left or r['tiled_on']}); untiled {r['untiled_s_per_mpx']:.1f} s/Mpx")
     elif name == "P6":
         lg, pm_ = res["ledger"], res["papermill"]
         add(f"P6 ledger load, {lg['runs']:,} runs", f"{lg['warm_s']:.2f} s warm, {lg['first_s']:.2f} s first "

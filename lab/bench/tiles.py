@@ -4,8 +4,8 @@ inference and the pixels that differ after rounding to 8 bit, time and peak memo
 
 Sizes are chosen by the clock, and the output says which were used: untiled inference runs on the largest centre
 crop of the frame whose estimated time (from a timed small forward) fits the time limit; the tiled runs cover the
-whole frame when their estimate fits, else the same crop, with the whole frame's time extrapolated by pixel count
-(marked as an estimate). Peak memory is the process's resident high-water mark above where it started (reset
+whole frame when their estimate fits, else the largest centre crop that fits and that every timed tile size cuts
+both ways, the whole frame's time extrapolated by the tile pixels it takes (marked as an estimate). Peak memory is the process's resident high-water mark above where it started (reset
 before each run, freed heap returned to the system first), so it includes oneDNN's scratch space.
 """
 
@@ -102,10 +102,15 @@ def tile_grid(hw: Sequence[int], tile: int, rf: int) -> tuple[int, int]:
     return tuple(1 if n <= tile else math.ceil(n / (tile - 2 * rf)) for n in hw)  # type: ignore[return-value]
 
 
+def _tiled_px(hw: Sequence[int], tile: int, rf: int) -> int:
+    """LR pixels a tiled pass computes (every tile with its context)."""
+    gy, gx = tile_grid(hw, tile, rf)
+    return gy * gx * min(tile, hw[0]) * min(tile, hw[1])
+
+
 def _work_px(hw: Sequence[int], tile: int, rf: int) -> int:
     """LR pixels an untiled plus a tiled pass compute."""
-    gy, gx = tile_grid(hw, tile, rf)
-    return hw[0] * hw[1] + gy * gx * min(tile, hw[0]) * min(tile, hw[1])
+    return hw[0] * hw[1] + _tiled_px(hw, tile, rf)
 
 
 def _min_split(tile: int, rf: int) -> int:
@@ -131,24 +136,46 @@ def bench_model(name: str, sizes: Sizes, full: torch.Tensor, tiles: Sequence[int
     fits = [c for c in crops if spp * _work_px(c.shape[-2:], small, rf) <= budget]
     crop = fits[0] if fits else crops[-1]
     cmp = compare(net, crop, small)
-    tiles = [t for t in tiles if t > 2 * rf] if not sizes.quick else []
-    whole_fits = spp * full[0, 0].numel() * sum(_overhead(t, rf) for t in tiles) <= budget
-    region = full if whole_fits else crop
-    scale_to_frame = full[0, 0].numel() / region[0, 0].numel()
+    region, tiles, skipped = sweep_region(full, [t for t in tiles if t > 2 * rf] if not sizes.quick else [], rf, spp,
+                                          budget)
+    whole_fits = region is full
     timed = []
     for t in tiles:
         infer(net, torch.rand(1, region.shape[1], t, t))  # warm-up for this tile shape
         _, s, mb = peak_memory(lambda t=t: infer(net, region, tile=t, progress=False))
-        timed.append({"tile": t, "seconds": s, "peak_mb": mb, "frame_seconds": s * scale_to_frame,
+        # the frame's time: this region's seconds per tile pixel computed, times the frame's tile pixels
+        to_frame = _tiled_px(full.shape[-2:], t, rf) / _tiled_px(region.shape[-2:], t, rf)
+        timed.append({"tile": t, "seconds": s, "peak_mb": mb, "frame_seconds": s * to_frame,
                       "frame_seconds_estimated": not whole_fits})
-    size = f"{crop.shape[-1]}x{crop.shape[-2]}"
+    size, rsize = f"{crop.shape[-1]}x{crop.shape[-2]}", f"{region.shape[-1]}x{region.shape[-2]}"
     why = (f"the largest centre crop whose untiled and tiled runs fit {budget:.0f} s" if fits else
            f"the smallest crop tiles of {small} cut both ways; it takes longer than {budget:.0f} s")
     return {"model": name, "receptive_field_px": rf, "frame": f"{sizes.frame[1]}x{sizes.frame[0]}",
             "compared_on": f"{size} ({why})",
-            "tiled_on": ("none (--quick)" if not tiles else "the whole frame" if whole_fits else
-                         f"the {size} crop; whole-frame seconds extrapolated by pixel count (x{scale_to_frame:.0f})"),
-            "untiled_s_per_mpx": spp * 1e6, "compare": cmp, "tiles": timed}
+            "tiled_on": ("none (--quick)" if sizes.quick else "none" if not tiles else "the whole frame" if whole_fits
+                         else f"a {rsize} centre crop (the largest the sweep fits in {budget:.0f} s that each tile size "
+                         f"cuts both ways); the whole frame's seconds extrapolated by the tile pixels it takes, peak memory "
+                         "is the crop's"),
+            "tiles_not_timed": skipped, "untiled_s_per_mpx": spp * 1e6, "compare": cmp, "tiles": timed}
+
+
+def sweep_region(full: torch.Tensor, tiles: list[int], rf: int, spp: float,
+                 budget: float) -> tuple[torch.Tensor, list[int], dict[int, str]]:
+    """Where to time the tile sizes: the whole frame, else the largest centre crop (or square) whose tiled passes
+    fit `budget` seconds and that every timed tile cuts both ways; a tile size that only fits on a region over
+    budget is left out, with the seconds its smallest region would take."""
+    skipped: dict[int, str] = {}
+    regions = [centre(full, k) for k in CROPS]
+    while tiles:
+        side = _min_split(max(tiles), rf)
+        ok = [r for r in [*regions, centre(full, side=side)] if min(r.shape[-2:]) >= side and
+              spp * sum(_tiled_px(r.shape[-2:], t, rf) for t in tiles) <= budget]
+        if ok:
+            return ok[0], tiles, skipped
+        need = spp * _work_px((_min_split(tiles[-1], rf),) * 2, tiles[-1], rf)
+        skipped[tiles[-1]] = f"a region it cuts both ways takes about {need:.0f} s of the {budget:.0f} s limit"
+        tiles = tiles[:-1]
+    return regions[-1], [], skipped
 
 
 def bench_tiles(sizes: Sizes) -> list[dict[str, Any]]:
