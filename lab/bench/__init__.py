@@ -108,9 +108,9 @@ def summarise(name: str, res: Any) -> list[dict[str, str]]:
     elif name == "P2":
         b = res["fp32_breakdown"]
         add("P2 fp32 step GFLOP/s / conv peak", f"{res['fp32_fraction_of_peak']:.0%} ({res['fp32_gflops_s']:.1f} of "
-            f"{res['fp32_conv_peak_gflops_s']:.1f} GFLOP/s, the faster of a large conv ({res['fp32_conv_large_gflops_s']:.0f})"
-            f" and the step's conv shape ({res['fp32_conv_step_gflops_s']:.0f}) alone; convs {b['conv_share']:.0%} of the "
-            f"step: forward at "
+            f"{res['fp32_conv_peak_gflops_s']:.1f} GFLOP/s, the faster of a large conv "
+            f"({res['fp32_conv_large_gflops_s']:.0f}) and the step's conv shape ({res['fp32_conv_step_gflops_s']:.0f}) "
+            f"alone; convs {b['conv_share']:.0%} of the step: forward at "
             f"{b['conv_fwd_gflops_s']:.1f}, backward at {b['conv_bwd_gflops_s']:.1f} GFLOP/s)", ">= 60 %",
             _ok(res["fp32_fraction_of_peak"], 0.6))
         if "bf16_speedup" in res:
@@ -142,10 +142,11 @@ def summarise(name: str, res: Any) -> list[dict[str, str]]:
                 f"{c['max_8bit_levels']} level; {c['tiles']} tiles of {c['tile']} px, context {r['receptive_field_px']}"
                 f" px; {r['compared_on']})", "<= 1e-4, 0 px",
                 "yes" if c["max_abs_diff"] <= 1e-4 and c["pixels_differing_8bit"] == 0 else "no")
-            times = "; ".join(f"tile {t['tile']}: {t['frame_seconds']:.0f} s{'*' if t['frame_seconds_estimated'] else ''}"
-                              f", {t['peak_mb'] or float('nan'):.0f} MB" for t in r["tiles"])
-            left = "; ".join(f"tile {t}: not timed ({why})" for t, why in sorted(r.get("tiles_not_timed", {}).items(),
-                                                                                key=lambda kv: int(kv[0])))
+            times = "; ".join(f"tile {t['tile']}: {t['frame_seconds']:.0f} s"
+                              f"{'*' if t['frame_seconds_estimated'] else ''}, {t['peak_mb'] or float('nan'):.0f} MB"
+                              for t in r["tiles"])
+            skipped = sorted(r.get("tiles_not_timed", {}).items(), key=lambda kv: int(kv[0]))
+            left = "; ".join(f"tile {t}: not timed ({why})" for t, why in skipped)
             add(f"P5 {r['frame']} x2 time, peak memory, {r['model']}",
                 (times + (" (* extrapolated from " + r["tiled_on"].split(";")[0] + ")" if "extrapolated" in
                           r["tiled_on"] else "") + (f"; {left}" if left else "")) if times else

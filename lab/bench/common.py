@@ -31,10 +31,10 @@ class Sizes:
     patch: int = 48  # LR patch side of the timed steps (the demo's)
     seconds: float = 90.0  # time limit of each interleaved comparison
     rounds: int = 40  # at most this many rounds of each comparison
-    ledger_runs: int = 10_000
-    ledger_epochs: int = 300
-    papermill_repeats: int = 3
-    data_batches: int = 20
+    ledger_runs: int = 10_000  # runs the ledger loads
+    ledger_epochs: int = 300  # history epochs of each of them
+    papermill_repeats: int = 3  # one-cell notebook executions timed
+    data_batches: int = 20  # batches timed per data loader configuration
     tile_seconds: float = 120.0  # time limit of each tiled/untiled inference measurement
     frame: tuple[int, int] = (2160, 3840)  # LR input of the tiled inference (H, W)
     tile_models: tuple[str, ...] = ("edsr_baseline", "rcan")  # models of the tiled inference
@@ -44,6 +44,7 @@ class Sizes:
 
     @classmethod
     def make(cls, quick: bool) -> "Sizes":
+        """The full bench's sizes, or `--quick`'s."""
         if not quick:
             return cls()
         return cls(quick=True, batch=8, patch=32, seconds=8.0, rounds=12, ledger_runs=500, ledger_epochs=300,

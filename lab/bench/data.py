@@ -58,7 +58,8 @@ def data_vs_step(data: str = "builtin", *, workers: int = 0, preset: str = "bicu
     del it
     wait, st = statistics.median(waits), statistics.median(steps)
     return {"data": data, "preset": preset, "workers": workers, "batch": batch, "patch": patch,
-            "amp": "fp32" if amp == "none" else amp, "data_wait_ms": wait * 1e3, "mean_wait_ms": statistics.fmean(waits) * 1e3,
+            "amp": "fp32" if amp == "none" else amp, "data_wait_ms": wait * 1e3,
+            "mean_wait_ms": statistics.fmean(waits) * 1e3,
             "step_ms": st * 1e3, "data_fraction_of_step": wait / st, "step_alone_ms": step_alone_s * 1e3,
             "step_slowdown": st / step_alone_s, **{k: v for k, v in dl_kw.items() if k == "disk_cache"}}
 

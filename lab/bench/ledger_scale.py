@@ -153,4 +153,5 @@ def bench_papermill(repeats: int = 3) -> dict[str, Any]:
             cells = json.loads(out.read_text())["cells"]
             first = dt.datetime.fromisoformat(cells[0]["metadata"]["papermill"]["start_time"].replace("Z", "+00:00"))
             to_first.append((first - t0).total_seconds())
-    return {"kernel": kernel, "to_first_cell_s": statistics.median(to_first), "one_cell_run_s": statistics.median(total)}
+    return {"kernel": kernel, "to_first_cell_s": statistics.median(to_first),
+            "one_cell_run_s": statistics.median(total)}

@@ -170,8 +170,7 @@ def learner_vs_hand(model: str = "edsr_baseline", amp: str = "none", *, batch: i
             "ratio_q1": q[0], "ratio_q3": q[2], "losses_compared": n,
             "loss_rel_diff_first5": float(rel[:5].max()) if n else float("nan"),
             "loss_rel_diff_max": float(rel.max()) if n else float("nan"),
-            "callbacks": cbs, "learner_losses": a.tolist(),
-            "hand_losses": b.tolist()}
+            "callbacks": cbs, "learner_losses": a.tolist(), "hand_losses": b.tolist()}
 
 
 def overhead_ms(model: str = "edsr_baseline", rounds: int = 20, seconds: float = 10.0,

@@ -5,8 +5,9 @@ inference and the pixels that differ after rounding to 8 bit, time and peak memo
 Sizes are chosen by the clock, and the output says which were used: untiled inference runs on the largest centre
 crop of the frame whose estimated time (from a timed small forward) fits the time limit; the tiled runs cover the
 whole frame when their estimate fits, else the largest centre crop that fits and that every timed tile size cuts
-both ways, the whole frame's time extrapolated by the tile pixels it takes (marked as an estimate). Peak memory is the process's resident high-water mark above where it started (reset
-before each run, freed heap returned to the system first), so it includes oneDNN's scratch space.
+both ways, the whole frame's time extrapolated by the tile pixels it takes (marked as an estimate). Peak memory is
+the process's resident high-water mark above where it started (reset before each run, freed heap returned to the
+system first), so it includes oneDNN's scratch space.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def compare(net: torch.nn.Module, x: torch.Tensor, tile: int) -> dict[str, Any]:
     q = lambda y: (y.clamp(0, 1) * 255).round()  # noqa: E731  (the 8-bit image a user saves)
     levels = (q(whole) - q(tiles)).abs()
     grid = tile_grid(x.shape[-2:], tile, receptive_field(net))
-    return {"input": f"{x.shape[-1]}x{x.shape[-2]}", "tile": tile, "tiles": f"{grid[1]}x{grid[0]}", "max_abs_diff": float((whole - tiles).abs().max()),
+    return {"input": f"{x.shape[-1]}x{x.shape[-2]}", "tile": tile, "tiles": f"{grid[1]}x{grid[0]}",
+            "max_abs_diff": float((whole - tiles).abs().max()),
             "pixels_differing_8bit": int((levels > 0).any(1).sum()), "max_8bit_levels": int(levels.max()),
             "output_pixels": int(whole[0, 0].numel()), "untiled_s": t_whole,
             "tiled_s": t_tiled, "untiled_peak_mb": m_whole, "tiled_peak_mb": m_tiled}
@@ -153,9 +155,9 @@ def bench_model(name: str, sizes: Sizes, full: torch.Tensor, tiles: Sequence[int
     return {"model": name, "receptive_field_px": rf, "frame": f"{sizes.frame[1]}x{sizes.frame[0]}",
             "compared_on": f"{size} ({why})",
             "tiled_on": ("none (--quick)" if sizes.quick else "none" if not tiles else "the whole frame" if whole_fits
-                         else f"a {rsize} centre crop (the largest the sweep fits in {budget:.0f} s that each tile size "
-                         f"cuts both ways); the whole frame's seconds extrapolated by the tile pixels it takes, peak memory "
-                         "is the crop's"),
+                         else f"a {rsize} centre crop (the largest the sweep fits in {budget:.0f} s that each tile "
+                         "size cuts both ways); the whole frame's seconds extrapolated by the tile pixels it takes, "
+                         "peak memory is the crop's"),
             "tiles_not_timed": skipped, "untiled_s_per_mpx": spp * 1e6, "compare": cmp, "tiles": timed}
 
 
