@@ -48,7 +48,8 @@ class Sizes:
         if not quick:
             return cls()
         return cls(quick=True, batch=8, patch=32, seconds=8.0, rounds=12, ledger_runs=500, ledger_epochs=300,
-                   papermill_repeats=1, data_batches=3, tile_seconds=6.0, quality_steps=6)
+                   papermill_repeats=1, data_batches=3, tile_seconds=6.0, quality_steps=6,
+                   tile_models=("edsr_baseline",))  # RCAN's smallest fair comparison alone takes ~30 s on 2 cores
 
 
 def interleave(fns: dict[str, Callable[[], Any]], *, rounds: int, seconds: float, warmup: int = 1,
