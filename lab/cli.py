@@ -21,11 +21,18 @@ def cmd_run(a: argparse.Namespace) -> int:
     from lab.checks import check_names
     from lab.execute import run_notebook
     from lab.params import notebook_path, resolve
+    from lab.sweep import load_spec
 
-    check_names(resolve(notebook_path(a.notebook), _overrides(a.param)))  # before any run directory is made
+    overrides = _overrides(a.param)
+    if a.spec:  # a spec's base params (e.g. the demo's), -p on top
+        spec = load_spec(a.spec)
+        if spec["notebook"] != a.notebook and notebook_path(spec["notebook"]) != notebook_path(a.notebook):
+            raise ValueError(f"spec {a.spec!r} is for notebook {spec['notebook']!r}, not {a.notebook!r}; run "
+                             f"`lab run {spec['notebook']} --spec {a.spec}`")
+        overrides = {**spec["base"], **overrides}
+    check_names(resolve(notebook_path(a.notebook), overrides))  # before any run directory is made
 
-    run = run_notebook(a.notebook, _overrides(a.param), name=a.name, root=a.runs, timeout=a.timeout,
-                       log_output=a.log_output)
+    run = run_notebook(a.notebook, overrides, name=a.name, root=a.runs, timeout=a.timeout, log_output=a.log_output)
     status = run.status_record
     for line in run.metrics.get("eval_skipped", []):
         print(f"warning: {line}", file=sys.stderr)
@@ -286,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("notebook", help="notebook name in notebooks/ (e.g. train) or a path")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     r.add_argument("--name", help="run title (default: the 'name' parameter or the model)")
+    r.add_argument("--spec", help="start from the base params of a sweep spec in notebooks/sweeps/ (e.g. demo); "
+                   "-p overrides them")
     r.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
     r.add_argument("--timeout", type=seconds, help="per-cell timeout in seconds")
     r.add_argument("--log-output", action="store_true", help="stream the notebook's output here")
