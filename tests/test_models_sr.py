@@ -247,3 +247,21 @@ def test_srresnet_norm_between_distant_layers():
     assert distant(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
     with pytest.raises(ValueError, match="norm_every=0"):
         models.create("srresnet", norm_every=0)
+
+
+def test_edsr_direct_tail_is_one_conv_and_pixelshuffle():
+    """tail='direct' (ESPCN's / IMDN's tail) maps features straight to out_ch * scale^2 and shuffles: same shapes,
+    fewer parameters than the paper's feature upsampler + conv; a bad combination is refused by name."""
+    kw = dict(num_feat=16, num_block=2, in_ch=1, out_ch=1, skip="bicubic")
+    paper, direct = models.create("edsr_baseline", scale=3, **kw), models.create("edsr_baseline", scale=3,
+                                                                                   tail="direct", **kw)
+    x = torch.rand(2, 1, 7, 9)
+    assert paper(x).shape == direct(x).shape == (2, 1, 21, 27)
+    assert [type(m) for m in direct.tail] == [torch.nn.Conv2d, torch.nn.PixelShuffle]
+    assert direct.tail[0].out_channels == 9
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(direct) < n(paper)
+    with pytest.raises(ValueError, match="tail='direct' is a conv"):
+        models.create("edsr_baseline", tail="direct", upsampler="deconv")
+    with pytest.raises(ValueError, match="expected one of"):
+        models.create("edsr_baseline", tail="sideways")

@@ -15,6 +15,7 @@ from lab.models.registry import register_model
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 SKIPS = ("none", "bicubic")
+TAILS = ("upsampler", "direct")
 
 
 class ResBlock(nn.Module):
@@ -34,16 +35,22 @@ class EDSR(nn.Module):
 
     `skip="bicubic"` adds the bicubically upscaled input to the output, so the network learns only the residual
     detail (as VDSR does): with few training steps it starts at bicubic quality instead of at noise. The paper's
-    EDSR has no such skip (`skip="none"`, the default).
+    EDSR has no such skip (`skip="none"`, the default). `tail="direct"` replaces the paper's tail (feature
+    upsampler + conv at HR) by one conv to out_ch * scale^2 channels + PixelShuffle (ESPCN's and IMDN's tail):
+    for a narrow network the feature upsampler is a third of the compute.
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
     """
 
     def __init__(self, scale: int = 2, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
                  res_scale: float = 1.0, upsampler: str = "pixelshuffle", rgb_mean: tuple | None = DIV2K_RGB_MEAN,
-                 skip: str = "none"):
+                 skip: str = "none", tail: str = "upsampler"):
         super().__init__()
         if skip not in SKIPS:
             raise ValueError(f"skip={skip!r}: expected one of {SKIPS}")
+        if tail not in TAILS:
+            raise ValueError(f"tail={tail!r}: expected one of {TAILS}")
+        if tail == "direct" and upsampler != "pixelshuffle":
+            raise ValueError(f"tail='direct' is a conv + PixelShuffle; upsampler={upsampler!r} needs tail='upsampler'")
         if skip == "bicubic" and in_ch != out_ch:
             raise ValueError(f"skip='bicubic' adds the upscaled input to the output: needs in_ch == out_ch, got "
                              f"{in_ch} -> {out_ch}")
@@ -51,7 +58,8 @@ class EDSR(nn.Module):
         self.register_buffer("mean", mean_buffer(rgb_mean, in_ch, out_ch), persistent=False)
         self.head = conv(in_ch, num_feat)
         self.body = nn.Sequential(*[ResBlock(num_feat, res_scale) for _ in range(num_block)], conv(num_feat, num_feat))
-        self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat), conv(num_feat, out_ch))
+        self.tail = nn.Sequential(conv(num_feat, out_ch * scale * scale), nn.PixelShuffle(scale)) if tail == "direct" \
+            else nn.Sequential(make_upsampler(upsampler, scale, num_feat), conv(num_feat, out_ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base = self.mean if self.skip == "none" else F.interpolate(x, scale_factor=self.scale, mode="bicubic",
