@@ -37,6 +37,8 @@ from lab.utils import benchmarks_dir, user_path
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
                  "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel")
 BUILTIN_VALID = ("chelsea",)
+BUILTIN_GRAY = ("camera", "coins", "moon", "page", "text")  # gray photos and documents, by name or 'builtin:all'
+BUILTIN = BUILTIN_TRAIN + BUILTIN_VALID + BUILTIN_GRAY
 KNOWN_BENCHMARKS = ("Set5", "Set14", "B100", "BSD100", "Urban100", "Manga109", "DIV2K", "DIV2K_valid", "General100")
 GRAY_POLICIES = ("convert", "skip")  # grayscale files: 3 equal channels (as papers score them), or left out
 FILTER_KEYS = ("min_size", "gray", "skip")
@@ -59,8 +61,8 @@ def builtin_image(name: str) -> np.ndarray:
         img = left if name == "motorcycle_left" else right
     else:
         fn = getattr(skd, name, None)
-        if fn is None or name not in BUILTIN_TRAIN + BUILTIN_VALID:
-            raise KeyError(f"unknown built-in image {name!r}; known: {list(BUILTIN_TRAIN + BUILTIN_VALID)}")
+        if fn is None or name not in BUILTIN:
+            raise KeyError(f"unknown built-in image {name!r}; known: {list(BUILTIN)}")
         img = fn()
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
@@ -265,11 +267,12 @@ def open_source(spec: str, scale: int, lr_dir: str = "", *, filters: dict[str, A
     degradation)."""
     filters = check_filters(filters)
     if spec == "builtin" or spec.startswith("builtin:"):
-        names = BUILTIN_TRAIN if spec == "builtin" else [s.strip() for s in spec.split(":", 1)[1].split(",")
-                                                         if s.strip()]
-        bad = [n for n in names if n not in BUILTIN_TRAIN + BUILTIN_VALID]
+        names = BUILTIN_TRAIN if spec == "builtin" else BUILTIN_TRAIN + BUILTIN_GRAY if spec == "builtin:all" else \
+            [s.strip() for s in spec.split(":", 1)[1].split(",") if s.strip()]
+        bad = [n for n in names if n not in BUILTIN]
         if bad or not names:
-            raise KeyError(f"unknown built-in image(s) {bad or names}; known: {list(BUILTIN_TRAIN + BUILTIN_VALID)}")
+            raise KeyError(f"unknown built-in image(s) {bad or names}; known: {list(BUILTIN)} ('builtin:all': all "
+                           f"but the validation photo {BUILTIN_VALID[0]})")
         items = []
         for n in names:
             h, w = builtin_image(n).shape[:2]  # the photos are small and the LRU keeps them decoded
@@ -308,7 +311,7 @@ def parse_data_spec(spec: str) -> list[tuple[str, float | None]]:
         m = _WEIGHT_RE.match(tok)
         src, w = (m.group("src").strip(), float(m.group("w"))) if m else (tok, None)
         builtin_cont = (out and out[-1][0].startswith("builtin:") and out[-1][1] is None
-                        and src in BUILTIN_TRAIN + BUILTIN_VALID)
+                        and src in BUILTIN)
         if builtin_cont:
             out[-1][0] += f",{src}"
             out[-1][1] = w
@@ -387,5 +390,4 @@ def modcropped(pair: ImagePair, scale: int) -> ImagePair:
 
 __all__ = ["ImagePair", "ImageSource", "SourceMix", "Item", "builtin_image", "open_source", "open_sources",
            "parse_data_spec", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
-    "KNOWN_BENCHMARKS",
-           "BUILTIN_VALID", "modcropped"]
+           "BUILTIN_GRAY", "KNOWN_BENCHMARKS", "BUILTIN_VALID", "modcropped"]

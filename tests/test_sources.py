@@ -126,3 +126,12 @@ def test_relative_folders_mean_the_project_root_wherever_the_kernel_runs(tmp_pat
         assert user_path(rel) == rel
     finally:
         shutil.rmtree(folder)
+
+
+def test_builtin_all_adds_the_gray_photos_but_never_the_validation_photo():
+    names = sources.open_source("builtin:all", 2).names()
+    assert set(sources.BUILTIN_TRAIN) | set(sources.BUILTIN_GRAY) == set(names)
+    assert sources.BUILTIN_VALID[0] not in names
+    assert sources.open_source("builtin:camera", 2).pairs()[0].hr.shape == (512, 512, 3), "gray: 3 equal channels"
+    with pytest.raises(KeyError, match="'builtin:all'"):
+        sources.open_source("builtin:cameraman", 2)
