@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/lab run train --name demo -p epochs 16 -p repeat 32 --log-output
+	$(VENV)/bin/lab run train --spec demo --log-output
 	$(VENV)/bin/lab ledger --last 10
 
 test: setup

@@ -30,7 +30,8 @@ def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
 
 def test_bench_rejects_unknown_benchmarks(capsys):
     assert main(["bench", "train,warp"]) == 2
-    assert "unknown benchmark(s) ['warp']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown bench section 'warp'" in err and "accepted: P1" in err
 
 
 def test_data_prepare_and_cache_commands(tmp_path, monkeypatch, capsys):
@@ -47,3 +48,25 @@ def test_data_prepare_and_cache_commands(tmp_path, monkeypatch, capsys):
     assert main(["data", "cache", str(out), "--no-progress"]) == 0
     second = capsys.readouterr().out
     assert "0 images decoded" in second and "15 already there" in second
+
+
+def test_run_spec_takes_a_specs_base_params_checked_before_any_run(tmp_path, capsys, monkeypatch):
+    """`lab run train --spec demo` starts from the demo's params (the same ones `lab bench` P4 reads); they are checked
+    like -p values before a run directory exists, and a spec of another notebook is refused by name."""
+    from lab.checks import check_names
+    from lab.params import notebook_path, resolve
+    from lab.sweep import load_spec
+
+    demo = load_spec("demo")
+    assert demo["notebook"] == "train" and demo["base"]["time_budget"] > 0
+    check_names(resolve(notebook_path("train"), demo["base"]))
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("notebook: train\nbase: {model: edsr_baselin}\n")
+    assert main(["run", "train", "--spec", str(bad)]) == 2
+    assert "unknown model 'edsr_baselin'" in capsys.readouterr().err
+    other = tmp_path / "other.yaml"
+    other.write_text("notebook: evaluate\nbase: {}\n")
+    assert main(["run", "train", "--spec", str(other)]) == 2
+    assert "is for notebook 'evaluate', not 'train'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
