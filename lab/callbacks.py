@@ -393,6 +393,13 @@ class TimeBudget(Callback):
         self.learn.n_epoch = self.epoch + 1  # so the checkpointing callbacks treat this epoch as the last
         raise CancelTrainException
 
+    def after_cancel_train(self):
+        # fastai's Recorder (order 50) drops a cancelled epoch's train loss from its log, which shifts every later
+        # column of the row by one (valid_loss read as train_loss, PSNR as valid_loss...); the cut epoch's steps
+        # really trained, so its smoothed train loss is kept
+        if self.cut and hasattr(self.learn, "recorder"):
+            self.learn.recorder.cancel_train = False
+
     def before_epoch(self):
         if self.cut:
             raise CancelFitException
