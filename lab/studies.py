@@ -339,6 +339,10 @@ def match_runs(df: pd.DataFrame, jobs: Sequence[dict[str, Any]]) -> dict[int, pd
         return found
     done = df[df["status"] == "done"]
     ids: dict[tuple[str, str, int], int] = {}
+    # every param that any job of the study sets is compared, also where this job leaves it at its default: the
+    # baseline must not match the run of an arm that differs from it only by a param the baseline does not set
+    varied = sorted({k for j in jobs for k in j["overrides"] if k != TITLE_PARAM}
+                    | ({"init_from"} if any(_after(j) for j in jobs) else set()))
     for i in sorted(range(len(jobs)), key=lambda k: _after(jobs[k]) is not None):
         job = jobs[i]
         overrides = dict(job["overrides"])
@@ -348,7 +352,7 @@ def match_runs(df: pd.DataFrame, jobs: Sequence[dict[str, Any]]) -> dict[int, pd
             overrides["init_from"] = str(ids[_after(job)])
         want = resolve(job["notebook"], overrides)
         rows = done[has_tag(done, job["meta"]["study"]["name"])]
-        for k in [k for k in overrides if k != TITLE_PARAM]:
+        for k in varied:
             if rows.empty:
                 break
             col = f"param.{k}"

@@ -161,6 +161,21 @@ def test_answer_labels_deltas_against_the_seed_spread(qnb):
     assert studies.answer(newer, spec).set_index("arm").loc["up", "runs"] == "#70", "the newest matching run"
 
 
+def test_the_baseline_never_matches_an_arm_that_differs_only_by_a_param_the_baseline_leaves_at_its_default(qnb):
+    """An arm setting a param the baseline does not set (FSRCNN d=64 vs the paper's d=56) ran later: its run must not
+    be read as the baseline's (the same x and seed, and newer)."""
+    spec = quick_study(qnb)
+    spec["list"].append({"arm": "flagged", "fail": True})
+    jobs = studies.plan(spec)
+    arm = {(j["meta"]["study"]["arm"], j["meta"]["study"]["seed"]): i for i, j in enumerate(jobs)}
+    rows = _rows(jobs, [(arm["base", 0], 10.0), (arm["base", 1], 10.1), (arm["flagged", 0], 3.0)])
+    rows[-1]["param.fail"] = True
+    found = studies.match_runs(pd.DataFrame(rows), jobs)
+    assert int(found[arm["base", 0]]["id"]) == 1 and int(found[arm["flagged", 0]]["id"]) == 3
+    t = studies.answer(pd.DataFrame(rows), spec).set_index("arm")
+    assert t.loc["base", "runs"] == "#1, #2" and t.loc["base", "y"] == pytest.approx(10.05)
+
+
 # -- running: waves, reuse, tags, report, notebook ------------------------------------------------------------------
 
 @pytest.mark.slow
