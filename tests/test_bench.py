@@ -112,3 +112,15 @@ def test_bench_json_has_every_section(tmp_path, monkeypatch):
     assert goals == set(bench.GOALS)
     text = bench.table(report)
     assert "P1 Learner / hand loop, fp32" in text and os.fspath(png) in text
+
+
+def test_step_levers_time_the_demos_step_three_ways_from_the_same_weights():
+    """`lab bench levers`: eager, channels_last and compiled steps of the demo's model start from one init, so their
+    first losses agree; aot_eager (no C++ build) stands in for inductor, which the bench itself uses."""
+    res = steps.bench_step_levers(TINY_SIZES, backend="aot_eager")
+    params, _ = common.demo_params()
+    assert res["model"] == params["model"] and res["model_kwargs"]["num_feat"] == TINY["num_feat"]
+    assert res["first_loss_rel_diff"] < 1e-5, res
+    assert res["channels_last_speedup"] > 0 and res["compiled_speedup"] > 0 and res["rounds"] >= 3
+    row = bench.summarise("levers", res)[0]
+    assert "torch.compile (aot_eager)" in row["measured"]

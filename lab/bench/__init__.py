@@ -10,7 +10,8 @@ Every comparison runs its sides interleaved in this process (shared machines are
 not absolute targets). Other runs on the machine share the cores: the bench refuses to start while one is active
 unless forced, and records the threads, load and active runs it measured with. `quick=True` shrinks every section
 (under 2 minutes on 2 quiet cores). Extras, not run by default: `models` (cost profiles of a model zoo), `bicubic`
-(Set5's bicubic baseline), `data` (a DIV2K-sized set on disk: memory and data wait with the disk cache).
+(Set5's bicubic baseline), `data` (a DIV2K-sized set on disk: memory and data wait with the disk cache), `levers`
+(the demo's step eager vs channels_last vs torch.compile).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from lab.models.profile import profile
 from lab.utils import atomic_write_json, thread_env, usable_cores
 
 GOALS = ("P1", "P2", "P3", "P4", "P5", "P6")
-EXTRAS = ("models", "bicubic", "data")
+EXTRAS = ("models", "bicubic", "data", "levers")
 ALIASES = {"learner": "P1", "train": "P2", "flops": "P2", "degrade": "P3", "quality": "P4", "tiles": "P5",
            "ledger": "P6", "papermill": "P6"}  # earlier section names
 DEFAULT_MODELS = ("srcnn", "fsrcnn", "vdsr", "edsr_baseline", "srresnet", "imdn", "imdn_rtc", "imdn_dw", "rdn",
@@ -151,6 +152,11 @@ def summarise(name: str, res: Any) -> list[dict[str, str]]:
                 (times + (" (* extrapolated from " + r["tiled_on"].split(";")[0] + ")" if "extrapolated" in
                           r["tiled_on"] else "") + (f"; {left}" if left else "")) if times else
                 f"not timed ({left or r['tiled_on']}); untiled {r['untiled_s_per_mpx']:.1f} s/Mpx")
+    elif name == "levers":
+        add(f"levers: the demo's step ({res['amp']}, {res['batch']} x {res['patch']} px)",
+            f"channels_last {res['channels_last_speedup']:.2f}x, torch.compile ({res['backend']}) "
+            f"{res['compiled_speedup']:.2f}x the eager steps/s (compiling took {res['compile_s']:.0f} s; "
+            f"eager {res['eager_step_ms']:.0f} ms/step, {res['rounds']} rounds)")
     elif name == "P6":
         lg, pm_ = res["ledger"], res["papermill"]
         add(f"P6 ledger load, {lg['runs']:,} runs", f"{lg['warm_s']:.2f} s warm, {lg['first_s']:.2f} s first "
@@ -195,6 +201,7 @@ def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str 
         "P6": lambda: {"ledger": ledger_scale.bench_ledger(sizes),
                        "papermill": ledger_scale.bench_papermill(sizes.papermill_repeats)},
         "models": lambda: bench_models(models), "bicubic": bench_bicubic_set5,
+        "levers": lambda: steps.bench_step_levers(sizes),
         "data": lambda: data.bench_data(data_images, counts=tuple(c for c in (100, 400) if c < data_images)
                                         + (data_images,)),
     }
@@ -210,7 +217,7 @@ def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str 
             results[name] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
         seconds[name] = round(time.perf_counter() - t, 1)
         log(f"lab bench: {name} took {seconds[name]:.0f} s")
-        if name in GOALS:
+        if name in GOALS or name == "levers":
             summary += summarise(name, results[name])
     info["other_runs_active_after"] = active_runs()
     info["loadavg_1m_after"] = round(os.getloadavg()[0], 2)

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from lab.bench.common import Sizes, bf16_is_fast, interleave, median_ratio
+from lab.bench.common import Sizes, bf16_is_fast, demo_params, interleave, median_ratio
 from lab.data import Budget
 from lab.learner import restoration_learner, schedule_callbacks, training_callbacks
 from lab.models import create
@@ -304,3 +304,35 @@ def bench_flops(sizes: Sizes, model: str = "edsr_baseline") -> dict[str, Any]:
         out["bf16_skipped"] = "no native bf16 on this CPU (no AMX / AVX512-BF16)"
     out["fp32_breakdown"] = step_breakdown(fns["step_none"], split)
     return out
+
+
+# --- `lab bench levers`: what the demo's step gains from channels_last and torch.compile
+
+
+def bench_step_levers(sizes: Sizes, backend: str = "inductor") -> dict[str, Any]:
+    """The demo's training step (its model, batch and patch: a hand loop, fp32 or native bf16) eager, with
+    channels_last, and compiled by `torch.compile(backend=...)`, interleaved from the same initial weights: each
+    one's steps/s over eager, the compile time, and how far their first losses differ (the same arithmetic)."""
+    params, _ = demo_params()
+    kw = {**dict(params.get("model_kwargs") or {}), **sizes.model_kw}
+    name, batch, patch = params.get("model", "edsr_baseline"), sizes.batch, sizes.patch
+    amp = "bf16" if bf16_is_fast() else "none"
+    torch.manual_seed(0)
+    net = create(name, scale=2, **kw)
+    batches = make_batches(2, batch, patch, 2, getattr(net, "in_ch", 3))
+    loops = {"eager": HandLoop(copy.deepcopy(net), batches, total_steps=10**6, amp=amp),
+             "channels_last": HandLoop(copy.deepcopy(net).to(memory_format=torch.channels_last),
+                                       [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches],
+                                       total_steps=10**6, amp=amp),
+             "compiled": HandLoop(torch.compile(copy.deepcopy(net), backend=backend), batches, total_steps=10**6,
+                                  amp=amp)}
+    first = {k: float(fn()) for k, fn in loops.items() if k != "compiled"}
+    t = time.perf_counter()
+    first["compiled"] = float(loops["compiled"]())  # compiles forward and backward
+    compile_s = time.perf_counter() - t
+    times = interleave(loops, rounds=sizes.rounds, seconds=sizes.seconds, warmup=1)
+    return {"model": name, "model_kwargs": kw, "batch": batch, "patch": patch, "amp": "fp32" if amp == "none" else amp,
+            "backend": backend, "rounds": len(times["eager"]), "eager_step_ms": statistics.median(times["eager"]) * 1e3,
+            **{f"{k}_speedup": median_ratio(times["eager"], times[k]) for k in ("channels_last", "compiled")},
+            "compile_s": compile_s,
+            "first_loss_rel_diff": max(abs(v - first["eager"]) / abs(first["eager"]) for v in first.values())}
