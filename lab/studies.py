@@ -13,7 +13,8 @@ A study spec is a sweep spec (lab.sweep) whose `list` items are the arms (`arm: 
     show, measures, budget   more columns: ledger columns, measures taken on the outputs (MEASURES), and a cost
                              limit ({cost: cost.gflops, max: 11.1}) whose runs over it are flagged
     versus                   {arm: other arm}: arms compared with another arm than the baseline (x3 fine-tuned
-                             vs x3 from scratch); the noise floor stays the baseline's
+                             vs x3 from scratch); the noise floor stays the baseline's. {arm: null}: a reference
+                             for another arm, compared with nothing (x3 from scratch vs the x2 baseline means nothing)
     cpu_minutes              the wall time measured at the CPU scale (`lab study <name> --workers 2`)
   profiles:
     full: {base: {...}, arms: {<arm>: {...}}, requires: [data/div2k_sub, Set14], timeout: 86400}
@@ -171,7 +172,7 @@ def load_study(study: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     if b is not None and not (isinstance(b, dict) and set(b) == {"cost", "max"} and isinstance(b["max"], (int, float))):
         raise ValueError(f"study {name!r}: budget must be {{cost: <ledger column>, max: <number>}}, got {b!r}")
     arms = arm_overrides(spec)
-    stray = [a for a in [st["baseline"], *st["versus"], *st["versus"].values()] if a not in arms]
+    stray = [a for a in [st["baseline"], *st["versus"], *st["versus"].values()] if a is not None and a not in arms]
     if stray:
         raise ValueError(f"study {name!r}: baseline / versus name(s) {stray} that are not arms; arms: {list(arms)}")
     if st["view"] == "tradeoff" and not st["show"]:
@@ -467,7 +468,8 @@ def answer(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[dict[str
     """The table that answers a study: per arm (in the spec's order) the runs, the mean of the metric, its delta
     to the baseline and a label: 'baseline', 'better' / 'worse' when |delta| exceeds the spread of the baseline's
     seeds, 'within noise' when it does not, 'no noise estimate' with fewer than two baseline runs, 'no run' when
-    the arm has no finished run; then the `show` columns, the measures and, with a budget, 'over budget'.
+    the arm has no finished run, 'reference' for an arm only others are compared with (`versus: {arm: null}`);
+    then the `show` columns, the measures and, with a budget, 'over budget'.
     `df` is the ledger; `rows` (from `study_rows`) saves finding the runs again."""
     spec = load_study(spec)
     st = spec["study"]
@@ -502,6 +504,8 @@ def answer(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[dict[str
     for _, r in table.iterrows():
         if r["arm"] == st["baseline"]:
             labels.append("baseline")
+        elif is_missing(r["vs"]):
+            labels.append("reference")  # `versus: {arm: null}`: another arm's reference, compared with nothing
         elif is_missing(r[m]):
             labels.append("no run")
         elif is_missing(r["delta"]):

@@ -161,6 +161,18 @@ def test_answer_labels_deltas_against_the_seed_spread(qnb):
     assert studies.answer(newer, spec).set_index("arm").loc["up", "runs"] == "#70", "the newest matching run"
 
 
+def test_an_arm_versus_null_is_a_reference_compared_with_nothing(qnb):
+    """x3 from scratch is the reference of x3 from x2; its delta to the x2 baseline would mean nothing."""
+    spec = quick_study(qnb, versus={"child": "up", "up": None})
+    jobs = studies.plan(spec)
+    arm = {(j["meta"]["study"]["arm"], j["meta"]["study"]["seed"]): i for i, j in enumerate(jobs)}
+    rows = _rows(jobs, [(arm["base", 0], 10.0), (arm["base", 1], 10.2), (arm["up", 0], 12.0),
+                        (arm["down", 0], 9.5)])
+    t = studies.answer(pd.DataFrame(rows), spec).set_index("arm")
+    assert t.loc["up", "label"] == "reference" and pd.isna(t.loc["up", "vs"]) and math.isnan(t.loc["up", "delta"])
+    assert "'up'" not in studies.verdict(t.reset_index()).split("better:")[1], "a reference is never judged"
+
+
 def test_the_baseline_never_matches_an_arm_that_differs_only_by_a_param_the_baseline_leaves_at_its_default(qnb):
     """An arm setting a param the baseline does not set (FSRCNN d=64 vs the paper's d=56) ran later: its run must not
     be read as the baseline's (the same x and seed, and newer)."""
