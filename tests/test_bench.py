@@ -80,8 +80,8 @@ def test_refuses_while_another_run_is_active(tmp_path, monkeypatch):
     assert common.active_runs() == []
 
 
-TINY_SIZES = Sizes(quick=True, batch=2, patch=16, seconds=0.5, rounds=3, ledger_runs=12, ledger_epochs=5,
-                   papermill_repeats=1, data_batches=2, tile_seconds=1.0, frame=(128, 128),
+TINY_SIZES = Sizes(quick=True, batch=2, patch=16, seconds=0.5, learner_seconds=0.5, rounds=3, ledger_runs=12,
+                   ledger_epochs=5, papermill_repeats=1, data_batches=2, tile_seconds=1.0, frame=(128, 128),
                    tile_models=("edsr_baseline",), quality_steps=2, model_kw=TINY, conv_size=32)
 
 

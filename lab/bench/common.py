@@ -30,6 +30,7 @@ class Sizes:
     batch: int = 16  # training batch of the timed steps (the demo's)
     patch: int = 48  # LR patch side of the timed steps (the demo's)
     seconds: float = 90.0  # time limit of each interleaved comparison
+    learner_seconds: float = 300.0  # P1's limit: its rounds are two 3 s steps a side, and 8 rounds left it unsettled
     rounds: int = 40  # at most this many rounds of each comparison
     ledger_runs: int = 10_000  # runs the ledger loads
     ledger_epochs: int = 300  # history epochs of each of them
@@ -47,8 +48,8 @@ class Sizes:
         """The full bench's sizes, or `--quick`'s."""
         if not quick:
             return cls()
-        return cls(quick=True, batch=8, patch=32, seconds=8.0, rounds=12, ledger_runs=500, ledger_epochs=300,
-                   papermill_repeats=1, data_batches=3, tile_seconds=6.0, quality_steps=6,
+        return cls(quick=True, batch=8, patch=32, seconds=8.0, learner_seconds=8.0, rounds=12, ledger_runs=500,
+                   ledger_epochs=300, papermill_repeats=1, data_batches=3, tile_seconds=6.0, quality_steps=6,
                    tile_models=("edsr_baseline",))  # RCAN's smallest fair comparison alone takes ~30 s on 2 cores
 
 

@@ -193,7 +193,7 @@ def bench_learner(sizes: Sizes, model: str = "edsr_baseline") -> list[dict[str, 
                          "would emulate it many times slower than fp32, and amp='auto' trains in fp32 here"})
             continue
         r = learner_vs_hand(model, amp, batch=sizes.batch, patch=sizes.patch, rounds=sizes.rounds,
-                            seconds=sizes.seconds, model_kw=sizes.model_kw)
+                            seconds=sizes.learner_seconds, model_kw=sizes.model_kw)
         rows.append({**{k: v for k, v in r.items() if k not in ("learner_losses", "hand_losses")}, **over,
                      "overhead_share": over["overhead_ms"] / (1e3 / r["hand_steps_s"])})
     return rows
