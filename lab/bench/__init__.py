@@ -217,8 +217,7 @@ def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str 
             results[name] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
         seconds[name] = round(time.perf_counter() - t, 1)
         log(f"lab bench: {name} took {seconds[name]:.0f} s")
-        if name in GOALS or name == "levers":
-            summary += summarise(name, results[name])
+        summary += summarise(name, results[name])  # extras without rows of their own show only when they fail
     info["other_runs_active_after"] = active_runs()
     info["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     return {"machine": info, "quick": quick, "sizes": asdict(sizes), "results": results, "summary": summary,
