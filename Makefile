@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test test-fast lab clean-runs
+.PHONY: setup demo lint test test-fast lab clean-runs
 
 setup: $(STAMP)
 
@@ -21,10 +21,13 @@ demo: setup
 	$(VENV)/bin/lab run train --spec demo --log-output
 	$(VENV)/bin/lab ledger --last 10
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check lab tests
+
+test: lint
 	$(VENV)/bin/pytest -q
 
-test-fast: setup
+test-fast: lint
 	$(VENV)/bin/pytest -q -m "not slow"
 
 lab: setup

@@ -62,9 +62,7 @@ def _print_job(row: dict) -> int:
 def cmd_sweep(a: argparse.Namespace) -> int:
     import pandas as pd
 
-    from lab.sweep import sweep
-
-    from lab.sweep import tls_security
+    from lab.sweep import sweep, tls_security
 
     if bool(a.tls_ca_file) != bool(a.tls_cert):
         raise ValueError("a TLS Dask cluster needs both --tls-ca-file and --tls-cert (and --tls-key unless the "
@@ -267,7 +265,6 @@ def cmd_jupyter(a: argparse.Namespace) -> int:
     print(f"JupyterLab on your working copies in {a.dir or WORK_DIR} (notebooks/ stays the committed templates); "
           f"open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
     os.execv(sys.executable, cmd)
-    return 0
 
 
 def cmd_noise_bank(a: argparse.Namespace) -> int:

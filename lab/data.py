@@ -28,9 +28,19 @@ from lab.color import rgb_to_y
 from lab.degrade import Pipeline, build
 from lab.images import modcrop, tensor_to_uint8, uint8_to_tensor
 from lab.resize import imresize
+from lab.sources import (
+    BUILTIN_TRAIN,
+    BUILTIN_VALID,
+    ImagePair,
+    SourceMix,
+    builtin_image,
+    find_benchmark,
+    image_seed,
+    load_source,
+    open_source,
+    open_sources,
+)
 from lab.utils import usable_cores
-from lab.sources import (BUILTIN_TRAIN, BUILTIN_VALID, ImagePair, SourceMix, builtin_image,
-                         find_benchmark, image_seed, load_source, open_source, open_sources)
 
 __all__ = ["Budget", "PatchDataset", "ImageDataset", "SRDataLoader", "dataloaders", "degrade_pair", "ImagePair",
            "builtin_image", "builtin_images", "load_source", "find_benchmark", "benchmark_images", "with_bicubic_lr",

@@ -7,16 +7,14 @@ accumulated on the CPU, so a large image never sits whole on the accelerator.
 
 from __future__ import annotations
 
-import math
 import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from fastprogress.fastprogress import progress_bar
+from torch import nn
 
 from lab.color import rgb_to_ycbcr, ycbcr_to_rgb
 from lab.images import check_image_tensor

@@ -123,15 +123,6 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
     return row, params
 
 
-def load_run(path: str | os.PathLike) -> dict[str, Any]:
-    """One run directory as a flat row; raises ValueError when it is corrupt or half-written."""
-    try:
-        run = Run(path)
-    except ValueError:
-        raise ValueError(f"{Path(path).name!r} is not a run directory name (NNNN-<slug>)") from None
-    return _row(run, _dt.datetime.now().timestamp(), STALE_AFTER_S)[0]
-
-
 def _short(v: Any, n: int = 24) -> str:
     s = v if isinstance(v, str) else json.dumps(v, default=str)
     return s if len(s) <= n else s[: n - 1] + "…"

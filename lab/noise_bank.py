@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 import skimage.data
 import torch
+
 from lab.images import list_images, read_image
 from lab.utils import atomic_write_bytes, user_path
 

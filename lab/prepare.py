@@ -114,7 +114,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, crop: int = 480, ste
         boxes = subimage_boxes(h, w, crop, step, thresh)
         counts[path.name] = len(boxes)
         if not boxes:
-            warnings.warn(f"{str(path)!r} is {h}x{w}, smaller than crop {crop}: skipped (no sub-images)")
+            warnings.warn(f"{str(path)!r} is {h}x{w}, smaller than crop {crop}: skipped (no sub-images)", stacklevel=2)
             skipped_small.append(path.name)
             continue
         targets = [out / crop_name(path.stem, i) for i in range(1, len(boxes) + 1)]

@@ -17,7 +17,6 @@ from lab.runs import Run
 from lab.utils import atomic_write_text
 
 
-
 def _result_lines(r: pd.Series) -> list[str]:
     """Results of one row: per evaluated set, PSNR-Y / SSIM-Y and the gain over the set's baseline."""
     out = []

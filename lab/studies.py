@@ -300,11 +300,6 @@ def plan_table(jobs: Sequence[dict[str, Any]], reused: dict[int, int] | None = N
 # ---------------------------------------------------------------------------------------------------------------
 # finding a study's runs in the ledger
 
-def study_runs(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The ledger rows of a study's runs (tagged with its name), any profile and status."""
-    return df[has_tag(df, name)]
-
-
 def _same(got: Any, want: Any) -> bool:
     """Whether a ledger cell (lists and dicts as JSON text) holds the resolved param value `want`."""
     if is_missing(got):

@@ -16,7 +16,7 @@ from lab.ledger import is_missing
 from lab.ledger import load as load_ledger
 from lab.metrics import flattest_window
 from lab.runs import Run
-from lab.studies import CPU, valid_pair, answer, load_study, plan, short, study_rows, verdict
+from lab.studies import CPU, answer, load_study, plan, short, study_rows, valid_pair, verdict
 from lab.utils import atomic_write_text
 
 

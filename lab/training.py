@@ -9,16 +9,14 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from fastai.learner import Learner
 from torch import nn
 
 from lab.callbacks import TimeBudget, divergence_outcome
-from lab.distributed import fit_distributed
 from lab.data import Budget
-from lab.distributed import rank
+from lab.distributed import fit_distributed, rank
 from lab.learner import as_budget, fit_schedule, step_seconds
 from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model

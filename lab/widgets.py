@@ -276,18 +276,6 @@ class RunPicker:
         return self.a.value, self.b.value
 
 
-def run_images(df: pd.DataFrame, ids: Sequence[int], image: str, eval_set: str = "valid",
-               references: bool = True) -> dict[str, np.ndarray]:
-    """{label: image} for a comparison: the runs' saved outputs of `image`, then the references (baseline, HR, LR)
-    their evaluation kept."""
-    rows = df[df["id"].isin(list(ids))]
-    rows = rows.set_index("id").loc[[i for i in ids if i in set(rows["id"])]].reset_index()
-    imgs = run_outputs(rows, image, eval_set)
-    if references and not rows.empty and imgs:
-        imgs.update(first_references(rows, image, eval_set, next(iter(imgs.values())).shape[:2]))
-    return imgs
-
-
 def eval_images(df: pd.DataFrame, eval_set: str = "valid") -> list[str]:
     """Names of the images whose outputs the runs in `df` saved for set `eval_set` (sorted, union)."""
     names: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from notebook_helpers import write_quick_notebook
 
 from lab.utils import benchmarks_dir, reference_data_dir
 
@@ -23,3 +24,9 @@ def set5_dir():
     if root is None or not (root / "Set5" / "HR").is_dir():
         pytest.skip("Set5 benchmark not found: set LAB_BENCHMARKS or LAB_REFERENCE_DATA (expects <root>/Set5/HR)")
     return root / "Set5"
+
+
+@pytest.fixture
+def quick(tmp_path):
+    """A notebook that records a run in a second (no torch): for execution, sweep and sharing tests."""
+    return write_quick_notebook(tmp_path / "quick.ipynb")

@@ -38,10 +38,10 @@ def make_demo_runs(root: str | os.PathLike, n: int = 3, *, image: str = "chelsea
     import numpy as np
 
     from lab import runs as _runs
-    from lab.liveness import HOST
-    from lab.runs import add_note
     from lab.data import builtin_image
     from lab.images import modcrop
+    from lab.liveness import HOST
+    from lab.runs import add_note
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

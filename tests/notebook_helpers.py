@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
-
 
 def _cell(src, tags=None):
     return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags or []}, "outputs": [],
@@ -25,8 +23,3 @@ def write_quick_notebook(path: Path, extra: str = "") -> Path:
           "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
     return path
-
-
-@pytest.fixture
-def quick(tmp_path):
-    return write_quick_notebook(tmp_path / "quick.ipynb")

@@ -182,3 +182,40 @@ def test_the_checks_can_fail(tmp_path):
     p.write_text("from lab import ledger\n\ndef f():\n    from lab.runs import Run\n    import lab.plots\n")
     got = sorted((t, inside) for t, _, inside in _imports("lab.data", p))
     assert got == [("lab.ledger", False), ("lab.plots", True), ("lab.runs", True)]
+
+
+def _unreferenced(sources: dict[str, str]) -> list[str]:
+    """Top-level functions and classes of lab/ that no other text of the project names (decorated ones register
+    themselves by name, so they are used through the registry)."""
+    words: dict[str, int] = {}
+    for text in sources.values():
+        for w in re.findall(r"[A-Za-z_]\w*", text):
+            words[w] = words.get(w, 0) + 1
+    dead = []
+    for path, text in sources.items():
+        if not (path.startswith("lab/") and path.endswith(".py")):
+            continue
+        for node in ast.parse(text).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.decorator_list \
+                    and words.get(node.name, 0) <= 1:
+                dead.append(f"{path}: {node.name}")
+    return dead
+
+
+def _project_texts() -> dict[str, str]:
+    texts = {str(p.relative_to(ROOT)): p.read_text() for d in ("lab", "tests") for p in (ROOT / d).rglob("*.py")}
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        texts[str(nb.relative_to(ROOT))] = "\n".join(src for _, src, _ in _code_cells(nb))
+    texts["README.md"] = (ROOT / "README.md").read_text()
+    return texts
+
+
+def test_no_dead_code():
+    """Every top-level function and class in lab/ is named somewhere else (code, tests, notebooks or README)."""
+    dead = _unreferenced(_project_texts())
+    assert not dead, "defined but never used (delete it, or use it):\n" + "\n".join(dead)
+
+
+def test_the_dead_code_check_can_fail():
+    texts = {"lab/a.py": "def used():\n    pass\n\n\ndef forgotten():\n    pass\n", "tests/t.py": "used()\n"}
+    assert _unreferenced(texts) == ["lab/a.py: forgotten"]

@@ -63,7 +63,8 @@ def test_cli_bad_input_is_one_clear_line(argv, fragment, root, capsys):
     before = sorted(p.name for p in root.iterdir())
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0], err
     assert fragment in err[0], err[0]
     assert "Error: " not in err[0].split(": ", 1)[1][:20], f"the type is not repeated: {err[0]}"
     assert sorted(p.name for p in root.iterdir()) == before, "no run directory made, nothing lost"
@@ -76,7 +77,9 @@ def test_sweep_specs_with_python_tags_or_bad_yaml_are_refused(root, tmp_path, ca
     for spec, fragment in (("evil.yaml", "not valid YAML"), ("bad.yaml", "not valid YAML at line")):
         assert main(["sweep", str(tmp_path / spec), "--dry-run"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and fragment in err[0] and "Traceback" not in err[0], err
+        assert len(err) == 1, err
+        assert fragment in err[0], err
+        assert "Traceback" not in err[0], err
 
 
 def test_timeouts_are_seconds_above_zero(capsys):
@@ -89,7 +92,8 @@ def test_timeouts_are_seconds_above_zero(capsys):
 
 def test_a_run_name_cannot_leave_the_runs_folder(tmp_path):
     run = runs.create({}, root=tmp_path / "runs", name="../../etc/passwd")
-    assert run.dir.parent == tmp_path / "runs" and run.name == "0001-etc-passwd"
+    assert run.dir.parent == tmp_path / "runs"
+    assert run.name == "0001-etc-passwd"
 
 
 # -- images and checkpoints ------------------------------------------------------------------------------------
@@ -118,7 +122,8 @@ def test_images_of_every_kind_read_or_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="could not be decoded"):
         read_image(_truncated(tmp_path))
     deep = _png(tmp_path, "deep.png", np.full((8, 8, 3), 65535, np.uint16))
-    assert read_image(deep).dtype == np.uint8 and read_image(deep).max() == 255, "16-bit scaled to 8"
+    assert read_image(deep).dtype == np.uint8, "16-bit scaled to 8"
+    assert read_image(deep).max() == 255, "16-bit scaled to 8"
     gray = _png(tmp_path, "gray.png", np.full((8, 8, 1), 7, np.uint8))
     assert read_image(gray).shape == (8, 8, 3)
     import cv2
@@ -169,12 +174,14 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkey
     with pytest.raises(OSError, match="No space left"):
         run.save_checkpoint(models.checkpoint_payload(models.create("srcnn", num_feat=8)), "last")
     monkeypatch.undo()
-    assert run.checkpoint("last").read_bytes() == before and not list(tmp_path.rglob("*.tmp"))
+    assert run.checkpoint("last").read_bytes() == before
+    assert not list(tmp_path.rglob("*.tmp"))
     try:
         raise OSError(errno.ENOSPC, "No space left on device")
     except OSError as e:
         run.fail(e)
-    assert run.status == "failed" and "No space left" in run.error["message"]
+    assert run.status == "failed"
+    assert "No space left" in run.error["message"]
     models.load_checkpoint(run.checkpoint("last"))
 
 
@@ -202,5 +209,7 @@ def test_a_read_only_runs_folder_is_one_clear_line(tmp_path):
     r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "LAB_RUNS_DIR": str(root)})
     err = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(err) == 1 and "Read-only file system" in err[0] and err[0].startswith("lab note:"), r.stderr
+    assert len(err) == 1, r.stderr
+    assert "Read-only file system" in err[0], r.stderr
+    assert err[0].startswith("lab note:"), r.stderr
     assert "0001-old" in r.stdout, "the ledger still reads the folder"

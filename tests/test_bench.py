@@ -25,7 +25,8 @@ def test_hand_loop_takes_the_learners_steps():
     """Same init, batches, optimizer settings and schedule: the same loss sequence, step for step (fp32)."""
     r = steps.learner_vs_hand("edsr_baseline", "none", batch=2, patch=8, block=1, rounds=5, seconds=60, warmup=1,
                               model_kw=TINY)
-    assert r["losses_compared"] >= 6 and r["rounds"] == 5
+    assert r["losses_compared"] >= 6
+    assert r["rounds"] == 5
     assert r["loss_rel_diff_max"] < 1e-5, (r["learner_losses"], r["hand_losses"])
     assert "DivergenceGuard" in r["callbacks"], "the train notebook's default callbacks (guard=True) are in"
     # the comparison can fail: a hand loop on another schedule from the same start takes other steps
@@ -46,7 +47,8 @@ def test_flop_count_of_a_known_conv():
     per_pass = 2 * 2 * 3 * 3 * 9 * 8 * 8  # batch 2, 3 -> 3 channels, 8x8 px
     assert steps.step_flops(convs, batch=2, patch=8, scale=1) == 5 * per_pass
     run, flops = steps.conv_fn("none", channels=4, size=16)
-    assert flops == 2 * 4 * 4 * 9 * 16 * 16 and run().shape == (1, 4, 16, 16)
+    assert flops == 2 * 4 * 4 * 9 * 16 * 16
+    assert run().shape == (1, 4, 16, 16)
 
 
 def test_tiled_check_on_a_small_input():
@@ -56,7 +58,8 @@ def test_tiled_check_on_a_small_input():
     net = create("edsr_baseline", scale=2).eval()
     x = tiles.centre(tiles.frame((60, 100)), side=56)
     c = tiles.compare(net, x, tile=48)
-    assert c["max_abs_diff"] <= 1e-5 and c["max_8bit_levels"] <= 1, c
+    assert c["max_abs_diff"] <= 1e-5, c
+    assert c["max_8bit_levels"] <= 1, c
     assert c["tiled_peak_mb"] is None or c["tiled_peak_mb"] >= 0
     seams = (infer(net, x) - infer(net, x, tile=48, tile_overlap=2)).abs().max()
     assert seams > 1e-3
@@ -75,7 +78,8 @@ def test_refuses_while_another_run_is_active(tmp_path, monkeypatch):
     run = runs.create({"model": "srcnn"}, root=tmp_path, name="busy")  # status running, this live process
     with pytest.raises(bench.OtherRunsActive, match="--force"):
         bench.run_bench(["P6"])
-    assert main(["bench", "P6", "--json", str(tmp_path / "b.json")]) == 2 and not (tmp_path / "b.json").exists()
+    assert main(["bench", "P6", "--json", str(tmp_path / "b.json")]) == 2
+    assert not (tmp_path / "b.json").exists()
     run.finish({})
     assert common.active_runs() == []
 
@@ -98,20 +102,26 @@ def test_bench_json_has_every_section(tmp_path, monkeypatch):
     path = bench.write_report(report, tmp_path / "bench.json")
     saved = json.loads(path.read_text())
     res = saved["results"]
-    assert set(res) == set(bench.GOALS) and not [k for k, v in res.items() if "error" in v]
+    assert set(res) == set(bench.GOALS)
+    assert not [k for k, v in res.items() if "error" in v]
     assert {r["amp"] for r in res["P1"]} == {"fp32", "bf16"}
-    assert res["P2"]["fp32_gflops_s"] > 0 and res["P2"]["step_gflop"] > 0
+    assert res["P2"]["fp32_gflops_s"] > 0
+    assert res["P2"]["step_gflop"] > 0
     assert {(r["preset"], r["workers"] > 0) for r in res["P3"]} == {(p, w) for p in ("bicubic", "second_order")
                                                                      for w in (False, True)}
-    assert res["P4"]["status"] == "done" and len(res["P4"]["points"]) >= 2 and png.stat().st_size > 0
+    assert res["P4"]["status"] == "done"
+    assert len(res["P4"]["points"]) >= 2
+    assert png.stat().st_size > 0
     assert all(p["train_minutes"] <= p["wall_minutes"] for p in res["P4"]["points"])
     assert res["P5"][0]["compare"]["max_abs_diff"] <= 1e-5
-    assert res["P6"]["ledger"]["runs"] == 12 and res["P6"]["papermill"]["one_cell_run_s"] > 0
+    assert res["P6"]["ledger"]["runs"] == 12
+    assert res["P6"]["papermill"]["one_cell_run_s"] > 0
     assert saved["machine"]["torch_threads"] == torch.get_num_threads()
     goals = {row["goal"].split()[0] for row in saved["summary"]}
     assert goals == set(bench.GOALS)
     text = bench.table(report)
-    assert "P1 Learner / hand loop, fp32" in text and os.fspath(png) in text
+    assert "P1 Learner / hand loop, fp32" in text
+    assert os.fspath(png) in text
 
 
 def test_step_levers_time_the_demos_step_three_ways_from_the_same_weights():
@@ -119,8 +129,11 @@ def test_step_levers_time_the_demos_step_three_ways_from_the_same_weights():
     first losses agree; aot_eager (no C++ build) stands in for inductor, which the bench itself uses."""
     res = steps.bench_step_levers(TINY_SIZES, backend="aot_eager")
     params, _ = common.demo_params()
-    assert res["model"] == params["model"] and res["model_kwargs"]["num_feat"] == TINY["num_feat"]
+    assert res["model"] == params["model"]
+    assert res["model_kwargs"]["num_feat"] == TINY["num_feat"]
     assert res["first_loss_rel_diff"] < 1e-5, res
-    assert res["channels_last_speedup"] > 0 and res["compiled_speedup"] > 0 and res["rounds"] >= 3
+    assert res["channels_last_speedup"] > 0
+    assert res["compiled_speedup"] > 0
+    assert res["rounds"] >= 3
     row = bench.summarise("levers", res)[0]
     assert "torch.compile (aot_eager)" in row["measured"]

@@ -20,12 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from demo_runs import make_demo_runs
 
-from lab import ledger
 from lab.params import notebook_path
 from lab.utils import PROJECT_ROOT
-
-from demo_runs import make_demo_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -250,16 +248,20 @@ def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
                 lab.wait_idle()
                 (first,) = runs.scan(runs_root)
                 assert first.status == "done", first.error
-                assert first.notebook.is_file() and len(first.history) == 2
+                assert first.notebook.is_file()
+                assert len(first.history) == 2
                 lab.shot("train-1-run-all-done.png", cell=-2)  # the evaluation and the ledger row
 
                 lab.set_cell(1, _params_source(served / "train.ipynb", {**TINY_TRAIN, "loss": '"l1 + nope"'}))
                 lab.command("notebook:run-all-cells")
                 lab.wait_idle()
                 second = runs.scan(runs_root)[-1]
-                assert second.name != first.name and second.status == "failed"
+                assert second.name != first.name
+                assert second.status == "failed"
                 err = second.error
-                assert "nope" in err["message"] and isinstance(err["cell"], int) and "make_learner" in err["source"]
+                assert "nope" in err["message"]
+                assert isinstance(err["cell"], int)
+                assert "make_learner" in err["source"]
                 lab.shot("train-2-run-all-failed.png", cell=err["cell"])
 
                 lab.set_cell(1, _params_source(served / "train.ipynb", TINY_TRAIN))  # the fix
@@ -295,5 +297,6 @@ def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
                 browser.close()
     finally:
         gen.close()
-    assert f"#{second.id}" in caption and f"#{first.id}" in caption, f"A and B are the two real runs: {caption}"
+    assert f"#{second.id}" in caption, f"A and B are the two real runs: {caption}"
+    assert f"#{first.id}" in caption, f"A and B are the two real runs: {caption}"
     assert _notebooks_state() == before, "notebooks/ unchanged: the browser worked on copies"

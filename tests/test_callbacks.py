@@ -77,15 +77,17 @@ def test_clip_grad_hard_norm_bounds_the_step_gradient():
     after = _Probe("after_step", _grad_norm)
     learn = _learner([clip, after])
     _fit(learn, 1)
-    assert len(after.seen) == 3 and max(after.seen) <= 0.01 * (1 + 1e-4)
+    assert len(after.seen) == 3
+    assert max(after.seen) <= 0.01 * (1 + 1e-4)
     assert clip.last_norm > 0.01  # the gradients really were clipped
 
 
 def test_clip_grad_value_mode_bounds_each_element():
-    raw = _Probe("before_step", lambda l: max(float(g.abs().max()) for g in _grads(l)), order=0)
-    after = _Probe("after_step", lambda l: max(float(g.abs().max()) for g in _grads(l)))
+    raw = _Probe("before_step", lambda lrn: max(float(g.abs().max()) for g in _grads(lrn)), order=0)
+    after = _Probe("after_step", lambda lrn: max(float(g.abs().max()) for g in _grads(lrn)))
     _fit(_learner([ClipGrad(1e-3, mode="value"), raw, after]), 1)
-    assert max(raw.seen) > 1e-3 and max(after.seen) <= 1e-3 + 1e-9
+    assert max(raw.seen) > 1e-3
+    assert max(after.seen) <= 1e-3 + 1e-9
     with pytest.raises(ValueError, match="norm"):
         ClipGrad(1.0, mode="median")
 
@@ -95,7 +97,8 @@ def test_soft_clip_is_bounded_monotone_and_near_identity_for_small_gradients():
     g = torch.tensor([-1e3, -2.0, -0.5, -1e-4, 0.0, 1e-5, 3e-4, 0.4, 0.5, 7.0, 1e6])
     out = g.clone()
     soft_clip_([out], c)
-    assert (out.abs() <= c).all() and (out[:-1] <= out[1:]).all()  # bounded, monotone (saturates in float32)
+    assert (out.abs() <= c).all()
+    assert (out[:-1] <= out[1:]).all()
     assert (out[1:-2] < out[2:-1]).all()  # strictly increasing away from saturation
     small = g.abs() <= 1e-3 * c
     torch.testing.assert_close(out[small], g[small], rtol=1e-6, atol=0)
@@ -125,7 +128,7 @@ def _flat(state):
 
 def test_ema_validates_on_averaged_weights_and_converges_when_training_stops():
     ema = EMA(decay=0.9, apply_at_end=False)
-    in_valid = _Probe("before_validate", lambda l: _flat(l.model.state_dict()), order=95, train_only=False)
+    in_valid = _Probe("before_validate", lambda lrn: _flat(lrn.model.state_dict()), order=95, train_only=False)
     learn = _learner([ema, in_valid])
     _fit(learn, 2)
     raw, avg = _flat(learn.model.state_dict()), _flat(ema.ema_state_dict())
@@ -190,8 +193,11 @@ def test_guard_catches_nan_loss_restores_weights_and_keeps_training():
     parts = LossPartsLogger()
     learn = _learner([guard, parts], loss=_NaNAt(4))
     _fit(learn, 3)
-    assert [e["reason"] for e in guard.events] == ["non-finite loss"] and guard.events[0]["iter"] == 4
-    assert learn.diverged is False and guard.lr_mult == 0.5 and learn.train_iter == 9
+    assert [e["reason"] for e in guard.events] == ["non-finite loss"]
+    assert guard.events[0]["iter"] == 4
+    assert learn.diverged is False
+    assert guard.lr_mult == 0.5
+    assert learn.train_iter == 9
     assert _finite(learn.model)
     assert all(math.isfinite(v) for v in learn.recorder.losses)  # the NaN never reached the smooth loss
 
@@ -201,10 +207,14 @@ def test_guard_catches_a_one_off_lr_explosion():
     learn = _learner([guard, _LRBlast(at=5)])
     before = {k: v.clone() for k, v in learn.model.state_dict().items()}
     _fit(learn, 4)
-    assert len(guard.events) == 1 and guard.events[0]["iter"] == 6 and "spike" in guard.events[0]["reason"]
-    assert not learn.diverged and _finite(learn.model)
+    assert len(guard.events) == 1
+    assert guard.events[0]["iter"] == 6
+    assert "spike" in guard.events[0]["reason"]
+    assert not learn.diverged
+    assert _finite(learn.model)
     assert max(float(v.abs().max()) for v in learn.model.state_dict().values()) < 10
-    assert float(learn.validate()[0]) < 0.5 and any(not torch.equal(before[k], v)
+    assert float(learn.validate()[0]) < 0.5
+    assert any(not torch.equal(before[k], v)
                                                     for k, v in learn.model.state_dict().items())
 
 
@@ -212,8 +222,10 @@ def test_guard_gives_up_after_max_retries_and_marks_diverged():
     guard = DivergenceGuard(spike_factor=10, min_history=3, snapshot_every=1, max_retries=2)
     learn = _learner([guard, _LRBlast(at=5, persist=True)])
     _fit(learn, 10)  # 30 steps planned
-    assert learn.diverged is True and len(guard.events) == 3
-    assert learn.train_iter < 12 and _finite(learn.model)
+    assert learn.diverged is True
+    assert len(guard.events) == 3
+    assert learn.train_iter < 12
+    assert _finite(learn.model)
     assert guard.lr_mult == pytest.approx(0.125)
     raising = DivergenceGuard(spike_factor=10, min_history=3, max_retries=0, on_fail="raise")
     learn = _learner([raising, _LRBlast(at=5, persist=True)])
@@ -227,7 +239,7 @@ def test_guard_gives_up_after_max_retries_and_marks_diverged():
 def test_guard_lr_multiplier_survives_param_scheduler_without_compounding():
     guard = DivergenceGuard()
     guard.lr_mult = 0.25
-    used = _Probe("before_step", lambda l: l.opt.hypers[0]["lr"], order=50)
+    used = _Probe("before_step", lambda lrn: lrn.opt.hypers[0]["lr"], order=50)
     learn = _learner([guard, used])
     _fit(learn, 2, cbs=[ParamScheduler({"lr": SchedNo(1e-3, 1e-3)})])
     assert used.seen == pytest.approx([2.5e-4] * 6)
@@ -249,11 +261,14 @@ def test_bf16_autocast_runs_conv_in_bf16_loss_in_fp32_and_trains():
     learn.model[0].register_forward_hook(lambda m, i, o: conv_dtypes.add(o.dtype))
     model_first.append(float(learn.validate()[0]))
     _fit(learn, 8)
-    assert conv_dtypes == {torch.bfloat16} and loss_dtypes == {torch.float32}
+    assert conv_dtypes == {torch.bfloat16}
+    assert loss_dtypes == {torch.float32}
     assert learn.recorder.values[-1][1] < 0.5 * model_first[0]  # the valid loss went down
-    assert "forward" not in learn.model.__dict__ and not torch.is_autocast_enabled("cpu")
+    assert "forward" not in learn.model.__dict__
+    assert not torch.is_autocast_enabled("cpu")
     conv_dtypes.clear()
-    assert learn.model(torch.rand(1, 3, 8, 8)).dtype == torch.float32 and conv_dtypes == {torch.float32}
+    assert learn.model(torch.rand(1, 3, 8, 8)).dtype == torch.float32
+    assert conv_dtypes == {torch.float32}
 
 
 def test_bf16_autocast_does_not_leak_when_forward_raises():
@@ -294,7 +309,8 @@ def test_loss_parts_logger_adds_epoch_means_of_each_part():
         assert row[2] == pytest.approx(float(((pred - ys) ** 2).mean()), rel=1e-5)
     valid_loss = learn.recorder.values[-1][3]
     _, _, per_item = learn.get_preds(with_loss=True)  # CombinedLoss honours fastai's reduction='none'
-    assert per_item.shape == (8,) and float(per_item.mean()) == pytest.approx(valid_loss, rel=1e-5)
+    assert per_item.shape == (8,)
+    assert float(per_item.mean()) == pytest.approx(valid_loss, rel=1e-5)
 
 
 def test_guard_and_ema_stay_out_of_the_way_of_validate_and_lr_find():
@@ -309,7 +325,8 @@ def test_guard_and_ema_stay_out_of_the_way_of_validate_and_lr_find():
     with learn.no_logging():
         learn.lr_find(num_it=5, show_plot=False)
     torch.testing.assert_close(_flat(learn.model.state_dict()), before)  # lr_find restored, EMA did not interfere
-    assert guard.events == [] and guard.lr_mult == 1.0
+    assert guard.events == []
+    assert guard.lr_mult == 1.0
 
 
 def test_data_epoch_offsets_the_loader_epoch_and_rejects_bad_offsets():

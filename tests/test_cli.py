@@ -22,7 +22,8 @@ def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
     out = tmp_path / "bank.npz"
     assert main(["noise-bank", str(tmp_path / "photos"), str(out), "--patch", "16"]) == 0
     bank = load_bank(out)
-    assert len(bank) > 0 and bank.patch_size == 16
+    assert len(bank) > 0
+    assert bank.patch_size == 16
     assert bank.std() == pytest.approx(6 / 255, rel=0.25)
     assert f"{len(bank)} noise patches" in capsys.readouterr().out
     assert main(["noise-bank", str(tmp_path / "empty"), str(out)]) == 2
@@ -31,7 +32,8 @@ def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
 def test_bench_rejects_unknown_benchmarks(capsys):
     assert main(["bench", "train,warp"]) == 2
     err = capsys.readouterr().err
-    assert "unknown bench section 'warp'" in err and "accepted: P1" in err
+    assert "unknown bench section 'warp'" in err
+    assert "accepted: P1" in err
 
 
 def test_data_prepare_and_cache_commands(tmp_path, monkeypatch, capsys):
@@ -40,14 +42,16 @@ def test_data_prepare_and_cache_commands(tmp_path, monkeypatch, capsys):
     write_image(tmp_path / "src" / "big.png", np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
     out = tmp_path / "sub"
     assert main(["data", "prepare", str(tmp_path / "src"), str(out), "--crop", "96", "--step", "64", "--no-progress"]) == 0
-    assert "1 images -> 15 crops" in capsys.readouterr().out and len(list(out.glob("*.png"))) == 15
+    assert "1 images -> 15 crops" in capsys.readouterr().out
+    assert len(list(out.glob("*.png"))) == 15
     assert main(["data", "prepare", str(tmp_path / "src"), str(out), "--crop", "64", "--no-progress"]) == 2
     assert "other settings" in capsys.readouterr().err
     assert main(["data", "cache", str(out), "--no-progress"]) == 0
     assert "15 images decoded" in capsys.readouterr().out
     assert main(["data", "cache", str(out), "--no-progress"]) == 0
     second = capsys.readouterr().out
-    assert "0 images decoded" in second and "15 already there" in second
+    assert "0 images decoded" in second
+    assert "15 already there" in second
 
 
 def test_run_spec_takes_a_specs_base_params_checked_before_any_run(tmp_path, capsys, monkeypatch):
@@ -58,7 +62,8 @@ def test_run_spec_takes_a_specs_base_params_checked_before_any_run(tmp_path, cap
     from lab.sweep import load_spec
 
     demo = load_spec("demo")
-    assert demo["notebook"] == "train" and demo["base"]["time_budget"] > 0
+    assert demo["notebook"] == "train"
+    assert demo["base"]["time_budget"] > 0
     check_names(resolve(notebook_path("train"), demo["base"]))
     monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
     bad = tmp_path / "bad.yaml"

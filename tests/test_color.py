@@ -32,7 +32,8 @@ def test_y_matches_hand_formula_tensor_and_array():
     assert np.allclose(color.rgb_to_y(img / 255.0) * 255, expect, atol=1e-10)
     t = torch.from_numpy(img.transpose(2, 0, 1)[None] / 255.0)
     y = color.rgb_to_y(t)
-    assert y.shape == (1, 1, 9, 7) and y.dtype == torch.float64
+    assert y.shape == (1, 1, 9, 7)
+    assert y.dtype == torch.float64
     assert np.allclose(y[0, 0].numpy() * 255, expect, atol=1e-10)
     assert torch.allclose(y, color.rgb_to_ycbcr(t)[:, :1])
 
@@ -62,12 +63,14 @@ def test_uint8_arrays_round_like_matlab():
     exact = color.rgb_to_ycbcr(img / 255.0) * 255
     assert np.array_equal(ycc, np.floor(exact + 0.5).astype(np.uint8))
     back = color.ycbcr_to_rgb(ycc)
-    assert back.dtype == np.uint8 and np.abs(back.astype(int) - img).max() <= 2  # quantised YCbCr loses a little
+    assert back.dtype == np.uint8
+    assert np.abs(back.astype(int) - img).max() <= 2
 
 
 def test_float32_dtype_kept():
     arr = np.random.default_rng(2).random((4, 4, 3)).astype(np.float32)
-    assert color.rgb_to_ycbcr(arr).dtype == np.float32 and color.rgb_to_y(arr).dtype == np.float32
+    assert color.rgb_to_ycbcr(arr).dtype == np.float32
+    assert color.rgb_to_y(arr).dtype == np.float32
 
 
 @pytest.mark.parametrize("bad", [torch.rand(1, 4, 2, 2), torch.rand(2, 2), np.zeros((2, 2, 4))])

@@ -39,7 +39,8 @@ def test_a_jobs_threads_reach_its_process(monkeypatch, tmp_path):
     job = execute.make_job(execute.notebook_path("train"), {"epochs": 1}, root=tmp_path, threads=1)
     with pytest.raises(Captured):
         execute.run_job(job)
-    assert seen["OMP_NUM_THREADS"] == "1" and seen["MKL_NUM_THREADS"] == "1"
+    assert seen["OMP_NUM_THREADS"] == "1"
+    assert seen["MKL_NUM_THREADS"] == "1"
 
 
 def test_edsr_bicubic_skip_is_optional_and_checked():

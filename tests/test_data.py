@@ -23,7 +23,8 @@ def test_paired_patches_stay_aligned(scale, augment):
     ds = data.PatchDataset([_blocky_pair(s=scale)], scale, patch_size=8, repeat=6, augment=augment, seed=1)
     for i in range(len(ds)):
         lr, hr = ds[i]
-        assert lr.shape == (3, 8, 8) and hr.shape == (3, 8 * scale, 8 * scale)
+        assert lr.shape == (3, 8, 8)
+        assert hr.shape == (3, 8 * scale, 8 * scale)
         up = lr.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
         assert torch.equal(up, hr), f"item {i}: LR and HR patches are misaligned"
 
@@ -49,7 +50,8 @@ def test_same_seed_same_patches_new_epoch_new_patches():
 
 def test_builtin_and_folder_sources(tmp_path):
     imgs = data.builtin_images(["chelsea", "brick"])
-    assert imgs[1].hr.shape[2] == 3 and imgs[1].hr.dtype == np.uint8
+    assert imgs[1].hr.shape[2] == 3
+    assert imgs[1].hr.dtype == np.uint8
     write_image(tmp_path / "a.png", imgs[0].hr)
     assert [p.name for p in data.load_source(str(tmp_path), 2)] == ["a"]
     with pytest.raises(KeyError, match="known"):
@@ -67,7 +69,8 @@ def test_dataloaders_batches_and_y_channel():
     dls = data.dataloaders("builtin:astronaut,coffee", scale=2, patch_size=12, batch_size=4, repeat=2,
                            valid="builtin:chelsea", valid_max_size=64, channels="y")
     lr, hr = dls.one_batch()
-    assert lr.shape == (4, 1, 12, 12) and hr.shape == (4, 1, 24, 24)
+    assert lr.shape == (4, 1, 12, 12)
+    assert hr.shape == (4, 1, 24, 24)
     vlr, vhr = next(iter(dls.valid))
     assert vhr.shape[-1] == 2 * vlr.shape[-1] == 64
 
@@ -76,7 +79,8 @@ def test_benchmark_layout(set5_dir):
     pairs = data.benchmark_images(set5_dir, 3)
     assert len(pairs) == 5
     for p in pairs:
-        assert p.hr.shape[0] == 3 * p.lr.shape[0] and p.hr.shape[1] == 3 * p.lr.shape[1]
+        assert p.hr.shape[0] == 3 * p.lr.shape[0]
+        assert p.hr.shape[1] == 3 * p.lr.shape[1]
 
 
 # -- validation degraded as the task degrades ----------------------------------------------------------------------
@@ -92,14 +96,16 @@ def test_validation_is_degraded_with_a_seed_fixed_per_image():
         assert np.array_equal(pa.hr, pc.hr)
     first = [x.clone() for x, _ in a.valid]
     assert all(torch.equal(x, y) for x, (y, _) in zip(first, a.valid)), "the same inputs in every epoch"
-    assert a.valid_degradation["preset"] == "blur_bicubic" and clean.valid_degradation["preset"] == "bicubic"
+    assert a.valid_degradation["preset"] == "blur_bicubic"
+    assert clean.valid_degradation["preset"] == "bicubic"
 
 
 def test_same_size_task_validates_on_degraded_inputs():
     dls = data.dataloaders("builtin:astronaut", scale=1, patch_size=16, batch_size=4, repeat=4,
                            degradation="denoise_gaussian", valid="builtin:chelsea", valid_max_size=64)
     pair = dls.valid_ds.pairs[0]
-    assert pair.lr.shape == pair.hr.shape and not np.array_equal(pair.lr, pair.hr)
+    assert pair.lr.shape == pair.hr.shape
+    assert not np.array_equal(pair.lr, pair.hr)
 
 
 # -- HR geometry before the LR ---------------------------------------------------------------------------------
@@ -117,7 +123,8 @@ def test_hr_geometry_ops_keep_patches_aligned(op, ranges):
     ds = data.PatchDataset([data.ImagePair("tex", img)], 2, patch_size=12, degradation=pipe, repeat=4, augment=False)
     for i in range(len(ds)):
         lr, hr = ds[i]
-        assert lr.shape == (3, 12, 12) and hr.shape == (3, 24, 24)
+        assert lr.shape == (3, 12, 12)
+        assert hr.shape == (3, 24, 24)
         ref = imresize_tensor(hr[None], scale=0.5)[0].clamp(0, 1).mul(255).round().div(255)
         inner = (slice(None), slice(3, -3), slice(3, -3))  # away from the patch border (the kernel's support)
         assert (lr[inner] - ref[inner]).abs().max() <= 1.5 / 255, f"{op} item {i}: LR does not match its HR"

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lab import degrade as D
-from lab import mixup
 from lab import kernels as K
+from lab import mixup
 from lab.noise_bank import NoiseBank, extract_noise_patches
 
 
@@ -63,7 +63,10 @@ KERNEL_SPECS = [
 @pytest.mark.parametrize("spec", KERNEL_SPECS, ids=lambda s: s["type"])
 def test_kernels_sum_to_one_and_are_odd_squares(spec):
     k = K.make_kernel(spec)
-    assert k.dtype == np.float32 and k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+    assert k.dtype == np.float32
+    assert k.ndim == 2
+    assert k.shape[0] == k.shape[1]
+    assert k.shape[0] % 2 == 1
     assert abs(float(k.sum()) - 1) < 1e-5
     c = k.shape[0] // 2
     assert k[c, c] > 0 or spec["type"].startswith("motion")  # centred
@@ -83,7 +86,8 @@ def test_kernel_shapes_follow_their_parameters():
 
 def test_kernel_bank_loads_normalised_and_errors(banks, tmp_path):
     bank = K.load_kernel_bank(banks["kernel_bank"])
-    assert len(bank) == 3 and all(abs(float(k.sum()) - 1) < 1e-5 for k in bank)
+    assert len(bank) == 3
+    assert all(abs(float(k.sum()) - 1) < 1e-5 for k in bank)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .npy or .png"):
         K.load_kernel_bank(tmp_path / "empty")
@@ -103,7 +107,8 @@ BLURS = {"gaussian_blur": {"sigma": 2.0}, "motion_blur": {"length": 9.0}, "defoc
 def test_blur_lowers_high_frequency_energy_and_keeps_mean(name):
     x = _photo(64)
     y = D.get_op(name)(x, np.random.default_rng(0), **BLURS[name])
-    assert y.shape == x.shape and y.dtype == torch.float32
+    assert y.shape == x.shape
+    assert y.dtype == torch.float32
     assert _highfreq(y) < 0.5 * _highfreq(x)
     assert abs(float(y.mean() - x.mean())) < 0.01  # kernels sum to 1
 
@@ -147,7 +152,8 @@ def test_speckle_and_salt_pepper():
 def test_jpeg_error_shrinks_as_quality_rises():
     x = _photo(96)
     errs = [float((D.jpeg(x, q) - x).abs().mean()) for q in (10, 30, 60, 95)]
-    assert errs == sorted(errs, reverse=True) and errs[0] > 2 * errs[-1]
+    assert errs == sorted(errs, reverse=True)
+    assert errs[0] > 2 * errs[-1]
     assert torch.equal(D.jpeg(x, 50) * 255, (D.jpeg(x, 50) * 255).round())  # an 8-bit decode
 
 
@@ -166,7 +172,8 @@ def test_resample_shapes(mode, scale):
     x = _photo(48)
     y = D.resize(x, scale=scale, mode=mode)
     assert y.shape[-2:] == (math.ceil(48 * scale - 1e-9),) * 2
-    assert float(y.min()) >= 0 and float(y.max()) <= 1
+    assert float(y.min()) >= 0
+    assert float(y.max()) <= 1
     assert D.resize(x, size=(20, 31), mode=mode).shape == (1, 3, 20, 31)
 
 
@@ -200,7 +207,8 @@ def test_contrast_gamma_brightness_are_monotonic():
     assert float(lo.mean()) == pytest.approx(float(ramp.mean()), abs=1e-5)  # around the mean
     for y in (hi, lo, D.adjust_gamma(ramp, 2.0), D.adjust_gamma(ramp, 0.5), D.adjust_brightness(ramp, 0.05)):
         assert (y[..., 1:] >= y[..., :-1]).all()  # order of values kept
-    assert (D.adjust_gamma(ramp, 2.0) <= ramp).all() and (D.adjust_gamma(ramp, 0.5) >= ramp).all()
+    assert (D.adjust_gamma(ramp, 2.0) <= ramp).all()
+    assert (D.adjust_gamma(ramp, 0.5) >= ramp).all()
     assert float(D.adjust_contrast(ramp, 2.0, center="mid")[..., 32].mean()) == pytest.approx(
         float(ramp[..., 32].mean() - 0.5) * 2 + 0.5, abs=1e-5)
 
@@ -231,10 +239,13 @@ def test_every_preset_builds_and_runs(name, banks):
     pipe = D.build(name, scale=scale, **kw)
     hr = _photo(96).repeat(2, 1, 1, 1)
     lr = pipe(hr, np.random.default_rng(0))
-    assert lr.shape == (2, 3, 96 // scale, 96 // scale) and lr.dtype == torch.float32
-    assert float(lr.min()) >= 0 and float(lr.max()) <= 1
+    assert lr.shape == (2, 3, 96 // scale, 96 // scale)
+    assert lr.dtype == torch.float32
+    assert float(lr.min()) >= 0
+    assert float(lr.max()) <= 1
     cfg = json.loads(json.dumps(pipe.config()))
-    assert cfg["preset"] == name and cfg["scale"] == scale
+    assert cfg["preset"] == name
+    assert cfg["scale"] == scale
     assert D.build(cfg, scale=scale).config() == cfg  # a recorded config rebuilds the same pipeline
     assert set(D.preset_overrides(name)) >= set(D.PRESETS[name].aliases)
 
@@ -288,7 +299,8 @@ def test_overrides_reach_the_sampler():
     n = D.build("denoise_gaussian", scale=1, sigma=(0.1, 0.1)).sample(np.random.default_rng(0))
     assert n["stages"][0]["steps"]["noise"]["sigma"] == pytest.approx(0.1)
     off = D.build("second_order", scale=2, second_prob=0.0).sample(np.random.default_rng(0))
-    assert off["stages"][1]["apply"] is False and all(v is None for v in off["stages"][1]["steps"].values())
+    assert off["stages"][1]["apply"] is False
+    assert all(v is None for v in off["stages"][1]["steps"].values())
 
 
 def test_custom_pipeline_from_steps():
@@ -302,10 +314,12 @@ def test_custom_pipeline_from_steps():
 def test_hr_ops_make_a_new_target():
     pipe = D.build("bicubic", scale=2, hr_ops=[["hr_crop", {"height": 40, "width": 30}],
                                                ["hr_aspect", {"aspect": 16 / 9, "method": "stretch"}]])
-    assert pipe.changes_hr and not D.build("bicubic").changes_hr
+    assert pipe.changes_hr
+    assert not D.build("bicubic").changes_hr
     params = pipe.sample(np.random.default_rng(0))
     lr, hr = pipe.apply_pair(_photo(96), params)
-    assert hr.shape[-2:] == (40, 70) and lr.shape[-2:] == (20, 35)  # 40 * 16/9 = 71.1 -> 71, cropped to even 70
+    assert hr.shape[-2:] == (40, 70)
+    assert lr.shape[-2:] == (20, 35)
     assert torch.equal(lr, pipe.apply(_photo(96), params))
 
 
@@ -382,11 +396,13 @@ def test_noise_bank_recovers_known_noise_std(tmp_path):
     assert abs(bank.std() / sigma - 1) < 0.2
     assert np.allclose(bank.patches.mean(axis=(1, 2)), 0, atol=1e-5)  # zero-mean patches
     loaded = NoiseBank.load(bank.save(tmp_path / "bank.npz"))
-    assert np.array_equal(loaded.patches, bank.patches) and loaded.meta == bank.meta
+    assert np.array_equal(loaded.patches, bank.patches)
+    assert loaded.meta == bank.meta
     x = torch.full((2, 3, 50, 70), 0.5)
     y = D.add_bank_noise(x, loaded, 0.5, seed=1)
     assert float((y - x).std()) == pytest.approx(0.5 * bank.std(), rel=0.2)
-    assert not torch.equal(y[0], y[1]) and torch.equal(y, D.add_bank_noise(x, loaded, 0.5, seed=1))
+    assert not torch.equal(y[0], y[1])
+    assert torch.equal(y, D.add_bank_noise(x, loaded, 0.5, seed=1))
 
 
 def test_noise_bank_rejects_structure():
@@ -406,7 +422,8 @@ def test_mixup_per_sample_lambda_shared_by_input_and_target(space):
     g = torch.Generator().manual_seed(0)
     lr, hr = torch.rand(8, 3, 6, 6, generator=g), torch.rand(8, 3, 12, 12, generator=g)
     m = mixup.mixup_pair(lr, hr, np.random.default_rng(0), alpha=1.0, space=space)
-    assert m.lam.shape == (8,) and len(set(m.lam.tolist())) == 8  # one lambda per sample
+    assert m.lam.shape == (8,)
+    assert len(set(m.lam.tolist())) == 8
     assert sorted(m.perm.tolist()) == list(range(8))
     from lab.color import srgb_to_linear
 
@@ -429,22 +446,28 @@ def test_mixup_callback_is_seeded_and_mixes_training_batches():
         cb.learn = SimpleNamespace(xb=(lr,), yb=(hr,))
         cb.before_batch()
         outs.append((cb.learn.xb[0], cb.learn.yb[0]))
-    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
-    assert not torch.equal(outs[0][0], lr) and outs[0][1].shape == hr.shape
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1])
+    assert not torch.equal(outs[0][0], lr)
+    assert outs[0][1].shape == hr.shape
     assert mixup.RestorationMixup.run_valid is False
 
 
 def test_builtin_banks_make_realsr_run_without_files():
     bank = K.load_kernel_bank("builtin")
-    assert len(bank) == 32 and all(k.shape == (15, 15) and abs(float(k.sum()) - 1) < 1e-5 for k in bank)
+    assert len(bank) == 32
+    assert all(k.shape == (15, 15) and abs(float(k.sum()) - 1) < 1e-5 for k in bank)
     assert bank is K.builtin_kernel_bank(), "drawn once, from a fixed seed"
     from lab.noise_bank import load_bank
 
     noise = load_bank("builtin")
-    assert len(noise) > 10 and 0 < noise.std() < 0.05 and noise.meta["source"].startswith("builtin")
+    assert len(noise) > 10
+    assert 0 < noise.std() < 0.05
+    assert noise.meta["source"].startswith("builtin")
     pipe = D.build("realsr", scale=2, kernel_bank="builtin", noise_bank="builtin")
     hr = torch.full((1, 3, 32, 32), 0.5)
     params = pipe.sample(np.random.default_rng(3))
     lr = pipe.apply(hr, params)
-    assert lr.shape == (1, 3, 16, 16) and float(lr.std()) > 0, "real noise added"
+    assert lr.shape == (1, 3, 16, 16), "real noise added"
+    assert float(lr.std()) > 0, "real noise added"
     assert torch.equal(lr, pipe.apply(hr, params)), "replays byte for byte"

@@ -78,10 +78,13 @@ def test_two_cpu_processes_split_batches_and_agree(tmp_path):
 
     res = D.fit_distributed(make_learner, _recording_fit(tmp_path), num_processes=2, cpu=True)
     sd = res["state_dict"]
-    assert res["diverged"] is False and res["guard_events"] == []
+    assert res["diverged"] is False
+    assert res["guard_events"] == []
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert (r0["rank"], r1["rank"], r0["world"], r1["world"]) == (0, 1, 2, 2)
-    assert len({r0["pid"], r1["pid"], os.getpid()}) == 3 and r0["wrapped"] and r1["wrapped"]
+    assert len({r0["pid"], r1["pid"], os.getpid()}) == 3
+    assert r0["wrapped"]
+    assert r1["wrapped"]
     assert r0["threads"] == r1["threads"] == D.threads_per_process(2)
     # each rank steps on half the batches: together, every sample of each epoch exactly once
     assert r0["iters"] == r1["iters"] == EPOCHS * len(dls.train) // 2
@@ -119,9 +122,11 @@ def test_launch_context_wraps_and_unwraps(tmp_path):
     c0, c1 = (torch.load(tmp_path / f"ctx{r}.pt") for r in (0, 1))
     for c in (c0, c1):
         assert c["args"] == ("a", "b")
-        assert "_CPUDistributedTrainer" in c["during"] and not any("Distributed" in n for n in c["after"])
+        assert "_CPUDistributedTrainer" in c["during"]
+        assert not any("Distributed" in n for n in c["after"])
         assert c["model"] != "DistributedDataParallel"
-    assert "ProgressCallback" in c0["during"] and "ProgressCallback" not in c1["during"]
+    assert "ProgressCallback" in c0["during"]
+    assert "ProgressCallback" not in c1["during"]
     assert "ProgressCallback" in c1["after"]
 
 
@@ -143,7 +148,8 @@ def test_one_process_runs_here(tmp_path):
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
     assert (r0["pid"], r0["world"], r0["wrapped"]) == (os.getpid(), 1, False)
     assert r0["iters"] == EPOCHS * len(dls.train)
-    assert all(torch.equal(sd[k], r0["state"][k]) for k in sd) and any(not torch.equal(sd[k], init[k]) for k in sd)
+    assert all(torch.equal(sd[k], r0["state"][k]) for k in sd)
+    assert any(not torch.equal(sd[k], init[k]) for k in sd)
     calls = []
     assert D.launch(lambda *a, **k: calls.append((os.getpid(), a, k)), 1, 3, x=4) is None
     assert calls == [(os.getpid(), (3,), {"x": 4})]
@@ -207,7 +213,8 @@ def test_sync_bn_refused_on_cpu():
         with D.distributed(learn, cpu=True, sync_bn=True):
             pass
     with D.distributed(learn, cpu=True) as same:  # outside a launch: a no-op
-        assert same is learn and not any(isinstance(cb, DistributedTrainer) for cb in learn.cbs)
+        assert same is learn
+        assert not any(isinstance(cb, DistributedTrainer) for cb in learn.cbs)
 
 
 def test_rank_helpers_and_threads(monkeypatch):

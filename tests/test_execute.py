@@ -6,18 +6,21 @@ import pytest
 
 from lab import execute, runs
 
-from notebook_helpers import quick  # noqa: F401  (a fixture)
-
 
 @pytest.mark.slow
 def test_job_timeout_and_invalid_params(quick, tmp_path):
     # the limit leaves the kernel ample time to start and reach the sleeping cell even on a loaded machine (4 s did
     # not, in a full suite on 2 cores); what is checked is where the run stood when the limit struck
     row = execute.run_job(execute.make_job(quick, {"sleep": 120}, root=tmp_path / "runs", timeout=20))
-    assert row["status"] == "failed" and row["error"].startswith("Timeout") and row["error_cell"] == 3
+    assert row["status"] == "failed"
+    assert row["error"].startswith("Timeout")
+    assert row["error_cell"] == 3
     st = runs.Run(row["path"]).read("status.json")
-    assert st["error"]["type"] == "Timeout" and (Path(row["path"]) / "notebook.ipynb").is_file()
+    assert st["error"]["type"] == "Timeout"
+    assert (Path(row["path"]) / "notebook.ipynb").is_file()
     bad = execute.run_job(execute.make_job(quick, {"nope": 1}, root=tmp_path / "runs"))
-    assert bad["status"] == "invalid" and "nope" in bad["error"] and bad["path"] is None
+    assert bad["status"] == "invalid"
+    assert "nope" in bad["error"]
+    assert bad["path"] is None
 
 

@@ -11,14 +11,23 @@ import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.vision.gan import FixedGANSwitcher, GANTrainer
+from fit_helpers import CutAfter
 from torch import nn
 
 from lab import models, runs
+from lab.gan import (
+    ADV_LOSSES,
+    CHANCE_LOSS,
+    ConditionalCritic,
+    CriticStepper,
+    GeneratorLoss,
+    critic_loss,
+    gan_learner,
+    generator_adv_loss,
+    make_switcher,
+    pretrain_critic,
+)
 from lab.recording import record_run
-from lab.gan import (ADV_LOSSES, CHANCE_LOSS, ConditionalCritic, CriticStepper, GeneratorLoss,
-                     critic_loss, gan_learner, generator_adv_loss, make_switcher, pretrain_critic)
-
-from fit_helpers import CutAfter
 
 T = torch.tensor
 
@@ -87,11 +96,13 @@ def test_patch_maps_match_flattened_logits_and_backprop(kind):
     real = torch.randn(2, 1, 3, 3, generator=g, requires_grad=True)
     fake = torch.randn(2, 1, 3, 3, generator=g, requires_grad=True)
     lc, lg = critic_loss(kind, real, fake), generator_adv_loss(kind, fake, real.detach())
-    assert lc.shape == () and lg.shape == ()
+    assert lc.shape == ()
+    assert lg.shape == ()
     assert float(lc) == pytest.approx(float(critic_loss(kind, real.flatten(), fake.flatten())), abs=1e-6)
     assert float(lg) == pytest.approx(float(generator_adv_loss(kind, fake.flatten(), real.flatten())), abs=1e-6)
     (lc + lg).backward()
-    assert real.grad.abs().sum() > 0 and fake.grad.abs().sum() > 0
+    assert real.grad.abs().sum() > 0
+    assert fake.grad.abs().sum() > 0
 
 
 def test_generator_loss_is_content_plus_weighted_adversarial_and_ragan_asks_the_critic():
@@ -109,7 +120,8 @@ def test_generator_loss_is_content_plus_weighted_adversarial_and_ragan_asks_the_
     assert float(loss.last_parts["content"]) == pytest.approx(0.5)
     rag = GeneratorLoss("l1", adv_weight=1.0, kind="ragan", critic=critic)
     got = float(rag(fake_pred, out, target))
-    assert len(calls) == 1 and calls[0] is target  # D(real) comes from the target
+    assert len(calls) == 1
+    assert calls[0] is target
     real_pred = T([0.5, 0.5])
     assert got == pytest.approx(0.5 + float(generator_adv_loss("ragan", fake_pred, real_pred)), abs=1e-6)
 
@@ -274,14 +286,16 @@ def test_conditional_critic_receives_the_batch_lr():
     dls = _synthetic_dls()
     spy = _SpyDisc()
     learn = gan_learner(dls, _generator(), disc=spy, conditional=True, switcher="fixed")
-    assert isinstance(learn.model.critic, ConditionalCritic) and learn.model.critic.disc is spy
+    assert isinstance(learn.model.critic, ConditionalCritic)
+    assert learn.model.critic.disc is spy
     _fit(learn, 1)
     pairs = [(lr, hr) for lr, hr in (dls.train.dataset + dls.valid.dataset)]
     lrs, hrs = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
     n_real = 0
     assert spy.calls
     for x, cond in spy.calls:
-        assert cond is not None and cond.shape == (x.shape[0], 3, 8, 8)
+        assert cond is not None
+        assert cond.shape == (x.shape[0], 3, 8, 8)
         idx = [int((lrs - c).abs().flatten(1).sum(1).argmin()) for c in cond]
         assert torch.equal(cond, lrs[idx])  # every condition is a real LR input...
         if torch.equal(x, hrs[idx]):  # ...and D(real HR) gets that HR's own LR
@@ -325,7 +339,8 @@ def test_fixed_switcher_by_name_and_only_the_trained_network_moves():
 
     learn = gan_learner(dls, _generator(), disc=_disc(), switcher="fixed", switcher_kwargs={"n_crit": 2, "n_gen": 1},
                         opt="adam", wd=0.1, cbs=[modes, Snap()])
-    assert isinstance(learn.gan_trainer, GANTrainer) and isinstance(learn.fixed_gan_switcher, FixedGANSwitcher)
+    assert isinstance(learn.gan_trainer, GANTrainer)
+    assert isinstance(learn.fixed_gan_switcher, FixedGANSwitcher)
     _fit(learn, 1)
     assert "".join(modes.seen) == "DDGDDG"
     assert len(snaps) == 6
@@ -371,8 +386,10 @@ def test_bf16_autocasts_both_networks_and_unwraps_after():
     learn = gan_learner(dls, spy_g, disc=spy_d, gan_loss="ragan", switcher="fixed", amp="bf16")
     _fit(learn, 1)
     # GANLoss calls both networks directly, outside the GAN module's forward: those calls are autocast too
-    assert {n for n, _ in seen} == {"G", "D"} and all(on for _, on in seen)
-    assert "forward" not in spy_g.__dict__ and "forward" not in spy_d.__dict__
+    assert {n for n, _ in seen} == {"G", "D"}
+    assert all(on for _, on in seen)
+    assert "forward" not in spy_g.__dict__
+    assert "forward" not in spy_d.__dict__
     assert not torch.is_autocast_enabled("cpu")
     assert all(math.isfinite(float(v)) for v in learn.recorder.values[-1][:2])
 
@@ -382,8 +399,8 @@ def test_bf16_autocasts_both_networks_and_unwraps_after():
 @pytest.mark.slow
 @pytest.mark.parametrize("switcher", ["adaptive", "fixed"])
 def test_adversarial_phase_resumes_to_the_uninterrupted_weights(tmp_path, switcher):
-    from lab.recording import load_resume_state
     from lab.data import dataloaders
+    from lab.recording import load_resume_state
 
     def learner(run):
         dls = dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=12,
@@ -407,20 +424,24 @@ def test_adversarial_phase_resumes_to_the_uninterrupted_weights(tmp_path, switch
     per_epoch = len(a.dls.train)
     modes_a = next(cb for cb in a.cbs if isinstance(cb, _Modes)).seen
     modes_c = next(cb for cb in c.cbs if isinstance(cb, _Modes)).seen
-    assert per_epoch == 3 and modes_c == modes_a[2 * per_epoch:], "the resumed fit trains in the uninterrupted order"
-    assert "D" in modes_c and "G" in modes_c
+    assert per_epoch == 3, "the resumed fit trains in the uninterrupted order"
+    assert modes_c == modes_a[2 * per_epoch:], "the resumed fit trains in the uninterrupted order"
+    assert "D" in modes_c
+    assert "G" in modes_c
     for part in ("generator", "critic"):
         for (k, va), vc in zip(getattr(a.model, part).state_dict().items(), getattr(c.model, part).state_dict().values()):
             assert torch.equal(va, vc), f"{part}.{k} differs after resuming"
-    assert [h["epoch"] for h in cut.history] == [0, 1, 2] and all(h["phase"] == "gan" for h in cut.history)
+    assert [h["epoch"] for h in cut.history] == [0, 1, 2]
+    assert all(h["phase"] == "gan" for h in cut.history)
     for hw, hc in zip(whole.history, cut.history):
         assert hc["psnr_y"] == pytest.approx(hw["psnr_y"], abs=1e-9)
-        assert hc["train_crit_steps"] == hw["train_crit_steps"] and hc["train_gen_steps"] == hw["train_gen_steps"]
+        assert hc["train_crit_steps"] == hw["train_crit_steps"]
+        assert hc["train_gen_steps"] == hw["train_gen_steps"]
 
 
 def test_resume_refuses_a_checkpoint_of_the_other_kind(tmp_path):
-    from lab.recording import load_resume_state
     from lab.data import dataloaders
+    from lab.recording import load_resume_state
 
     dls = dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=4, valid="builtin:chelsea",
                       valid_max_size=32)

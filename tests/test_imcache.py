@@ -25,7 +25,8 @@ def png(tmp_path):
 
 def test_cache_key_and_file(png, tmp_path):
     key = imcache.cache_key(png)
-    assert len(key) >= 16 and int(key, 16) >= 0
+    assert len(key) >= 16
+    assert int(key, 16) >= 0
     assert imcache.cache_key(png) == key
     assert imcache.cache_file(png, tmp_path / "c") == tmp_path / "c" / key[:2] / f"{key}.npy"
     with pytest.raises(FileNotFoundError, match="missing.png"):
@@ -35,12 +36,15 @@ def test_cache_key_and_file(png, tmp_path):
 def test_load_caches_identical_array_then_memmaps_without_decoding(png, tmp_path, monkeypatch):
     root = tmp_path / "cache"
     first = imcache.load(png, root)
-    assert first.dtype == np.uint8 and first.shape == (40, 56, 3)
-    assert np.array_equal(first, read_image(png)) and np.array_equal(first, _img())
+    assert first.dtype == np.uint8
+    assert first.shape == (40, 56, 3)
+    assert np.array_equal(first, read_image(png))
+    assert np.array_equal(first, _img())
     assert imcache.cache_file(png, root).is_file()
     monkeypatch.setattr(imcache, "read_image", _no_decode)
     second = imcache.load(png, root)
-    assert isinstance(second, np.memmap) and not second.flags.writeable
+    assert isinstance(second, np.memmap)
+    assert not second.flags.writeable
     assert second.tobytes() == first.tobytes()
 
 
@@ -81,7 +85,8 @@ def test_build_is_idempotent_and_counts_bytes(tmp_path):
         write_image(src / f"{i}.png", _img(seed=i))
     root = tmp_path / "cache"
     r1 = imcache.build(src, root, progress=False)
-    assert r1["cached"] == 3 and r1["skipped"] == 0
+    assert r1["cached"] == 3
+    assert r1["skipped"] == 0
     assert r1["bytes"] == sum(imcache.cache_file(p, root).stat().st_size for p in src.iterdir())
     assert r1["bytes"] >= 3 * 40 * 56 * 3
     r2 = imcache.build(sorted(src.iterdir()), root, progress=False)
@@ -110,11 +115,13 @@ def test_env_var_is_honoured_and_clear_removes_entries(png, tmp_path, monkeypatc
     assert imcache.cache_root() == tmp_path / "envcache"
     assert imcache.cache_root(tmp_path / "explicit") == tmp_path / "explicit"
     imcache.load(png)
-    assert imcache.cache_file(png).is_relative_to(tmp_path / "envcache") and imcache.cache_file(png).is_file()
+    assert imcache.cache_file(png).is_relative_to(tmp_path / "envcache")
+    assert imcache.cache_file(png).is_file()
     keep = tmp_path / "envcache" / "notes.npy"
     keep.write_bytes(b"x")
     assert imcache.clear() == 1
-    assert not imcache.cache_file(png).exists() and keep.exists()
+    assert not imcache.cache_file(png).exists()
+    assert keep.exists()
     assert imcache.clear(tmp_path / "nowhere") == 0
 
 

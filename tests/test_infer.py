@@ -85,9 +85,11 @@ def test_tiled_equals_untiled_on_a_deep_model_at_the_default_overlap(name, kw):
     levels = whole.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255
     if name == "rcan":  # the tiles' own channel statistics move values by ~1e-5: rare one-level flips at ties
         a, b = (tensor_to_uint8(t.clamp(0, 1)[0]).astype(int) for t in (tiles, whole))
-        assert differ.mean() < 1e-3 and abs(a - b).max() <= 1
+        assert differ.mean() < 1e-3
+        assert abs(a - b).max() <= 1
     else:
-        assert differ.mean() < 1e-4 and (abs(levels[differ] % 1 - 0.5) < 1e-3).all()
+        assert differ.mean() < 1e-4
+        assert (abs(levels[differ] % 1 - 0.5) < 1e-3).all()
     short = infer(model, img, tile=2 * r + 30, tile_overlap=2)
     assert (short - whole).abs().max() > 1e-3, "with too little context the seams show: the test can fail"
 
@@ -102,7 +104,8 @@ def test_tiles_stream_to_the_model(image):
     model = NeedsMultiple()
     out = infer(model, image, tile=16, tile_overlap=4, pad_to=4, progress=True)
     assert torch.allclose(out, image)
-    assert max(h for h, _ in model.sizes) <= 16 and max(w for _, w in model.sizes) <= 16
+    assert max(h for h, _ in model.sizes) <= 16
+    assert max(w for _, w in model.sizes) <= 16
 
 
 def test_pad_to_restores_shape(image):
@@ -110,7 +113,8 @@ def test_pad_to_restores_shape(image):
     with pytest.raises(RuntimeError):
         infer(model, image)  # 45 x 70 is not a multiple of 4
     out = infer(model, image, pad_to=4)
-    assert out.shape == image.shape and torch.equal(out, image)
+    assert out.shape == image.shape
+    assert torch.equal(out, image)
     torch.manual_seed(0)
     net = ConvNet(2)
     assert infer(net, image, pad_to=8).shape == (2, 3, 90, 140)
@@ -137,7 +141,8 @@ def test_model_mode_and_amp(image):
     ref = infer(model, image)
     assert model.training
     bf16 = infer(model, image, amp="bf16")
-    assert bf16.dtype == torch.float32 and (bf16 - ref).abs().max() < 5e-2
+    assert bf16.dtype == torch.float32
+    assert (bf16 - ref).abs().max() < 5e-2
 
 
 def test_y_channel_model(image):
@@ -151,8 +156,10 @@ def test_y_channel_model(image):
 @pytest.mark.parametrize("op", POST_OPS)
 def test_post_ops_keep_shape_dtype_range(image, op):
     out = postprocess(image * 1.2 - 0.1, [op])
-    assert out.shape == image.shape and out.dtype == torch.float32
-    assert out.min() >= 0 and out.max() <= 1
+    assert out.shape == image.shape
+    assert out.dtype == torch.float32
+    assert out.min() >= 0
+    assert out.max() <= 1
 
 
 def test_dither_keeps_local_means_on_the_8bit_grid():
@@ -168,7 +175,8 @@ def test_dither_keeps_local_means_on_the_8bit_grid():
 def test_autocontrast_stretches():
     x = 0.4 + 0.2 * torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     y = autocontrast(x, low=0.0, high=100.0)
-    assert y.min() == 0 and y.max() == 1
+    assert y.min() == 0
+    assert y.max() == 1
     assert torch.allclose(y, (x - x.min()) / (x.max() - x.min()), atol=1e-6)
 
 
@@ -182,7 +190,9 @@ def test_nlm_denoises_and_takes_kwargs():
 def test_infer_applies_post_and_validates(image):
     model = nn.Identity()
     out = infer(model, image, post=("autocontrast", "dither"))
-    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    assert out.shape == image.shape
+    assert out.min() >= 0
+    assert out.max() <= 1
     with pytest.raises(ValueError, match="accepted"):
         infer(model, image, post=("sharpen",))
     with pytest.raises(ValueError, match="amp"):

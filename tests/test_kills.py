@@ -94,7 +94,8 @@ def _trial(trial: int, tmp_path, reference) -> tuple:
     if status != "done":
         r = _cli("resume", str(run.id), root=root)
         if not run.checkpoint("last").is_file():
-            assert r.returncode == 2 and "has no checkpoint" in r.stderr, r.stderr
+            assert r.returncode == 2, r.stderr
+            assert "has no checkpoint" in r.stderr, r.stderr
             return trial, target, round(delay, 1), f"{status}, no checkpoint yet: resume refused"
         assert r.returncode == 0, r.stderr
     run = runs.Run(run.dir)

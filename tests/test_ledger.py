@@ -25,7 +25,8 @@ def test_rows_params_metrics_and_problems(tmp_path):
     assert json.loads(df.loc[1, "param.model_kwargs"]) == {"num_block": 4}
     assert list(df["metric.psnr_y"]) == [31.5, 33.0]
     problems = {p["run"]: p["problem"] for p in df.attrs["problems"]}
-    assert "missing" in problems["0003-half"] and "corrupt" in problems[bad.name]
+    assert "missing" in problems["0003-half"]
+    assert "corrupt" in problems[bad.name]
 
 
 def test_dead_running_run_is_interrupted(tmp_path):
@@ -38,7 +39,8 @@ def test_dead_running_run_is_interrupted(tmp_path):
 
 def test_empty_ledger(tmp_path):
     df = ledger.load(tmp_path / "none")
-    assert df.empty and "status" in df.columns
+    assert df.empty
+    assert "status" in df.columns
 
 
 # -- notes, tags, verdicts ----------------------------------------------------------------------------------------
@@ -60,12 +62,14 @@ def test_notes_under_concurrent_writers_lose_nothing(tmp_path):
         pool.map_async(_write_notes, [(str(run.dir), w, 20) for w in range(8)]).get(timeout=120)
     recs = runs.read_notes(run.dir)
     texts = [r["text"] for r in recs]
-    assert len(texts) == 160 and len(set(texts)) == 160
+    assert len(texts) == 160
+    assert len(set(texts)) == 160
     for w in range(8):  # each writer's notes kept in its own order
         mine = [t for t in texts if t.startswith(f"w{w} ")]
         assert mine == [f"w{w} note {i}" for i in range(20)]
     files = sorted((run.dir / runs.NOTES_DIR).glob("*.json"))
-    assert len(files) == 160 and all(json.loads(f.read_text()) for f in files), "every note one whole file"
+    assert len(files) == 160, "every note one whole file"
+    assert all(json.loads(f.read_text()) for f in files), "every note one whole file"
     assert not list(run.dir.rglob("*.tmp")), "no temp file left behind"
     assert ledger.load(tmp_path).loc[0, "tags"] == ", ".join(f"w{w}" for w in range(8))
 
@@ -77,7 +81,8 @@ def test_tags_verdicts_and_notes_in_ledger(tmp_path):
     runs.add_note(a, verdict="rejected")
     runs.add_note(a, untag=["smear"], verdict="chosen")
     row = ledger.load(tmp_path).iloc[0]
-    assert row["tags"] == "failed" and row["verdict"] == "chosen"
+    assert row["tags"] == "failed"
+    assert row["verdict"] == "chosen"
     assert row["notes"] == "first try | lines smeared"
     runs.add_note(a, verdict="")
     assert pd.isna(ledger.load(tmp_path).iloc[0]["verdict"])
@@ -132,7 +137,9 @@ def test_what_changed_vs_parent_baseline_and_previous(tmp_path):
 def test_describe_change_is_short():
     p = {f"k{i}": i for i in range(30)}
     text = ledger.describe_change(p, {}, 7, max_len=60)
-    assert text.startswith("vs #7: k0 ∅→0") and len(text) <= 60 + 12 and "more)" in text
+    assert text.startswith("vs #7: k0 ∅→0")
+    assert len(text) <= 60 + 12
+    assert "more)" in text
 
 
 def test_cost_timing_and_status_columns(tmp_path):
@@ -150,11 +157,13 @@ def test_cost_timing_and_status_columns(tmp_path):
     df = ledger.load(tmp_path).set_index("id")
     assert (df.loc[1, "cost.params"], df.loc[1, "cost.gflops"], df.loc[1, "cost.forward_ms"]) == (8129, 0.5, 3.0)
     assert (df.loc[2, "cost.params"], df.loc[2, "cost.forward_ms"]) == (100, 9.0)
-    assert df.loc[1, "status"] == "done" and df.loc[1, "duration_s"] >= 0
+    assert df.loc[1, "status"] == "done"
+    assert df.loc[1, "duration_s"] >= 0
     assert df.loc[2, "status"] == "diverged", "a finished run with a NaN PSNR diverged"
     assert df.loc[3, "status"] == "interrupted", "no heartbeat for years on another host"
     assert df.loc[3, "heartbeat_age_s"] > 3600
-    assert df.loc[4, "status"] == "diverged" and df.loc[4, "error"] == "loss is nan"
+    assert df.loc[4, "status"] == "diverged"
+    assert df.loc[4, "error"] == "loss is nan"
     assert ledger.load(tmp_path, stale_after=1e12).set_index("id").loc[3, "status"] == "running"
     assert list(ledger.filter_runs(df.reset_index(), status=["diverged"])["id"]) == [2, 4]
     with pytest.raises(ValueError, match="accepted"):
@@ -167,8 +176,11 @@ def test_load_many_synthetic_runs(tmp_path):
 
     write_synthetic_runs(tmp_path, 300)
     df = ledger.load(tmp_path)
-    assert len(df) == 300 and df["id"].is_unique and df["duration_s"].eq(300).all()
-    assert df["param.lr"].nunique() == 3 and df["metric.valid_psnr_y"].between(30, 31).all()
+    assert len(df) == 300
+    assert df["id"].is_unique
+    assert df["duration_s"].eq(300).all()
+    assert df["param.lr"].nunique() == 3
+    assert df["metric.valid_psnr_y"].between(30, 31).all()
 
 
 # -- exports and the CLI ------------------------------------------------------------------------------------------
@@ -192,11 +204,14 @@ def test_markdown_export_is_the_experiment_log(small_ledger, tmp_path):
     text = report.to_markdown(df, tmp_path / "log.md")
     assert (tmp_path / "log.md").read_text() == text
     date = df.loc[0, "date"].strftime("%Y-%m-%d")
-    assert f"## #1 : a : {date}" in text and "## #2 : b <b> : " in text and "(chosen)" in text
+    assert f"## #1 : a : {date}" in text
+    assert "## #2 : b <b> : " in text
+    assert "(chosen)" in text
     assert "- data: builtin, x2" in text
     assert "- what changed: vs #1: model srcnn→edsr" in text
     assert "- results: valid PSNR-Y 29.00 dB / SSIM 0.8500 (+1.50 dB vs bicubic)" in text
-    assert "- notes: sharper edges" in text and "- verdict: chosen" in text
+    assert "- notes: sharper edges" in text
+    assert "- verdict: chosen" in text
     assert "**failed** in cell 7: exploded" in text
 
 
@@ -205,15 +220,19 @@ def test_csv_and_html_exports(small_ledger, tmp_path):
 
     df = ledger.load(small_ledger)
     back = pd.read_csv(report.export(df, tmp_path / "ledger.csv"))
-    assert list(back["id"]) == [1, 2, 3] and list(back["status"]) == ["done", "done", "failed"]
-    assert back.loc[1, "tags"] == "keep" and back.loc[0, "metric.valid_psnr_y"] == 29.0
+    assert list(back["id"]) == [1, 2, 3]
+    assert list(back["status"]) == ["done", "done", "failed"]
+    assert back.loc[1, "tags"] == "keep"
+    assert back.loc[0, "metric.valid_psnr_y"] == 29.0
     page = report.export(df, tmp_path / "report.html").read_text()
     imgs = page.split("data:image/png;base64,")[1:]
     assert len(imgs) >= 2, "curves and the Pareto plot are embedded"
     for chunk in imgs:
         assert base64.b64decode(chunk.split("'", 1)[0])[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "b &lt;b&gt;" in page and "b <b>" not in page, "titles are escaped"
-    assert "http://" not in page and "https://" not in page, "standalone: no external resources"
+    assert "b &lt;b&gt;" in page, "titles are escaped"
+    assert "b <b>" not in page, "titles are escaped"
+    assert "http://" not in page, "standalone: no external resources"
+    assert "https://" not in page, "standalone: no external resources"
     with pytest.raises(ValueError, match="accepted: md, csv, html"):
         report.export(df, tmp_path / "x.xlsx")
 
@@ -225,10 +244,13 @@ def test_cli_note_ledger_export(small_ledger, tmp_path, capsys):
     assert main(["note", "1", "lines smeared", "--tag", "failed", "--verdict", "rejected", "--runs", root]) == 0
     assert main(["ledger", "--runs", root, "--tag", "failed"]) == 0
     out = capsys.readouterr().out
-    assert "0001-a" in out and "0002-b" not in out and "rejected" in out
+    assert "0001-a" in out
+    assert "0002-b" not in out
+    assert "rejected" in out
     assert main(["note", "1", "--runs", root]) == 0
     assert "'lines smeared'" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "log.md"), "--runs", root, "--status", "done"]) == 0
     text = (tmp_path / "log.md").read_text()
-    assert "#1 : a" in text and "#3 : c" not in text
+    assert "#1 : a" in text
+    assert "#3 : c" not in text
     assert main(["note", "99", "x", "--runs", root]) == 2

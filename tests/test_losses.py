@@ -35,12 +35,15 @@ def test_registry_losses_zero_on_identical_positive_otherwise_and_differentiable
     assert float(loss(target, target)) == pytest.approx(floor, abs=1e-5)
     pred.requires_grad_(True)
     value = loss(pred, target)
-    assert value.ndim == 0 and float(value.detach()) > floor + 1e-4
+    assert value.ndim == 0
+    assert float(value.detach()) > floor + 1e-4
     value.backward()
-    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad.abs().sum() > 0
     loss.reduction = "none"
     per = loss(pred.detach(), target)
-    assert per.shape == (2,) and float(per.mean()) == pytest.approx(float(value), rel=1e-5)
+    assert per.shape == (2,)
+    assert float(per.mean()) == pytest.approx(float(value), rel=1e-5)
 
 
 def test_pixel_losses_hand_values():
@@ -137,7 +140,8 @@ def test_msssim_standard_five_scales_matches_numpy_reference():
     ref = _per_image_ref(_np_msssim, pred, target)
     ours = losses.MSSSIMLoss().msssim(pred, target)
     np.testing.assert_allclose(ours.numpy(), ref, atol=1e-4)
-    assert 0.2 < ref.min() and ref.max() < 0.99  # a non-trivial operating point
+    assert 0.2 < ref.min()
+    assert ref.max() < 0.99
 
 
 @pytest.mark.parametrize("sigmas", [[0.5, 1.5, 4.0], [1.5, 4.0, 10.0]])
@@ -156,7 +160,8 @@ def test_msssim_sigma_sets_differ_and_small_images_explain_the_fix():
     with pytest.raises(ValueError, match="padding='reflect'"):
         losses.MSSSIMLoss(scales=5)(pred, target)  # 64 px cannot hold 5 scales of an 11x11 valid window
     auto = losses.MSSSIMLoss()
-    assert torch.isfinite(auto(pred, target)) and auto.last_scales == 3, "64 px holds 3 levels of 11 px"
+    assert torch.isfinite(auto(pred, target)), "64 px holds 3 levels of 11 px"
+    assert auto.last_scales == 3, "64 px holds 3 levels of 11 px"
     big = _pair(size=176, noise=0.15, seed=4)
     assert float(losses.MSSSIMLoss()(*big)) == pytest.approx(float(losses.MSSSIMLoss(scales=5)(*big)), abs=1e-7)
     assert torch.isfinite(losses.MSSSIMLoss(padding="reflect")(*_pair(size=96)))
@@ -187,8 +192,10 @@ def test_vgg_layer_names_follow_torchvision_indices():
     ours = losses.vgg19_features(len(tv))
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in tv.state_dict().items()]
     names = losses.vgg19_layer_names()
-    assert len(names) == len(tv) and names[names.index("conv5_4")] == "conv5_4"
-    assert isinstance(tv[names.index("relu5_4")], torch.nn.ReLU) and isinstance(tv[names.index("pool3")],
+    assert len(names) == len(tv)
+    assert names[names.index("conv5_4")] == "conv5_4"
+    assert isinstance(tv[names.index("relu5_4")], torch.nn.ReLU)
+    assert isinstance(tv[names.index("pool3")],
                                                                                   torch.nn.MaxPool2d)
 
 
@@ -197,7 +204,8 @@ def test_vgg_never_downloads_and_loads_a_local_file(tmp_path, monkeypatch):
     expected = tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
     with pytest.raises(FileNotFoundError) as e:
         losses.VGGLoss(layers=["relu1_1"])
-    assert str(expected) in str(e.value) and "weights=None" in str(e.value)
+    assert str(expected) in str(e.value)
+    assert "weights=None" in str(e.value)
     src = losses.VGGLoss(layers=["relu2_1"], weights=None, seed=1)
     sd = {f"features.{k}": v for k, v in src.features.state_dict().items()}
     sd["classifier.0.weight"] = torch.zeros(2, 2)  # a full torchvision file carries the classifier too

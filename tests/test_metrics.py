@@ -70,7 +70,8 @@ def test_psnr_of_known_mse():
     sr[0] += 0.1  # MSE 0.01 -> 20 dB
     sr[1, :, ::2] += 0.2  # half the rows off by 0.2: MSE 0.02
     p = psnr(sr, hr)
-    assert p.shape == (2,) and p.dtype == torch.float64
+    assert p.shape == (2,)
+    assert p.dtype == torch.float64
     assert torch.allclose(p, torch.tensor([20.0, 10 * np.log10(1 / 0.02)], dtype=torch.float64), atol=1e-5)
     assert torch.allclose(psnr(sr * 255, hr * 255, data_range=255.0), p, atol=1e-4)
     # grey pixels: Y differs by 219/255 of the RGB difference (studio swing)
@@ -125,8 +126,10 @@ def test_quantize():
 
 
 def test_metric_names():
-    assert PSNR(y_only=True, crop_border=2).name == "psnr_y" and PSNR().name == "psnr"
-    assert SSIM(y_only=True, crop_border=2).name == "ssim_y" and SSIM().name == "ssim"
+    assert PSNR(y_only=True, crop_border=2).name == "psnr_y"
+    assert PSNR().name == "psnr"
+    assert SSIM(y_only=True, crop_border=2).name == "ssim_y"
+    assert SSIM().name == "ssim"
 
 
 @pytest.mark.parametrize("cls, fn", [(PSNR, psnr), (SSIM, ssim)])
@@ -154,7 +157,8 @@ def test_hf_energy_sees_checkerboards_noise_and_blur():
     board = flat.clone()
     board[..., ::2, ::2] += 4 / 255
     board[..., 1::2, 1::2] += 4 / 255  # the period-2 pattern a transposed conv leaves
-    assert float(hf_energy(flat)[0]) == 0.0 and float(hf_energy(board)[0]) > 1.0
+    assert float(hf_energy(flat)[0]) == 0.0
+    assert float(hf_energy(board)[0]) > 1.0
     assert float(hf_energy_ratio(board, flat)[0]) > 10, "a checkerboard on a flat patch stands far above 1"
     assert float(hf_energy_ratio(flat, flat)[0]) == pytest.approx(1.0)
     g = torch.Generator().manual_seed(0)
@@ -164,7 +168,8 @@ def test_hf_energy_sees_checkerboards_noise_and_blur():
     scene = torch.rand(1, 3, 64, 64, generator=g)
     scene[..., 32:, :32] = 0.3  # one flat quadrant
     y, x = flattest_window(scene, 16)
-    assert y >= 32 and x + 16 <= 32
+    assert y >= 32
+    assert x + 16 <= 32
     with pytest.raises(ValueError, match="cutoff"):
         hf_energy(flat, cutoff=2.0)
     with pytest.raises(ValueError, match="does not fit"):

@@ -34,10 +34,13 @@ def test_registered():
 def test_generator_shape_and_grad(name):
     torch.manual_seed(0)
     model = create(name, **SMALL, scale=1)
-    assert model.scale == 1 and model.in_ch == 3 and model.out_ch == 3
+    assert model.scale == 1
+    assert model.in_ch == 3
+    assert model.out_ch == 3
     x = torch.rand(2, 3, 21, 34)  # not a multiple of anything: the model pads and crops itself
     y = _forward_backward(model, x)
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
 
 
 @pytest.mark.parametrize("name", GENERATORS)
@@ -47,7 +50,8 @@ def test_generator_knobs(name, knob, value):
     model = create(name, **{**SMALL, knob: value})
     x = torch.rand(1, 3, 16, 16)
     y = _forward_backward(model, x)
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
 
 
 @pytest.mark.parametrize("name", GENERATORS)
@@ -65,7 +69,8 @@ def test_generator_tanh_ranges(name):
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         y = create(name, **SMALL, tanh=True, skip=False).eval()(x)
-        assert y.min() >= 0 and y.max() <= 1
+        assert y.min() >= 0
+        assert y.max() <= 1
         y = create(name, **SMALL, tanh=True, skip=True).eval()(x)
         assert (y - x).abs().max() <= 1
 
@@ -132,7 +137,8 @@ def test_discriminator_logits(name, norm):
     model = create(name, num_feat=4, norm=norm)
     x = torch.rand(2, 3, 32, 40)
     y = _forward_backward(model, x)
-    assert y.shape == _disc_out_shape(name, 2, 32, 40) and torch.isfinite(y).all()
+    assert y.shape == _disc_out_shape(name, 2, 32, 40)
+    assert torch.isfinite(y).all()
 
 
 @pytest.mark.parametrize("name", DISCRIMINATORS)
@@ -182,4 +188,5 @@ def test_disc_patch_receptive_field_is_70():
     y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
     rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
     cols = x.grad.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
-    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+    assert rows.max() - rows.min() + 1 == 70
+    assert cols.max() - cols.min() + 1 == 70

@@ -56,16 +56,20 @@ def test_registry_holds_the_sr_zoo():
 @pytest.mark.parametrize("name", SR_NAMES)
 def test_forward_backward(name, scale):
     m = models.create(name, scale=scale, **SMALL[name])
-    assert m.scale == scale and m.model_name == name
+    assert m.scale == scale
+    assert m.model_name == name
     g = torch.Generator().manual_seed(scale)
     x = torch.rand(2, m.in_ch, 12, 10, generator=g, requires_grad=True)
     y = m(x)
     assert y.shape == (2, m.out_ch, 12 * scale, 10 * scale)
     assert torch.isfinite(y).all()
     y.square().mean().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert x.grad is not None
+    assert torch.isfinite(x.grad).all()
+    assert x.grad.abs().sum() > 0
     grads = [p.grad for p in m.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(gr).all() for gr in grads)
+    assert grads
+    assert all(torch.isfinite(gr).all() for gr in grads)
 
 
 @pytest.mark.parametrize("name", ["edsr_baseline", "mdsr", "rcan", "rdn", "drln", "srresnet", "imdn", "resnet18_sr"])
@@ -160,7 +164,8 @@ def test_fixed_blur_keeps_constants_and_lowers_variance():
 def test_models_take_every_upsampler(name, kind):
     m = models.create(name, scale=2, upsampler=kind, **SMALL[name])
     y = m(torch.rand(1, m.in_ch, 8, 8, generator=torch.Generator().manual_seed(0)))
-    assert y.shape == (1, m.out_ch, 16, 16) and torch.isfinite(y).all()
+    assert y.shape == (1, m.out_ch, 16, 16)
+    assert torch.isfinite(y).all()
 
 
 def test_mdsr_switches_scale():
@@ -177,12 +182,15 @@ def test_mdsr_switches_scale():
 
 def test_fsrcnn_variants():
     base = models.create("fsrcnn", scale=3)
-    assert base.in_ch == 1 and isinstance(base.last_part, nn.ConvTranspose2d)
-    assert base.last_part.kernel_size == (9, 9) and base.last_part.stride == (3, 3)
+    assert base.in_ch == 1
+    assert isinstance(base.last_part, nn.ConvTranspose2d)
+    assert base.last_part.kernel_size == (9, 9)
+    assert base.last_part.stride == (3, 3)
     normed = models.create("fsrcnn", norm="instance", num_block=3)
     assert sum(isinstance(mod, nn.InstanceNorm2d) for mod in normed.modules()) == 3
     wide = models.create("fsrcnn", num_feat=32, shrink=5, num_block=2)
-    assert wide.first_part[0].out_channels == 32 and wide.mid_part[0].out_channels == 5
+    assert wide.first_part[0].out_channels == 32
+    assert wide.mid_part[0].out_channels == 5
     assert models.create("fsrcnn_rgb").first_part[0].in_channels == 3
     with pytest.raises(ValueError, match="instance"):
         models.create("fsrcnn", norm="group")
@@ -221,7 +229,8 @@ def test_vdsr_learns_a_residual_on_bicubic():
 def test_imdn_dw_is_depthwise_separable_and_lighter():
     dw = models.create("imdn_dw")
     depthwise = [c for c in dw.blocks[0].modules() if isinstance(c, nn.Conv2d) and c.groups > 1]
-    assert depthwise and all(c.groups == c.in_channels == c.out_channels for c in depthwise)
+    assert depthwise
+    assert all(c.groups == c.in_channels == c.out_channels for c in depthwise)
     assert _params("imdn_dw") < _params("imdn") / 3
 
 

@@ -7,7 +7,8 @@ from lab import params
 
 def test_train_defaults_are_literals_with_comments():
     d = params.notebook_defaults("train")
-    assert d["model"] == "edsr_baseline" and isinstance(d["scale"], int)
+    assert d["model"] == "edsr_baseline"
+    assert isinstance(d["scale"], int)
     src = params.parameters_cell(params.notebook_path("train"))
     for line in src.strip().splitlines():
         assert "#" in line, f"parameter line without a comment: {line!r}"
@@ -16,7 +17,8 @@ def test_train_defaults_are_literals_with_comments():
 def test_coerce_types():
     assert params.coerce("epochs", "3", 5) == 3
     assert params.coerce("lr", "1e-3", 0.1) == pytest.approx(1e-3)
-    assert params.coerce("lr", "2", 0.1) == 2.0 and isinstance(params.coerce("lr", "2", 0.1), float)
+    assert params.coerce("lr", "2", 0.1) == 2.0
+    assert isinstance(params.coerce("lr", "2", 0.1), float)
     assert params.coerce("model", "123", "edsr") == "123"
     assert params.coerce("flag", "true", False) is True
     assert params.coerce("kw", "{num_block: 4}", {}) == {"num_block": 4}
@@ -28,7 +30,8 @@ def test_resolve_rejects_unknown_names():
     with pytest.raises(KeyError, match="known"):
         params.resolve("train", {"epohcs": "2"})
     r = params.resolve("train", {"epochs": "2"})
-    assert r["epochs"] == 2 and r["model"] == "edsr_baseline"
+    assert r["epochs"] == 2
+    assert r["model"] == "edsr_baseline"
 
 
 def test_unknown_notebook_lists_known():

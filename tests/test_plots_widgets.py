@@ -5,11 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from demo_runs import make_demo_runs
 
 from lab import explorer, ledger, plots, runs, widgets
 from lab.degrade import build
-
-from demo_runs import make_demo_runs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -39,11 +38,15 @@ def test_plots_write_files(demo, tmp_path):
     }
     for name, fig in figs.items():
         (h, w), img = _png_size(plots.save(fig, tmp_path / f"{name}.png"))
-        assert h > 100 and w > 100 and img.std() > 5, f"{name} is not blank"
+        assert h > 100, f"{name} is not blank"
+        assert w > 100, f"{name} is not blank"
+        assert img.std() > 5, f"{name} is not blank"
     grid_axes = [ax for ax in figs["grid"].axes if ax.images]
-    assert len(grid_axes) >= 3 and all(ax.images[0].get_array().shape[:2] == (64, 64) for ax in grid_axes)
+    assert len(grid_axes) >= 3
+    assert all(ax.images[0].get_array().shape[:2] == (64, 64) for ax in grid_axes)
     lines = figs["curves"].axes[1].get_lines()
-    assert len(lines) == 3 and all(len(line.get_xdata()) == 3 for line in lines), "one PSNR curve per run"
+    assert len(lines) == 3, "one PSNR curve per run"
+    assert all(len(line.get_xdata()) == 3 for line in lines), "one PSNR curve per run"
 
 
 def test_plot_errors_name_the_choices(demo):
@@ -67,13 +70,16 @@ def test_pareto_front_is_the_non_dominated_set():
 def test_swipe_and_zoom_compose_pixels():
     a = np.full((40, 60, 3), 10, np.uint8)
     b = np.full((41, 60, 3), 200, np.uint8)  # a pixel taller: cropped to the common size
-    assert (widgets.swipe(a, b, 0.0) == 200).all() and widgets.swipe(a, b, 0.0).shape == (40, 60, 3)
+    assert (widgets.swipe(a, b, 0.0) == 200).all()
+    assert widgets.swipe(a, b, 0.0).shape == (40, 60, 3)
     assert (widgets.swipe(a, b, 1.0) == 10).all()
     half = widgets.swipe(a, b, 0.5, line=0)
-    assert (half[:, :30] == 10).all() and (half[:, 30:] == 200).all()
+    assert (half[:, :30] == 10).all()
+    assert (half[:, 30:] == 200).all()
     a[5:9, 5:9] = 77
     out = widgets.compose(a, b, 0.5, zoom=(7 / 40, 7 / 60, 4), factor=3)
-    assert out.shape[1] == 60 and out.shape[0] > 40, "zoom strip below the view"
+    assert out.shape[1] == 60, "zoom strip below the view"
+    assert out.shape[0] > 40, "zoom strip below the view"
     strip = out[44:]
     assert (strip == 77).sum() >= 3 * (3 * 4 - 4) ** 2, "the 4x4 box of A magnified 3x (inside its frame)"
     with pytest.raises(ValueError, match="outside"):
@@ -86,12 +92,14 @@ def test_swipe_widget_reacts(monkeypatch):
     imgs = {k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in ("run 1", "run 2", "HR")}
     w = widgets.SwipeCompare(imgs, "run 1", "HR", pos=0.2)
     first = w.image.value
-    assert first[:8] == PNG and w.a_pick.options == ("run 1", "run 2", "HR")
+    assert first[:8] == PNG
+    assert w.a_pick.options == ("run 1", "run 2", "HR")
     w.slider.value = 0.8
     assert w.image.value != first
     moved = w.image.value
     w.b_pick.value = "run 2"
-    assert w.image.value != moved and "run 2" in w.caption.value
+    assert w.image.value != moved
+    assert "run 2" in w.caption.value
     w.zoom_on.value = False
     assert w.render().shape == (48, 64, 3)
     with pytest.raises(KeyError, match="among the images"):
@@ -105,24 +113,30 @@ def test_run_picker_compare_and_scrubber_build(demo):
     df = ledger.load(demo.attrs["root"])
     picks = []
     p = widgets.RunPicker(df, on_change=lambda a, b: picks.append((a, b)))
-    assert p.value == (3, 2) and len(p.a.options) == 3
+    assert p.value == (3, 2)
+    assert len(p.a.options) == 3
     p.tag.value = "keep"
-    assert [v for _, v in p.a.options] == [2] and p.value[0] == 2 and picks
+    assert [v for _, v in p.a.options] == [2]
+    assert p.value[0] == 2
+    assert picks
     p.status.value = "failed"
-    assert p.a.options == () and p.value == (None, None)
+    assert p.a.options == ()
+    assert p.value == (None, None)
     c = widgets.CompareRuns(df)
     assert list(c.swipe.images) == ["#3 demo imdn_rtc", "#2 demo edsr_baseline"]
     assert c.swipe.a_pick.layout.display == "none", "one A/B picker: the run picker's"
     before = c.swipe.image.value
     c.picker.b.value = 1
-    assert "#1 demo srcnn" in c.swipe.images and c.swipe.image.value != before
+    assert "#1 demo srcnn" in c.swipe.images
+    assert c.swipe.image.value != before
     c.picker.b.value = "ref:hr"
     assert list(c.swipe.images) == ["#3 demo imdn_rtc", "HR"], "a run against its ground truth"
     assert widgets.scrubbable(df) == df.loc[2, "path"], "the newest run with more than one epoch"
     s = widgets.EpochScrubber(df.loc[0, "path"])
     last = s.image.value
     s.slider.value = 0
-    assert s.image.value != last and s.label.value == "epoch_000.png"
+    assert s.image.value != last
+    assert s.label.value == "epoch_000.png"
 
 
 def test_show_is_static_under_papermill(demo, monkeypatch):
@@ -131,7 +145,8 @@ def test_show_is_static_under_papermill(demo, monkeypatch):
     monkeypatch.setenv("LAB_PAPERMILL", "1")
     c = widgets.CompareRuns(demo)
     shown = widgets.show(c)
-    assert isinstance(shown, Image) and shown.data[:8] == PNG
+    assert isinstance(shown, Image)
+    assert shown.data[:8] == PNG
     monkeypatch.setenv("LAB_PAPERMILL", "0")
     assert widgets.show(c) is c.widget
 
@@ -140,8 +155,8 @@ def test_show_is_static_under_papermill(demo, monkeypatch):
 def test_ledger_notebook_under_papermill(demo, tmp_path, monkeypatch):
     import papermill as pm
 
-    from lab.params import notebook_path
     from lab.execute import kernel_for
+    from lab.params import notebook_path
 
     nb = notebook_path("ledger")
     out = tmp_path / "out.ipynb"
@@ -168,7 +183,8 @@ def test_notebooks_committed_clean(name):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code), "committed without outputs"
     lines = [ln for ln in parameters_cell(path).splitlines() if ln.strip()]
-    assert lines and all("#" in ln for ln in lines), "one comment per parameter"
+    assert lines, "one comment per parameter"
+    assert all("#" in ln for ln in lines), "one comment per parameter"
     assert len(notebook_defaults(name)) == len(lines), "literals only, one per line"
 
 
@@ -177,7 +193,10 @@ def test_explorer_static_grid_and_sliders():
 
     ex = explorer.DegradationExplorer(skd.astronaut()[::8, ::8].copy(), scale=2, pipeline=build("jpeg"))
     g = ex.static_grid(samples=2)
-    assert g.dtype == np.uint8 and g.ndim == 3 and g.std() > 10
+    assert g.dtype == np.uint8
+    assert g.ndim == 3
+    assert g.std() > 10
     before = ex.widget.children[1].value
     ex.sliders["noise_255"].value = 40
-    assert ex.image.value != before and ex.settings["noise_255"] == 40
+    assert ex.image.value != before
+    assert ex.settings["noise_255"] == 40

@@ -53,7 +53,8 @@ def test_crops_equal_source_regions_and_manifest(src, tmp_path):
         assert not (out / prep.crop_name(name, len(boxes) + 1)).exists()
     assert not list(out.glob("tiny_*"))
     m = read_json_file(out / prep.MANIFEST)
-    assert m["src"] == str(src.resolve()) and (m["crop"], m["step"], m["thresh"]) == (16, 12, 0)
+    assert m["src"] == str(src.resolve())
+    assert (m["crop"], m["step"], m["thresh"]) == (16, 12, 0)
     assert m["images"] == {"a.png": 15, "b.png": 9, "tiny.png": 0}
 
 
@@ -70,7 +71,8 @@ def test_rerun_writes_nothing_and_rewrites_only_what_is_missing(src, tmp_path):
     write_image(out / "b_s002.png", _img(3, 8, 8))  # wrong size: rewritten
     with pytest.warns(UserWarning):
         third = prep.prepare(src, out, crop=16, step=12, progress=False)
-    assert third["written"] == 2 and third["crops"] == first["crops"]
+    assert third["written"] == 2
+    assert third["crops"] == first["crops"]
     changed = {p.name for p in out.glob("*.png") if p.stat().st_mtime_ns != mtimes.get(p.name)}
     assert changed == {"a_s007.png", "b_s002.png"}
     assert read_image(out / "b_s002.png").shape == (16, 16, 3)

@@ -27,7 +27,9 @@ def _set5(model, set5_dir, scale):
 @pytest.mark.parametrize("scale,psnr,ssim", [(2, 38.00, 0.9605), (3, 34.36, 0.9270), (4, 32.21, 0.8948)])
 def test_imdn_reproduces_published_set5(ref_dir, set5_dir, scale, psnr, ssim):
     m = load_pretrained(_weights(ref_dir, f"IMDN/IMDN_x{scale}.pth"))
-    assert m.model_name == "imdn" and m.scale == scale and not m.training
+    assert m.model_name == "imdn"
+    assert m.scale == scale
+    assert not m.training
     df = _set5(m, set5_dir, scale)
     assert len(df) == 5
     assert abs(df["psnr_y"].mean() - psnr) <= 0.01, df[["image", "psnr_y"]]
@@ -36,16 +38,20 @@ def test_imdn_reproduces_published_set5(ref_dir, set5_dir, scale, psnr, ssim):
 
 def test_imdn_rtc_beats_bicubic(ref_dir, set5_dir):
     m = load_pretrained(_weights(ref_dir, "IMDN/model_RTC.pth"))
-    assert m.model_name == "imdn_rtc" and m.scale == 2
+    assert m.model_name == "imdn_rtc"
+    assert m.scale == 2
     assert sum(p.numel() for p in m.parameters()) == 20_190
     df = _set5(m, set5_dir, 2)
-    assert (df["psnr_y"] > df["baseline_psnr_y"]).all() and df.attrs["baseline"] == "bicubic"
+    assert (df["psnr_y"] > df["baseline_psnr_y"]).all()
+    assert df.attrs["baseline"] == "bicubic"
     assert df["gain_psnr_y"].mean() > 1.0
 
 
 def test_fsrcnn_x2_on_set5(ref_dir, set5_dir):
     m = load_pretrained(_weights(ref_dir, "FSRCNN/fsrcnn_x2.pth"))
-    assert m.model_name == "fsrcnn" and m.scale == 2 and m.in_ch == 1  # Y model: infer adds bicubic CbCr
+    assert m.model_name == "fsrcnn"
+    assert m.scale == 2
+    assert m.in_ch == 1
     df = _set5(m, set5_dir, 2)
     assert abs(df["psnr_y"].mean() - 37.14) <= 0.1, df[["image", "psnr_y"]]
 
@@ -63,7 +69,8 @@ def test_fsrcnn_scale_comes_from_name_or_argument(ref_dir, tmp_path):
     with pytest.raises(ValueError, match="scale"):
         load_pretrained(tmp_path / "weights.pth")
     m = load_pretrained(tmp_path / "weights.pth", scale=3)
-    assert m.scale == 3 and m(torch.rand(1, 1, 5, 6)).shape == (1, 1, 15, 18)
+    assert m.scale == 3
+    assert m(torch.rand(1, 1, 5, 6)).shape == (1, 1, 15, 18)
 
 
 def test_wrong_name_reports_keys(ref_dir):
@@ -76,7 +83,8 @@ def test_imported_model_round_trips_as_lab_checkpoint(ref_dir, tmp_path):
     models.save_checkpoint(tmp_path / "rtc.pth", m)
     m2 = load_pretrained(tmp_path / "rtc.pth")
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    assert m2.model_name == "imdn_rtc" and torch.equal(m(x), m2(x))
+    assert m2.model_name == "imdn_rtc"
+    assert torch.equal(m(x), m2(x))
 
 
 def test_lab_checkpoint_and_errors(tmp_path):
@@ -84,7 +92,8 @@ def test_lab_checkpoint_and_errors(tmp_path):
     models.save_checkpoint(tmp_path / "imdn.pth", m)
     m2 = load_pretrained(tmp_path / "imdn.pth")
     x = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(0))
-    assert m2.model_kwargs == m.model_kwargs and torch.equal(m.eval()(x), m2(x))
+    assert m2.model_kwargs == m.model_kwargs
+    assert torch.equal(m.eval()(x), m2(x))
     with pytest.raises(ValueError, match="imdn"):
         load_pretrained(tmp_path / "imdn.pth", name="rcan")
     torch.save({"w": torch.zeros(3)}, tmp_path / "mystery.pth")

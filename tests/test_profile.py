@@ -20,7 +20,8 @@ def test_single_conv_flops_are_analytic():
     flops = count_flops(conv, (1, 3, 20, 24))
     assert flops == 2 * 3 * 8 * 3 * 3 * 20 * 24
     p = profile(conv, (1, 3, 20, 24), dtypes=("fp32",), repeats=1, warmup=0)
-    assert p["gflops"] == pytest.approx(flops / 1e9) and p["gmacs"] == pytest.approx(p["gflops"] / 2)
+    assert p["gflops"] == pytest.approx(flops / 1e9)
+    assert p["gmacs"] == pytest.approx(p["gflops"] / 2)
 
 
 @pytest.mark.parametrize("name", ["resunet", "srn"])
@@ -35,9 +36,11 @@ def test_profile_numbers():
     p = profile(model, (1, 3, 32, 32), dtypes=("fp32", "bf16"), repeats=2, warmup=1)
     assert p["params"] == sum(q.numel() for q in model.parameters())
     for dt in ("fp32", "bf16"):
-        assert p[f"ms_{dt}"] > 0 and p[f"mem_mb_{dt}"] > 0
+        assert p[f"ms_{dt}"] > 0
+        assert p[f"mem_mb_{dt}"] > 0
     text = format_profile(p)
-    assert "GFLOPs" in text and f"{p['params']:,}" in text
+    assert "GFLOPs" in text
+    assert f"{p['params']:,}" in text
 
 
 def test_cpu_peak_memory_counts_activations():
@@ -61,7 +64,8 @@ def test_layer_table_sums_to_params_with_shared_weights():
     table = layer_table(model, (1, 3, 32, 32))
     assert table["params"].sum() == sum(p.numel() for p in model.parameters())
     head = table[table["layer"] == "net.head.0"]
-    assert list(head["call"]) == [1, 2, 3] and head["params"].iloc[1:].sum() == 0
+    assert list(head["call"]) == [1, 2, 3]
+    assert head["params"].iloc[1:].sum() == 0
     assert list(head["output_shape"]) == [(1, 4, 8, 8), (1, 4, 16, 16), (1, 4, 32, 32)]
     assert head["act_mb"].iloc[-1] == pytest.approx(4 * 32 * 32 * 4 / 2**20)
 
@@ -84,7 +88,8 @@ def test_layer_table_lists_unused_modules():
 
 def test_summary_text():
     text = summary(_plain_net(), (1, 3, 16, 16), dtypes=("fp32",), repeats=1, warmup=0)
-    assert "Conv2d" in text and "GMACs" in text
+    assert "Conv2d" in text
+    assert "GMACs" in text
 
 
 def test_fits_budget_both_sides():
@@ -92,9 +97,13 @@ def test_fits_budget_both_sides():
     g = count_flops(model, (1, 3, 32, 32)) / 1e9
     n = sum(p.numel() for p in model.parameters())
     ok, numbers = fits_budget(model, (1, 3, 32, 32), max_gflops=g * 1.01, max_params=n)
-    assert ok and numbers["gflops"] == pytest.approx(g) and numbers["params"] == n
+    assert ok
+    assert numbers["gflops"] == pytest.approx(g)
+    assert numbers["params"] == n
     res = fits_budget(model, (1, 3, 32, 32), max_gflops=g * 0.99, max_params=n + 1)
-    assert not res.ok and res.failed == ["gflops"] and "over budget" in repr(res)
+    assert not res.ok
+    assert res.failed == ["gflops"]
+    assert "over budget" in repr(res)
     assert not fits_budget(model, (1, 3, 32, 32), max_params=n - 1)
     assert fits_budget(model, (1, 3, 32, 32), max_ms=1e6, repeats=1, warmup=0).ok
     assert not fits_budget(model, (1, 3, 32, 32), max_ms=1e-6, repeats=1, warmup=0).ok

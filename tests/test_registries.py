@@ -40,7 +40,8 @@ def test_registry_refuses_duplicates_and_lists_known_names():
 @pytest.mark.parametrize("kind", sorted(REGISTRIES))
 def test_every_registry_speaks_the_same_idiom(kind):
     reg = REGISTRIES[kind]
-    assert isinstance(reg, Registry) and len(reg) >= 2
+    assert isinstance(reg, Registry)
+    assert len(reg) >= 2
     with pytest.raises(KeyError, match=f"unknown {kind} 'no_such_thing'; known .*{reg.names()[0]}"):
         reg["no_such_thing"]
 
@@ -53,7 +54,8 @@ def test_every_model_builds_with_its_defaults_and_maps_shapes(name):
         x = torch.empty(1, getattr(m, "in_ch", 3), 32, 32)
         cond = getattr(m, "cond_ch", 0)
         y = m(x, torch.empty(1, cond, 16, 16)) if cond else m(x)
-    assert isinstance(m, nn.Module) and m.model_name == name
+    assert isinstance(m, nn.Module)
+    assert m.model_name == name
     if name.startswith("disc_"):
         assert y.shape[0] == 1, "a critic gives logits per image (or per patch)"
     else:
@@ -85,7 +87,9 @@ def test_every_degradation_op_samples_and_replays(name, banks):
     target = (16, 16)
     a, b = op.apply(x, params, target), op.apply(x, params, target)
     assert torch.equal(a, b), "the same params give the same bytes"
-    assert a.dtype == torch.float32 and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert a.dtype == torch.float32
+    assert float(a.min()) >= 0
+    assert float(a.max()) <= 1
     assert op.hr == (name in sampling.OPS and name.startswith("hr_"))
 
 
@@ -118,4 +122,6 @@ def test_every_switcher_builds_and_refuses_foreign_options(name):
 def test_every_post_op_keeps_the_range_and_shape(name):
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     y = infer.postprocess(x, [name])
-    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0
+    assert float(y.max()) <= 1

@@ -35,10 +35,12 @@ def test_checkpoint_round_trip(tmp_path):
     m = models.create("edsr_baseline", scale=3, num_block=2, num_feat=8)
     models.save_checkpoint(tmp_path / "m.pth", m, params={"lr": 1e-3})
     payload = torch.load(tmp_path / "m.pth", weights_only=True)
-    assert payload["model_name"] == "edsr_baseline" and payload["model_kwargs"]["scale"] == 3
+    assert payload["model_name"] == "edsr_baseline"
+    assert payload["model_kwargs"]["scale"] == 3
     m2, info = models.load_checkpoint(tmp_path / "m.pth")
     x = torch.rand(1, 3, 8, 8)
-    assert torch.equal(m.eval()(x), m2.eval()(x)) and info["params"] == {"lr": 1e-3}
+    assert torch.equal(m.eval()(x), m2.eval()(x))
+    assert info["params"] == {"lr": 1e-3}
     torch.save({"w": torch.zeros(1)}, tmp_path / "raw.pth")
     with pytest.raises(ValueError, match="load_pretrained"):
         models.load_checkpoint(tmp_path / "raw.pth")

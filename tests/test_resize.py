@@ -22,7 +22,8 @@ def test_set5_lr_bit_exact(set5_dir, scale):
         hr = modcrop(read_image(set5_dir / "HR" / f"{name}.bmp"), scale)
         expect = read_image(set5_dir / "LR_bicubic" / f"X{scale}" / f"{name}.png")
         got = imresize(hr, 1 / scale)
-        assert got.dtype == np.uint8 and got.shape == expect.shape, name
+        assert got.dtype == np.uint8, name
+        assert got.shape == expect.shape, name
         wrong = int((got != expect).sum())
         worst = np.abs(got.astype(int) - expect).max()
         assert wrong == 0, f"{name} x{scale}: {wrong} values differ from MATLAB (max {worst})"

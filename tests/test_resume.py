@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fit_helpers import CutAfter
 
-from lab import data, execute, ledger, learner, models, runs, sweep
+from lab import data, execute, learner, ledger, models, runs, sweep
 from lab.callbacks import EMA
 from lab.recording import load_resume_state, record_run
-
-from fit_helpers import CutAfter
 
 TINY_NET = {"num_block": 1, "num_feat": 8}
 
@@ -78,7 +77,8 @@ def test_init_from_copies_matching_tensors_and_keeps_the_rest(tmp_path):
     assert got["skipped"], "the x2 upsampler does not fit x3"
     sd2, sd3 = x2.state_dict(), x3.state_dict()
     assert all(torch.equal(sd3[k], sd2[k]) for k in got["loaded"])
-    assert any(k.startswith("body") for k in got["loaded"]) and set(got["loaded"]) | set(got["skipped"]) <= set(sd2)
+    assert any(k.startswith("body") for k in got["loaded"])
+    assert set(got["loaded"]) | set(got["skipped"]) <= set(sd2)
     with pytest.raises(ValueError, match="same architecture"):
         models.init_from_checkpoint(models.create("srcnn"), tmp_path / "x2.pth")
 
@@ -100,9 +100,11 @@ def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_
     assert res["status"] == "done", res["error"]
     assert [h["epoch"] for h in cut.history] == [0, 1]
     assert cut.metrics["valid_psnr_y"] == pytest.approx(whole.metrics["valid_psnr_y"], abs=1e-9)
-    assert (cut.dir / "profile.json").is_file() and cut.metrics["gflops"] > 0
+    assert (cut.dir / "profile.json").is_file()
+    assert cut.metrics["gflops"] > 0
     row = ledger.load(tmp_path).set_index("id").loc[cut.id]
-    assert row["status"] == "done" and row["cost.gflops"] == cut.metrics["gflops"]
+    assert row["status"] == "done"
+    assert row["cost.gflops"] == cut.metrics["gflops"]
 
 
 @pytest.mark.slow
@@ -130,4 +132,6 @@ def test_init_from_a_run_fine_tunes_another_scale(tmp_path):
                             root=tmp_path)
     assert ft.status == "done", ft.read("status.json").get("error")
     got = ft.read("init_from.json")
-    assert got["checkpoint"].endswith("best.pth") and got["loaded"] and got["skipped"]
+    assert got["checkpoint"].endswith("best.pth")
+    assert got["loaded"]
+    assert got["skipped"]

@@ -12,14 +12,16 @@ def test_run_records_params_env_git_status(tmp_path):
     assert run.name == "0001-my-test-run"
     assert run.params == {"model": "srcnn", "lr": 1e-3}
     meta = run.meta
-    assert meta["env"]["torch"] and meta["env"]["torch_threads"] >= 1
+    assert meta["env"]["torch"]
+    assert meta["env"]["torch_threads"] >= 1
     assert set(meta["git"]) == {"commit", "dirty"}
     assert run.status == "running"
     run.log_epoch({"epoch": 0, "train_loss": 0.5})
     run.log_epoch({"epoch": 1, "train_loss": 0.4})
     assert [h["epoch"] for h in run.history] == [0, 1]
     run.finish({"psnr_y": 30.0})
-    assert run.status == "done" and run.metrics == {"psnr_y": 30.0}
+    assert run.status == "done"
+    assert run.metrics == {"psnr_y": 30.0}
     assert not list(tmp_path.rglob("*.tmp")), "temp files must be renamed into place"
 
 
@@ -30,8 +32,10 @@ def test_failed_run_keeps_error_and_cell(tmp_path):
     except RuntimeError as e:
         run.fail(e, cell=7)
     st = json.loads((run.dir / "status.json").read_text())
-    assert st["status"] == "failed" and st["error"]["cell"] == 7
-    assert st["error"]["type"] == "RuntimeError" and "boom" in st["error"]["traceback"]
+    assert st["status"] == "failed"
+    assert st["error"]["cell"] == 7
+    assert st["error"]["type"] == "RuntimeError"
+    assert "boom" in st["error"]["traceback"]
 
 
 def test_bad_status_and_find(tmp_path):
@@ -46,4 +50,5 @@ def test_bad_status_and_find(tmp_path):
 def test_attach_to_runner_created_dir(tmp_path):
     made = runs.create({"a": 1}, root=tmp_path)
     run = runs.start({"a": 1, "b": 2}, run_dir=made.dir)
-    assert run.dir == made.dir and run.params == {"a": 1, "b": 2}
+    assert run.dir == made.dir
+    assert run.params == {"a": 1, "b": 2}

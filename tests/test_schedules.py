@@ -42,19 +42,23 @@ def test_cosine_restarts_jump_back_to_decayed_peaks_and_floor_at_alpha():
 def test_warmup_cosine_reaches_lr_max_at_warmup_end_then_decays():
     n = 100
     f = make_schedule("warmup_cosine", 3e-3, n, warmup_steps=10, alpha=0.01)
-    assert _at(f, 0, n) == pytest.approx(0.0) and _at(f, 5, n) == pytest.approx(1.5e-3)
+    assert _at(f, 0, n) == pytest.approx(0.0)
+    assert _at(f, 5, n) == pytest.approx(1.5e-3)
     assert _at(f, 10, n) == pytest.approx(3e-3)  # warmup end = lr_max
     after = [_at(f, i, n) for i in range(10, n + 1)]
-    assert all(a >= b for a, b in zip(after, after[1:])) and after[-1] == pytest.approx(3e-5)
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    assert after[-1] == pytest.approx(3e-5)
 
 
 def test_exp_decay_multiplies_by_rate_every_k_steps():
     n = 100
     f = make_schedule("exp_decay", 2.0, n, rate=0.5, decay_steps=10)
-    assert _at(f, 10, n) == pytest.approx(1.0) and _at(f, 20, n) == pytest.approx(0.5)
+    assert _at(f, 10, n) == pytest.approx(1.0)
+    assert _at(f, 20, n) == pytest.approx(0.5)
     assert _at(f, 15, n) == pytest.approx(2.0 * 0.5**1.5)
     stairs = make_schedule("exp_decay", 2.0, n, rate=0.5, decay_steps=10, staircase=True)
-    assert _at(stairs, 15, n) == pytest.approx(1.0) and _at(stairs, 19, n) == pytest.approx(1.0)
+    assert _at(stairs, 15, n) == pytest.approx(1.0)
+    assert _at(stairs, 19, n) == pytest.approx(1.0)
     default = make_schedule("exp_decay", 1.0, n, rate=0.1)
     assert _at(default, n, n) == pytest.approx(0.1)  # by default the rate is reached at the last step
 
@@ -73,7 +77,8 @@ def test_warmup_restarts_decay_composes_phases_and_factors():
     n, warm = 110, 10
     f = make_schedule("warmup_restarts_decay", 1.0, n, warmup_steps=warm, cycles=2, t_mul=1.0, m_mul=0.8,
                       decay_rate=0.5, decay_steps=100)
-    assert _at(f, 0, n) == pytest.approx(0.0) and _at(f, warm, n) == pytest.approx(1.0)
+    assert _at(f, 0, n) == pytest.approx(0.0)
+    assert _at(f, warm, n) == pytest.approx(1.0)
     # After the warmup, 100 steps hold two 50-step cycles; the second restarts at 0.8 x the decay factor there.
     assert _at(f, warm + 50, n) == pytest.approx(0.8 * 0.5 ** (50 / 100), rel=1e-5)
     assert _at(f, warm + 25, n) == pytest.approx(0.5 * 0.5 ** (25 / 100), rel=1e-5)
@@ -88,7 +93,9 @@ def test_warmup_restarts_decay_composes_phases_and_factors():
 
 def test_one_cycle_and_constant_key_points():
     f = make_schedule("one_cycle", 1e-2, 100, pct_start=0.25)
-    assert f(0.0) == pytest.approx(1e-2 / 25) and f(0.25) == pytest.approx(1e-2) and f(1.0) == pytest.approx(1e-7)
+    assert f(0.0) == pytest.approx(1e-2 / 25)
+    assert f(0.25) == pytest.approx(1e-2)
+    assert f(1.0) == pytest.approx(1e-7)
     assert make_schedule("constant", 5e-4, 10)(0.7) == pytest.approx(5e-4)
 
 
@@ -115,7 +122,8 @@ def test_every_named_schedule_is_finite_positive_and_bounded():
 def test_bound_schedules_pickle_and_show_their_arguments():
     f = make_schedule("cosine_restarts", 1e-3, 70, m_mul=0.5)
     g = pickle.loads(pickle.dumps(f))
-    assert g(0.3) == f(0.3) and "m_mul=0.5" in repr(f)
+    assert g(0.3) == f(0.3)
+    assert "m_mul=0.5" in repr(f)
 
 
 def test_param_scheduler_drives_the_optimizer_lr():
@@ -136,7 +144,8 @@ def test_plot_schedule_draws_one_point_per_step():
     f = make_schedule("warmup_cosine", 1e-3, 40)
     ax = plot_schedule(f, 40, log=False, label="warmup_cosine")
     x, y = ax.lines[0].get_data()
-    assert list(x) == list(range(40)) and list(y) == pytest.approx([f(i / 40) for i in range(40)])
+    assert list(x) == list(range(40))
+    assert list(y) == pytest.approx([f(i / 40) for i in range(40)])
     assert ax.get_xlabel() == "step"
     import matplotlib.pyplot as plt
 

@@ -9,11 +9,10 @@ import time
 
 import pytest
 from jupyter_client.manager import start_new_kernel
+from notebook_helpers import write_quick_notebook
 
 from lab import runs
 from lab.execute import kernel_for
-
-from notebook_helpers import write_quick_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +54,25 @@ def test_failure_fix_and_continue_is_recorded_truthfully(kernel):
     (run,) = runs.scan(root)
     assert run.status == "running"
     assert k.run('raise ValueError("typo in the loss")')["status"] == "error"
-    assert run.status == "failed" and run.error["type"] == "ValueError" and "typo" in run.error["message"]
+    assert run.status == "failed"
+    assert run.error["type"] == "ValueError"
+    assert "typo" in run.error["message"]
     assert "typo in the loss" in run.error["source"]
     k.run("x = 2")  # the user fixes the parameter and goes on from the failed cell
     k.run("lab.session.sync_params(run, 'train')\nrun.finish({'y': x})")
     st = run.status_record
-    assert st["status"] == "done" and [e["type"] for e in st["errors"]] == ["ValueError"], "the failure is kept"
+    assert st["status"] == "done", "the failure is kept"
+    assert [e["type"] for e in st["errors"]] == ["ValueError"], "the failure is kept"
     assert run.params["x"] == 2, "params.json holds the value that trained"
     assert run.meta["param_changes"][0]["changed"] == {"x": [1, 2]}
     nb = json.loads(run.notebook.read_text())
     sources = ["".join(c["source"]) for c in nb["cells"]]
-    assert sources[0].startswith("x = 1") and any("typo" in s for s in sources) and sources[-1].startswith("lab.")
+    assert sources[0].startswith("x = 1")
+    assert any("typo" in s for s in sources)
+    assert sources[-1].startswith("lab.")
     errors = [o for c in nb["cells"] for o in c["outputs"] if o["output_type"] == "error"]
-    assert errors and errors[0]["ename"] == "ValueError"
+    assert errors
+    assert errors[0]["ename"] == "ValueError"
 
 
 def test_stop_rerun_of_the_start_cell_and_kernel_shutdown(kernel):
@@ -79,12 +84,18 @@ def test_stop_rerun_of_the_start_cell_and_kernel_shutdown(kernel):
     time.sleep(2)
     k.km.interrupt_kernel()
     k.kc.get_shell_msg(timeout=30)  # the cell ends with the KeyboardInterrupt
-    assert msg and first.status == "stopped" and first.error["type"] == "KeyboardInterrupt"
+    assert msg
+    assert first.status == "stopped"
+    assert first.error["type"] == "KeyboardInterrupt"
     k.run(START)  # Run All again: nothing was trained in the first run, so its directory is reused
-    assert [r.name for r in runs.scan(root)] == [first.name] and first.status == "running"
+    assert [r.name for r in runs.scan(root)] == [first.name]
+    assert first.status == "running"
     first.log_epoch({"epoch": 0, "psnr_y": 30.0})  # now it has trained something
     k.run(START)
     second = runs.scan(root)[-1]
-    assert second.name != first.name and first.status == "stopped" and "superseded" in first.error["message"]
+    assert second.name != first.name
+    assert first.status == "stopped"
+    assert "superseded" in first.error["message"]
     k.close()  # a restart shuts the kernel down
-    assert second.status == "stopped" and "kernel shut down" in second.error["message"]
+    assert second.status == "stopped"
+    assert "kernel shut down" in second.error["message"]

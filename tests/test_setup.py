@@ -34,7 +34,8 @@ def _test_command_runs(ci_text: str, command: str) -> bool:
 def test_ci_runs_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"`(make test|pytest[^`]*)`", readme).group(1)
-    assert command == "make test" and "make demo" in readme
+    assert command == "make test"
+    assert "make demo" in readme
     assert _test_command_runs((ROOT / ".ci" / "run").read_text(), command)
 
 
@@ -48,4 +49,5 @@ def test_torch_pair_pinned_in_makefile():
     mk = (ROOT / "Makefile").read_text()
     proj = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for pin in ("torch==2.14.1", "torchvision==0.29.1"):
-        assert pin in mk and pin in proj
+        assert pin in mk
+        assert pin in proj

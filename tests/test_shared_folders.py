@@ -17,8 +17,6 @@ import pytest
 from lab import ledger, report, runs, sweep, widgets
 from lab.utils import PROJECT_ROOT
 
-from notebook_helpers import quick  # noqa: F401  (a fixture)
-
 EVIL = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
 
@@ -45,7 +43,9 @@ def test_eight_runs_started_at_the_same_instant_never_collide(tmp_path):
         names = pool.map_async(_create_after, [(str(tmp_path / "runs"), barrier, i) for i in range(8)]).get(300)
     assert sorted(int(n.split("-")[0]) for n in names) == list(range(1, 9))
     df = ledger.load(tmp_path / "runs")
-    assert len(df) == 8 and sorted(df["param.i"]) == list(range(8)) and not df.attrs["problems"]
+    assert len(df) == 8
+    assert sorted(df["param.i"]) == list(range(8))
+    assert not df.attrs["problems"]
 
 
 def test_eight_concurrent_lab_note_commands_keep_all_eight(tmp_path):
@@ -72,7 +72,9 @@ def test_two_sweeps_on_one_folder_at_once_lose_nothing(quick, tmp_path):
     for t in threads:
         t.join(timeout=600)
     df = ledger.load(tmp_path / "runs")
-    assert len(df) == 6 and df["id"].is_unique and set(df["status"]) == {"done"}
+    assert len(df) == 6
+    assert df["id"].is_unique
+    assert set(df["status"]) == {"done"}
     assert sorted(df["sweep"]) == ["a"] * 3 + ["b"] * 3
     assert all(sorted(t["y"]) == [2, 4, 6] for t in tables.values())
 
@@ -89,12 +91,14 @@ def test_titles_notes_and_tags_are_text_wherever_they_become_html(tmp_path):
     run.finish({"valid_psnr_y": 30.0})
     df = ledger.load(tmp_path)
     page = report.export(df, tmp_path / "report.html").read_text()
-    assert "<script>" not in page and "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")
+    assert "<script>" not in page
+    assert "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")
     assert "&lt;script&gt;" in page
     assert "<script>" not in ledger.view(df)._repr_html_()
     imgs = {EVIL: np.zeros((8, 8, 3), np.uint8), "HR": np.full((8, 8, 3), 255, np.uint8)}
     caption = widgets.SwipeCompare(imgs).caption.value
-    assert "<script>" not in caption and "&lt;script&gt;" in caption
+    assert "<script>" not in caption
+    assert "&lt;script&gt;" in caption
 
 
 def test_a_run_folder_cannot_make_the_ledger_run_code(tmp_path):

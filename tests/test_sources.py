@@ -26,8 +26,11 @@ def test_folder_source_lists_sizes_from_headers_and_reads_lazily(tmp_path, monke
     real = sources.read_image
     monkeypatch.setattr(sources, "read_image", lambda p: calls.append(p) or real(p))
     src = sources.open_source(str(folder), 2)
-    assert len(src) == 3 and src.shape(1) == (40, 56) and not calls, "nothing decoded to list a folder"
-    assert np.array_equal(src.hr(1), read_image(folder / "img1.png")) and len(calls) == 1
+    assert len(src) == 3, "nothing decoded to list a folder"
+    assert src.shape(1) == (40, 56), "nothing decoded to list a folder"
+    assert not calls, "nothing decoded to list a folder"
+    assert np.array_equal(src.hr(1), read_image(folder / "img1.png"))
+    assert len(calls) == 1
     src.hr(1)
     assert len(calls) == 1, "the in-process cache serves the second read"
 
@@ -36,7 +39,8 @@ def test_lru_stays_within_its_budget():
     lru = sources._LRU(3 * 1000)
     for k in range(10):
         lru.get(k, lambda: np.zeros(1000, np.uint8))
-    assert lru.used <= 3000 and list(lru.items) == [7, 8, 9]
+    assert lru.used <= 3000
+    assert list(lru.items) == [7, 8, 9]
 
 
 def test_disk_cache_gives_the_same_pixels_as_decoding(tmp_path, monkeypatch):
@@ -69,7 +73,8 @@ def test_paired_folders_must_agree_with_the_scale(tmp_path):
     (tmp_path / "lr").mkdir()
     write_image(tmp_path / "lr" / "img0.png", np.zeros((20, 28, 3), np.uint8))
     src = sources.open_source(str(hr), 2, str(tmp_path / "lr"))
-    assert src.paired and src.lr(0).shape == (20, 28, 3)
+    assert src.paired
+    assert src.lr(0).shape == (20, 28, 3)
     with pytest.raises(ValueError, match="scale"):
         sources.open_source(str(hr), 3, str(tmp_path / "lr"))
 
@@ -119,7 +124,8 @@ def test_relative_folders_mean_the_project_root_wherever_the_kernel_runs(tmp_pat
         write_image(folder / "a.png", np.full((40, 40, 3), 128, np.uint8))
         rel = folder.relative_to(PROJECT_ROOT)
         monkeypatch.chdir(PROJECT_ROOT / "notebooks")
-        assert not rel.exists() and user_path(rel) == folder
+        assert not rel.exists()
+        assert user_path(rel) == folder
         assert sources.open_source(str(rel), 2).names() == ["a"]
         monkeypatch.chdir(tmp_path)
         (tmp_path / rel).mkdir(parents=True)  # a folder of that name here wins: the path as given first

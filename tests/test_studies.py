@@ -17,7 +17,6 @@ from lab.cli import main
 from lab.execute import kernel_for
 from lab.params import notebook_path
 
-
 # -- a study on a notebook that records a run in a second (no torch) ------------------------------------------------
 
 def _cell(src, tags=None):
@@ -63,7 +62,9 @@ def test_every_study_validates_and_dry_runs(tmp_path, capsys):
         st = spec["study"]
         assert all(st[k] for k in studies.REQUIRED), name
         text = (studies.STUDIES_DIR / f"{name}.yaml").read_text()
-        assert text.startswith("# Study:") and "CPU wall time" in text and "From the log" in text, name
+        assert text.startswith("# Study:"), name
+        assert "CPU wall time" in text, name
+        assert "From the log" in text, name
         jobs = studies.plan(name, root=tmp_path)  # params checked against the notebook, names against the lab
         arms = studies.arm_overrides(spec)
         assert len(jobs) == len(arms) + len(st["seeds"]) - 1
@@ -75,7 +76,9 @@ def test_every_study_validates_and_dry_runs(tmp_path, capsys):
         assert all(j["timeout"] for j in jobs)
     assert main(["study", "edsr", "--dry-run", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "x3 from x2" in out and "baseline" in out and "8 run(s) planned" in out
+    assert "x3 from x2" in out
+    assert "baseline" in out
+    assert "8 run(s) planned" in out
     assert main(["study"]) == 0
     assert "l1_vs_mse: Does L1 beat MSE" in capsys.readouterr().out
 
@@ -93,7 +96,8 @@ def test_full_profiles_name_missing_data_and_dry_run_with_the_real_layout(tmp_pa
         assert all(j["overrides"]["data"] == str(tmp_path / "data" / "div2k_sub") for j in jobs), name
         assert all(j["overrides"]["steps"] >= 10000 and j["overrides"]["valid"] == "Set5" for j in jobs), name
     edsr = {j["meta"]["study"]["arm"]: j["overrides"] for j in studies.plan("edsr", "full", data_root=tmp_path)}
-    assert edsr["baseline"]["model_kwargs"] == {} and edsr["wider"]["model_kwargs"]["num_feat"] == 256
+    assert edsr["baseline"]["model_kwargs"] == {}
+    assert edsr["wider"]["model_kwargs"]["num_feat"] == 256
     with pytest.raises(KeyError, match="no profile 'huge'"):
         studies.plan("edsr", "huge")
 
@@ -141,19 +145,27 @@ def test_answer_labels_deltas_against_the_seed_spread(qnb):
     table = studies.answer(df, spec)
     t = table.set_index("arm")
     assert list(table["arm"]) == ["base", "up", "same", "down", "child"]
-    assert t.loc["base", "n"] == 2 and t.loc["base", "y"] == pytest.approx(10.1)
+    assert t.loc["base", "n"] == 2
+    assert t.loc["base", "y"] == pytest.approx(10.1)
     assert table.attrs["spread"] == pytest.approx(0.2)
-    assert t.loc["up", "delta"] == pytest.approx(0.4) and t.loc["up", "label"] == "better"
-    assert t.loc["same", "label"] == "within noise" and t.loc["down", "label"] == "worse"
-    assert t.loc["child", "label"] == "no run" and t.loc["child", "vs"] == "up"
+    assert t.loc["up", "delta"] == pytest.approx(0.4)
+    assert t.loc["up", "label"] == "better"
+    assert t.loc["same", "label"] == "within noise"
+    assert t.loc["down", "label"] == "worse"
+    assert t.loc["child", "label"] == "no run"
+    assert t.loc["child", "vs"] == "up"
     v = studies.verdict(table)
-    assert v.startswith("'up' gains most") and "better: 'up'" in v and "worse: 'down'" in v and "1 of 3" in v
+    assert v.startswith("'up' gains most")
+    assert "better: 'up'" in v
+    assert "worse: 'down'" in v
+    assert "1 of 3" in v
 
     lower = studies.answer(df, quick_study(qnb, higher_is_better=False))
     assert lower.set_index("arm").loc["up", "label"] == "worse", "lower is better flips the labels"
 
     one_seed = studies.answer(pd.DataFrame(_rows(jobs, values[:1] + values[2:])), spec)
-    assert set(one_seed["label"]) >= {"no noise estimate"} and math.isnan(one_seed.attrs["spread"])
+    assert set(one_seed["label"]) >= {"no noise estimate"}
+    assert math.isnan(one_seed.attrs["spread"])
     assert "no noise estimate" in studies.verdict(one_seed)
     assert studies.verdict(studies.answer(pd.DataFrame(_rows(jobs, values[2:3])), spec)).startswith("No answer yet")
 
@@ -169,7 +181,9 @@ def test_an_arm_versus_null_is_a_reference_compared_with_nothing(qnb):
     rows = _rows(jobs, [(arm["base", 0], 10.0), (arm["base", 1], 10.2), (arm["up", 0], 12.0),
                         (arm["down", 0], 9.5)])
     t = studies.answer(pd.DataFrame(rows), spec).set_index("arm")
-    assert t.loc["up", "label"] == "reference" and pd.isna(t.loc["up", "vs"]) and math.isnan(t.loc["up", "delta"])
+    assert t.loc["up", "label"] == "reference"
+    assert pd.isna(t.loc["up", "vs"])
+    assert math.isnan(t.loc["up", "delta"])
     assert "'up'" not in studies.verdict(t.reset_index()).split("better:")[1], "a reference is never judged"
 
 
@@ -183,9 +197,11 @@ def test_the_baseline_never_matches_an_arm_that_differs_only_by_a_param_the_base
     rows = _rows(jobs, [(arm["base", 0], 10.0), (arm["base", 1], 10.1), (arm["flagged", 0], 3.0)])
     rows[-1]["param.fail"] = True
     found = studies.match_runs(pd.DataFrame(rows), jobs)
-    assert int(found[arm["base", 0]]["id"]) == 1 and int(found[arm["flagged", 0]]["id"]) == 3
+    assert int(found[arm["base", 0]]["id"]) == 1
+    assert int(found[arm["flagged", 0]]["id"]) == 3
     t = studies.answer(pd.DataFrame(rows), spec).set_index("arm")
-    assert t.loc["base", "runs"] == "#1, #2" and t.loc["base", "y"] == pytest.approx(10.05)
+    assert t.loc["base", "runs"] == "#1, #2"
+    assert t.loc["base", "y"] == pytest.approx(10.05)
 
 
 # -- running: waves, reuse, tags, report, notebook ------------------------------------------------------------------
@@ -203,15 +219,19 @@ def test_waves_reuse_tags_report_and_notebook(qnb, tmp_path, capsys, monkeypatch
     res = studies.run_study(spec_path, workers=2, root=root, progress=False)
     by = {r["title"]: r for r in res.rows}
     assert by["quickstudy: orphan child"]["status"] == "skipped", "a run whose start failed is not run"
-    assert sum(r["status"] == "done" for r in res.rows) == 6 and len(res.rows) == 8
+    assert sum(r["status"] == "done" for r in res.rows) == 6
+    assert len(res.rows) == 8
     df = ledger.load(root, warn=False)
     rows = studies.study_rows(df, spec)
     child, up = (rows[rows["arm"] == a].iloc[0] for a in ("child", "up"))
-    assert child["param.init_from"] == str(int(up["id"])) and child["title"] == "quickstudy: child"
-    assert res.answer.set_index("arm").loc["up", "label"] == "better" and res.verdict.startswith("'child'")
+    assert child["param.init_from"] == str(int(up["id"]))
+    assert child["title"] == "quickstudy: child"
+    assert res.answer.set_index("arm").loc["up", "label"] == "better"
+    assert res.verdict.startswith("'child'")
 
     again = studies.run_study(spec_path, workers=2, root=root, progress=False)
-    assert len(again.reused) == 6 and {r["title"] for r in again.rows} == {"quickstudy: broken",
+    assert len(again.reused) == 6
+    assert {r["title"] for r in again.rows} == {"quickstudy: broken",
                                                                           "quickstudy: orphan child"}
     assert len(studies.run_study(spec_path, root=root, dry_run=True, fresh=True).reused) == 0
 
@@ -221,8 +241,11 @@ def test_waves_reuse_tags_report_and_notebook(qnb, tmp_path, capsys, monkeypatch
     md = tmp_path / "report" / "quick.md"
     assert main(["export", str(md), "--study", str(spec_path), "--runs", str(root)]) == 0
     text = md.read_text()
-    assert "- question: does x move y?" in text and "| up |" in text and "- verdict: 'child' gains most" in text
-    assert (md.parent / "quick_answer.png").read_bytes()[:4] == b"\x89PNG" and "![answer](quick_answer.png)" in text
+    assert "- question: does x move y?" in text
+    assert "| up |" in text
+    assert "- verdict: 'child' gains most" in text
+    assert (md.parent / "quick_answer.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![answer](quick_answer.png)" in text
 
     import papermill as pm
 
@@ -235,7 +258,8 @@ def test_waves_reuse_tags_report_and_notebook(qnb, tmp_path, capsys, monkeypatch
     executed = json.loads((tmp_path / "executed.ipynb").read_text())
     outs = [o for c in executed["cells"] for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outs), "the plot is a static PNG under papermill"
-    assert any("gains most" in json.dumps(o) for o in outs) and out_md.is_file()
+    assert any("gains most" in json.dumps(o) for o in outs)
+    assert out_md.is_file()
 
 
 def test_notebook_is_committed_clean_with_literal_parameters():
@@ -280,7 +304,8 @@ def test_one_tiny_combination_of_each_study_runs(tmp_path):
         table = studies.answer(df, spec, planned)
         assert table.set_index("arm").loc[arm, "n"] == 1, name
     up = studies.study_rows(df, "upsampler", studies.plan("upsampler", arms=["transposed conv"], overrides=TINY))
-    assert np.isfinite(up["measure.checkerboard"].iloc[0]) and up["measure.checkerboard"].iloc[0] > 0
+    assert np.isfinite(up["measure.checkerboard"].iloc[0])
+    assert up["measure.checkerboard"].iloc[0] > 0
     gan = studies.plan("gan", arms=["+ vgg + lsgan"], overrides=TINY)
     g = studies.study_rows(df, "gan", gan).set_index("arm")
     assert g.loc["+ vgg + lsgan", "param.init_from"] == str(int(g.loc["l1 generator", "id"]))

@@ -5,11 +5,10 @@ import time
 from pathlib import Path
 
 import pytest
+from notebook_helpers import write_quick_notebook
 
 from lab import execute, ledger, runs, sweep
 from lab.params import NOTEBOOKS_DIR
-
-from notebook_helpers import quick, write_quick_notebook  # noqa: F401  (quick: a fixture)
 
 # tests/test_train_notebook.py's tiny run, with enough patches (1 image x repeat 4) for one batch of 4
 TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
@@ -25,20 +24,23 @@ def test_committed_specs_expand_and_dry_run(capsys):
         d = sweep.load_spec(spec)
         table = sweep.sweep(spec, dry_run=True)
         n = len(sweep.combinations(d))
-        assert len(table) == n and (n > 1 or not {"grid", "zip", "list"} & set(d)), spec.name  # demo: one run
+        assert len(table) == n, spec.name
+        assert n > 1 or not {"grid", "zip", "list"} & set(d), spec.name  # demo: one run
         assert table["name"].is_unique, f"{spec.name}: run titles should tell the runs apart"
     from lab.cli import main
 
     assert main(["sweep", "loss", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "loss charbonnier" in out and "4 run(s) planned" in out
+    assert "loss charbonnier" in out
+    assert "4 run(s) planned" in out
 
 
 def test_grid_zip_list_combine(quick, tmp_path):
     spec = {"notebook": str(quick), "base": {"sleep": 0.5}, "grid": {"x": [1, 2]}, "zip": {"fail": [True, False]},
             "list": [{"resume": "a"}, {"resume": "b"}, {}]}
     combos = sweep.combinations(sweep.load_spec(spec))
-    assert len(combos) == 2 * 2 * 3 and {"x": 2, "fail": True, "resume": "b"} in combos
+    assert len(combos) == 2 * 2 * 3
+    assert {"x": 2, "fail": True, "resume": "b"} in combos
     jobs = sweep.expand(spec, root=tmp_path / "none")
     assert jobs[0]["overrides"] == {"sleep": 0.5, "x": 1, "fail": True, "resume": "a"}
     assert jobs[0]["meta"]["sweep"]["of"] == 12
@@ -57,7 +59,8 @@ def test_arm_labels_title_runs_and_tags_reach_the_meta(quick, tmp_path):
             "list": [{"arm": "small", "x": 1}, {"arm": "large", "x": 9}]}
     jobs = sweep.expand(spec, root=tmp_path / "none")
     assert [j["name"] for j in jobs] == ["labelled small", "labelled large"]
-    assert jobs[1]["overrides"] == {"x": 9} and jobs[1]["meta"]["sweep"]["arm"] == "large"
+    assert jobs[1]["overrides"] == {"x": 9}
+    assert jobs[1]["meta"]["sweep"]["arm"] == "large"
     assert all(j["meta"]["tags"] == ["study-x"] for j in jobs)
     with pytest.raises(ValueError, match="'tags' must be a list of strings"):
         sweep.load_spec({**spec, "tags": "study-x"})
@@ -69,9 +72,11 @@ def test_arm_labels_title_runs_and_tags_reach_the_meta(quick, tmp_path):
 def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path):
     root = tmp_path / "runs"
     row = execute.run_job(execute.make_job(quick, {"x": 5}, root=root))
-    assert row["status"] == "done" and row["metric.y"] == 10
+    assert row["status"] == "done"
+    assert row["metric.y"] == 10
     job, warns = sweep.rerun_job(row["id"], root=root)
-    assert job["parent"] == row["id"] and job["overrides"]["x"] == 5
+    assert job["parent"] == row["id"]
+    assert job["overrides"]["x"] == 5
     assert not [w for w in warns if "notebook" in w]
     write_quick_notebook(quick, extra="\nprint('changed')")
     _, warns = sweep.rerun_job(row["id"], root=root)
@@ -84,7 +89,8 @@ def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path)
     (run.dir / "checkpoints").mkdir()
     (run.dir / "checkpoints" / "last.pth").write_bytes(b"weights")
     res = sweep.resume(run.id, root=root)
-    assert res["status"] == "done" and res["path"] == str(run.dir)
+    assert res["status"] == "done"
+    assert res["path"] == str(run.dir)
     assert run.metrics["resumed_from"] == str(run.dir / "checkpoints" / "last.pth")
     assert run.meta["resumed"][0]["status_before"] == "interrupted"
     assert (run.dir / "notebook.1.ipynb").is_file(), "the first attempt's notebook is kept"
@@ -112,9 +118,11 @@ def test_dask_local_cluster_sweep(quick, tmp_path):
     spec = {"notebook": str(quick), "sweep": "dq", "grid": {"x": [1, 2]}}
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
         table = sweep.sweep(spec, dask=cluster.scheduler_address, root=tmp_path, progress=False)
-    assert sorted(table["y"]) == [2, 4] and set(table["status"]) == {"done"}
+    assert sorted(table["y"]) == [2, 4]
+    assert set(table["status"]) == {"done"}
     df = ledger.load(tmp_path)
-    assert set(df["sweep"]) == {"dq"} and set(df["param.x"]) == {1, 2}
+    assert set(df["sweep"]) == {"dq"}
+    assert set(df["param.x"]) == {1, 2}
     assert len({json.loads((Path(p) / "status.json").read_text())["pid"] for p in df["path"]}) == 2
 
 
@@ -135,12 +143,15 @@ def test_sweep_two_workers_failure_recorded(tiny_sweep):
     root, table, _ = tiny_sweep
     assert list(table["status"]) == ["done", "done", "failed"], table.to_string()
     bad = table.iloc[2]
-    assert "smaller than the HR patch" in bad["error"] and bad["error_cell"] >= 0
+    assert "smaller than the HR patch" in bad["error"]
+    assert bad["error_cell"] >= 0
     df = ledger.load(root).set_index("id")
-    assert list(df["status"]) == ["done", "done", "failed"] and set(df["sweep"]) == {"tiny"}
+    assert list(df["status"]) == ["done", "done", "failed"]
+    assert set(df["sweep"]) == {"tiny"}
     assert df.loc[1, "metric.valid_psnr_y"] > 15
     s1, s2 = (runs.Run(df.loc[i, "path"]).read("status.json") for i in (1, 2))
-    assert s1["started"] <= s2["finished"] and s2["started"] <= s1["finished"], "two runs overlapped (2 workers)"
+    assert s1["started"] <= s2["finished"], "two runs overlapped (2 workers)"
+    assert s2["started"] <= s1["finished"], "two runs overlapped (2 workers)"
 
 
 @pytest.mark.slow
@@ -150,7 +161,8 @@ def test_rerun_reproduces_metrics(tiny_sweep):
     row = sweep.rerun(int(first["id"]), root=root)
     assert row["status"] == "done", row["error"]
     new = runs.Run(row["path"])
-    assert new.meta["parent"] == first["id"] and new.meta["rerun_of"] == first["id"]
+    assert new.meta["parent"] == first["id"]
+    assert new.meta["rerun_of"] == first["id"]
     old = runs.find(int(first["id"]), root)
     assert new.params == old.params
     for k in ("valid_psnr_y", "valid_ssim_y"):
@@ -172,11 +184,15 @@ def test_evaluate_notebook_scores_a_run_checkpoint(tmp_path):
     assert st["status"] == "done", st.get("error")
     assert run.meta["parent"] == src.id
     m = run.metrics
-    assert m["builtin-chelsea_psnr_y"] > 15 and m["gflops"] > 0 and m["scale"] == 2
-    assert m["builtin-chelsea_baseline_psnr_y"] > 15 and m["builtin-chelsea_baseline"] == "bicubic"
+    assert m["builtin-chelsea_psnr_y"] > 15
+    assert m["gflops"] > 0
+    assert m["scale"] == 2
+    assert m["builtin-chelsea_baseline_psnr_y"] > 15
+    assert m["builtin-chelsea_baseline"] == "bicubic"
     assert (run.dir / "eval" / "builtin-chelsea" / "chelsea.png").is_file()
     row = ledger.load(tmp_path).set_index("id").loc[run.id]
-    assert row["cost.gflops"] == m["gflops"] and row["parent"] == src.id
+    assert row["cost.gflops"] == m["gflops"]
+    assert row["parent"] == src.id
 
 
 @pytest.mark.slow
@@ -188,8 +204,10 @@ def test_evaluate_notebook_imports_official_weights(ref_dir, set5_dir, tmp_path)
     st = run.read("status.json")
     assert st["status"] == "done", st.get("error")
     m = run.metrics
-    assert m["set5_psnr_y"] == pytest.approx(38.00, abs=0.02) and m["set5_ssim_y"] == pytest.approx(0.9605, abs=5e-4)
-    assert run.meta["title"] == "eval imdn" and run.params["source"].endswith("IMDN_x2.pth")
+    assert m["set5_psnr_y"] == pytest.approx(38.00, abs=0.02)
+    assert m["set5_ssim_y"] == pytest.approx(0.9605, abs=5e-4)
+    assert run.meta["title"] == "eval imdn"
+    assert run.params["source"].endswith("IMDN_x2.pth")
 
 
 @pytest.mark.slow
@@ -214,7 +232,8 @@ def test_dask_sweep_over_tls(quick, tmp_path):
         assert cluster.scheduler_address.startswith("tls://")
         table = sweep.sweep(spec, dask=cluster.scheduler_address, root=tmp_path / "runs", progress=False,
                             security=sweep.tls_security(str(cert), str(cert), str(key)))
-    assert list(table["y"]) == [6] and list(table["status"]) == ["done"]
+    assert list(table["y"]) == [6]
+    assert list(table["status"]) == ["done"]
 
 
 def test_a_sweep_with_an_unknown_name_fails_before_running_anything(tmp_path):

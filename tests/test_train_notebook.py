@@ -21,12 +21,16 @@ def test_tiny_run_appears_in_ledger(tmp_path):
     assert (run.dir / "notebook.ipynb").is_file()
     assert (run.dir / "checkpoints" / "final.pth").is_file()
     assert (run.dir / "samples" / "epoch_000.png").is_file()
-    assert run.params["model_kwargs"] == {"num_block": 1, "num_feat": 8} and "run_dir" not in run.params
-    assert len(run.history) == 1 and "psnr_y" in run.history[0]
+    assert run.params["model_kwargs"] == {"num_block": 1, "num_feat": 8}
+    assert "run_dir" not in run.params
+    assert len(run.history) == 1
+    assert "psnr_y" in run.history[0]
     df = ledger.load(tmp_path)
     row = df.iloc[0]
-    assert row["status"] == "done" and row["param.epochs"] == 1
-    assert row["metric.valid_psnr_y"] > 15 and row["metric.valid_baseline"] == "bicubic"
+    assert row["status"] == "done"
+    assert row["param.epochs"] == 1
+    assert row["metric.valid_psnr_y"] > 15
+    assert row["metric.valid_baseline"] == "bicubic"
     assert 15 < row["metric.valid_baseline_psnr_y"] < 60, "a finite baseline beside the score"
 
 
@@ -34,7 +38,8 @@ def test_failing_cell_recorded_as_failed(tmp_path):
     run = run_notebook("train", {**TINY, "model": "no_such_model"}, root=tmp_path)
     st = json.loads((run.dir / "status.json").read_text())
     assert st["status"] == "failed"
-    assert st["error"]["type"] == "KeyError" and "no_such_model" in st["error"]["message"]
+    assert st["error"]["type"] == "KeyError"
+    assert "no_such_model" in st["error"]["message"]
     assert isinstance(st["error"]["cell"], int)
     nb = json.loads((run.dir / "notebook.ipynb").read_text())
     assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
@@ -52,12 +57,15 @@ def test_training_knobs_gan_phase_and_history(tmp_path):
     assert st["status"] == "done", st.get("error")
     hist = run.history
     assert [h.get("phase", "") for h in hist] == ["", "", "gan"]
-    assert {"train_l1", "train_msssim"} <= set(hist[0]) and hist[1]["lr"] != hist[0]["lr"]
+    assert {"train_l1", "train_msssim"} <= set(hist[0])
+    assert hist[1]["lr"] != hist[0]["lr"]
     assert all(math.isfinite(hist[2][k]) for k in ("gen_loss", "crit_loss", "psnr_y"))
     for f in ("checkpoints/last.pth", "checkpoints/gan_last.pth", "samples/gan_epoch_000.png", "profile.json"):
         assert (run.dir / f).is_file(), f
-    assert run.params["clip"] == -0.1 and run.params["disc_kwargs"] == {"num_feat": 8}
-    assert run.metrics["gan_minutes"] > 0 and run.metrics["gflops"] > 0
+    assert run.params["clip"] == -0.1
+    assert run.params["disc_kwargs"] == {"num_feat": 8}
+    assert run.metrics["gan_minutes"] > 0
+    assert run.metrics["gflops"] > 0
 
 
 def test_two_process_ddp_run_from_the_notebook(tmp_path):
@@ -76,9 +84,11 @@ def test_deblur_run_in_steps_is_judged_on_its_degraded_inputs(tmp_path):
     run = run_notebook("train", knobs, name="deblur", root=tmp_path)
     assert run.status == "done", run.error
     hist = run.history
-    assert [h["step"] for h in hist] == [2, 4, 6] and run.metrics["train_steps"] == 6
+    assert [h["step"] for h in hist] == [2, 4, 6]
+    assert run.metrics["train_steps"] == 6
     m = run.metrics
-    assert m["valid_baseline"] == "degraded input" and 15 < m["valid_baseline_psnr_y"] < 50, "finite, meaningful"
+    assert m["valid_baseline"] == "degraded input", "finite, meaningful"
+    assert 15 < m["valid_baseline_psnr_y"] < 50, "finite, meaningful"
     assert m["builtin-coffee@deblur_motion_baseline"] == "degraded input"
     best = torch.load(run.checkpoint("best"), weights_only=True)
     assert best["psnr_y"] == max(h["psnr_y"] for h in hist), "best.pth follows the degraded validation score"

@@ -24,7 +24,8 @@ def test_init_from_a_gan_run_takes_the_phase_asked_for_and_the_ledger_says_which
         ft = runs.create({"init_from": source}, root=tmp_path, name="ft")
         net = _tiny(3)
         got = training.init_weights(ft, net, source)
-        assert got["phase"] == phase and len(got["loaded"]) == len(net.state_dict())
+        assert got["phase"] == phase
+        assert len(got["loaded"]) == len(net.state_dict())
         for k, v in net.state_dict().items():
             assert torch.equal(v, expected.state_dict()[k]), f"{source}: {k} not from the expected checkpoint"
     df = ledger.load(tmp_path)

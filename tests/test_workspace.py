@@ -21,7 +21,9 @@ def test_working_copies_are_made_once_and_never_overwritten(tmp_path):
     (tmp_path / "templates" / "train.ipynb").write_text('{"v": 2}')
     os.utime(tmp_path / "templates" / "train.ipynb")
     msg = working_copies(work, tmp_path / "templates")
-    assert len(msg) == 1 and "yours is kept" in msg[0] and (work / "train.ipynb").read_text() == '{"v": "my edits"}'
+    assert len(msg) == 1
+    assert "yours is kept" in msg[0]
+    assert (work / "train.ipynb").read_text() == '{"v": "my edits"}'
 
 
 def test_template_changes_show_the_diff(tmp_path):
@@ -38,4 +40,5 @@ def test_template_changes_show_the_diff(tmp_path):
     assert template_changes(nb) == ""
     nb.write_text('{"patch_size": 24}\n')
     diff = template_changes(nb)
-    assert '-{"patch_size": 48}' in diff and '+{"patch_size": 24}' in diff
+    assert '-{"patch_size": 48}' in diff
+    assert '+{"patch_size": 24}' in diff

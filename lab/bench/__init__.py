@@ -213,7 +213,7 @@ def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str 
         t = time.perf_counter()
         try:
             results[name] = jobs[name]()
-        except Exception as e:  # a failing section must not cost the others their measurements
+        except Exception as e:  # noqa: BLE001  a failing section must not cost the others their measurements
             results[name] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
         seconds[name] = round(time.perf_counter() - t, 1)
         log(f"lab bench: {name} took {seconds[name]:.0f} s")

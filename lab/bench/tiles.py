@@ -94,11 +94,6 @@ def compare(net: torch.nn.Module, x: torch.Tensor, tile: int) -> dict[str, Any]:
             "tiled_s": t_tiled, "untiled_peak_mb": m_whole, "tiled_peak_mb": m_tiled}
 
 
-def _overhead(tile: int, rf: int) -> float:
-    """Work of tiled inference over untiled on a large input: each tile computes its context too."""
-    return (tile / max(1, tile - 2 * rf)) ** 2
-
-
 def tile_grid(hw: Sequence[int], tile: int, rf: int) -> tuple[int, int]:
     """How many tiles `lab.infer.tiled` cuts an input of `hw` into, per side (cores of tile - 2 rf px)."""
     return tuple(1 if n <= tile else math.ceil(n / (tile - 2 * rf)) for n in hw)  # type: ignore[return-value]

@@ -40,9 +40,31 @@ Examples: `build('blur_bicubic', scale=4, blur_sigma=(0.2, 3.0))`, `build({'pres
 """
 
 from lab.degrade.functional import (
-    POISSON_PEAK, RESIZE_MODES, add_gaussian_noise, add_poisson_noise, add_salt_pepper, add_speckle_noise, adjust_brightness, adjust_contrast,
-    adjust_gamma, blur, change_aspect, check_probability, check_seed, check_value, crop, gaussian_blur, jpeg,
-    jpeg_uint8, rescale_hr, resize, unsharp_mask, webp, webp_available, webp_uint8)
+    POISSON_PEAK,
+    RESIZE_MODES,
+    add_gaussian_noise,
+    add_poisson_noise,
+    add_salt_pepper,
+    add_speckle_noise,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_gamma,
+    blur,
+    change_aspect,
+    check_probability,
+    check_seed,
+    check_value,
+    crop,
+    gaussian_blur,
+    jpeg,
+    jpeg_uint8,
+    rescale_hr,
+    resize,
+    unsharp_mask,
+    webp,
+    webp_available,
+    webp_uint8,
+)
 from lab.degrade.pipeline import Pipeline, Stage, Step
 from lab.degrade.presets import PRESETS, Preset, build, list_presets, preset_overrides
 from lab.degrade.sampling import OPS, Op, get_op, list_ops

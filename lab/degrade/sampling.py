@@ -15,10 +15,35 @@ import numpy as np
 import torch
 
 from lab.degrade.functional import (
-    ASPECT_METHODS, BLUR_TYPES, CONTRAST_CENTERS, MOTION_KINDS, NOISE_KINDS, POISSON_PEAK, RESIZE_MODES, SEED_MAX,
-    add_gaussian_noise, add_poisson_noise, add_salt_pepper, add_speckle_noise, adjust_brightness, adjust_contrast,
-    adjust_gamma, blur, change_aspect, check_probability, check_quality, check_value, crop, is_number, jpeg,
-    rescale_hr, resize, transfer_curve, unsharp_mask, webp)
+    ASPECT_METHODS,
+    BLUR_TYPES,
+    CONTRAST_CENTERS,
+    MOTION_KINDS,
+    NOISE_KINDS,
+    POISSON_PEAK,
+    RESIZE_MODES,
+    SEED_MAX,
+    add_gaussian_noise,
+    add_poisson_noise,
+    add_salt_pepper,
+    add_speckle_noise,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_gamma,
+    blur,
+    change_aspect,
+    check_probability,
+    check_quality,
+    check_value,
+    crop,
+    is_number,
+    jpeg,
+    rescale_hr,
+    resize,
+    transfer_curve,
+    unsharp_mask,
+    webp,
+)
 from lab.images import check_image_tensor
 from lab.kernels import auto_size, load_kernel_bank, make_kernel
 from lab.noise_bank import add_bank_noise, load_bank

@@ -8,11 +8,18 @@ scalar. Each also has `per_image(pred, target) -> (B,)` and a fastai-style `redu
 (never `eval`): sums of `[number *] name[(keyword=literal, ...)]` terms, keyword values read by `ast.literal_eval`.
 """
 
-from lab.losses.base import (REDUCTIONS, CharbonnierLoss, EdgeLoss, FFTLoss, ImageLoss, L1Loss, MSELoss)
+from lab.losses.base import REDUCTIONS, CharbonnierLoss, EdgeLoss, FFTLoss, ImageLoss, L1Loss, MSELoss
 from lab.losses.combine import LOSSES, CombinedLoss, TransferLoss, get_loss, list_losses, parse_loss
 from lab.losses.perceptual import VGGLoss, default_vgg19_path, vgg19_features, vgg19_layer_names
-from lab.losses.structural import (MSSSIM_WEIGHTS, ZHAO_SIGMAS, L1MSSSIMLoss, MSSSIMLoss, SSIMLoss, gaussian_window,
-                                   ssim_maps)
+from lab.losses.structural import (
+                                   MSSSIM_WEIGHTS,
+                                   ZHAO_SIGMAS,
+                                   L1MSSSIMLoss,
+                                   MSSSIMLoss,
+                                   SSIMLoss,
+                                   gaussian_window,
+                                   ssim_maps,
+)
 
 __all__ = ["REDUCTIONS", "MSSSIM_WEIGHTS", "ZHAO_SIGMAS", "LOSSES", "ImageLoss", "L1Loss", "MSELoss",
            "CharbonnierLoss", "SSIMLoss", "MSSSIMLoss", "L1MSSSIMLoss", "VGGLoss", "EdgeLoss", "FFTLoss",

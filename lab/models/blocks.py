@@ -163,16 +163,6 @@ class Upsampler(nn.Sequential):
         self.kind, self.scale = kind, scale
 
 
-class PixelShuffleUpsampler(Upsampler):
-    """Sub-pixel upsampling (Shi et al., 2016): conv to r^2 * C channels + PixelShuffle, x2 steps for 2^n, one x3 step.
-
-    Shape: (B, num_feat, H, W) -> (B, num_feat, H*scale, W*scale).
-    """
-
-    def __init__(self, scale: int, num_feat: int):
-        super().__init__("pixelshuffle", scale, num_feat)
-
-
 def make_upsampler(kind: str, scale: int, num_feat: int, act: str | None = None) -> nn.Module:
     """Build an upsampler by name (see UPSAMPLERS); `act` (from ACTS) follows every step when given."""
     return Upsampler(kind, scale, num_feat, act=act)
