@@ -279,7 +279,8 @@ def extract_noise_patches(source: Any, patch: int = 32, *, denoise: str = "gauss
     """Noise patches from the flat regions of real images (two-stage method in the module doc) as a NoiseBank.
 
     `source`: a folder of images, one image (HWC uint8 / float [0, 1] array, or (C, H, W) tensor) or a sequence.
-    `patch`, `stride` in px; std thresholds in [0, 1] units. Raises ValueError when no patch survives.
+    `patch`, `stride` in px; std thresholds in [0, 1] units. `max_patches` keeps at most that many, the flattest
+    windows of all the images (not the first ones found). Raises ValueError when no patch survives.
     """
     if denoise not in DENOISERS:
         raise KeyError(f"unknown denoiser {denoise!r}; known: {list(DENOISERS)}")
@@ -309,6 +310,8 @@ def extract_noise_patches(source: Any, patch: int = 32, *, denoise: str = "gauss
     if max_flat_std is not None:
         limit = min(limit, float(max_flat_std))
     flat = [c for c in cands if c[0] <= limit]
+    # the flattest first over all frames (stable: ties keep scan order), so `max_patches` keeps the flattest
+    flat.sort(key=lambda c: c[0])
     kept = []
     for _, r, g in flat:
         if _abs_corr((r ** 2).sum(axis=2), g) > max_grad_corr or _var_ratio(r) > max_var_ratio:
