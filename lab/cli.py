@@ -144,7 +144,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from lab import report
 
     if a.study:
-        from lab.study_report import write_report
+        from lab.studies.report import write_report
 
         path = write_report(a.study, a.path, root=a.runs, profile=a.profile)
         print(f"wrote study {a.study!r} to {path} (plots beside it)")

@@ -20,7 +20,7 @@ LAYERS = [
     ["sources", "prepare", "data", "degrade", "models", "infer"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "checks", "execute", "sweep"],
-    ["ledger", "report", "plots", "widgets", "explorer", "studies", "study_report"],
+    ["ledger", "report", "plots", "widgets", "explorer", "studies"],
     ["bench", "bench_data", "cli"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

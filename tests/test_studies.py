@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab import ledger, studies, study_report
+from lab import ledger, studies
 from lab.cli import main
 from lab.execute import kernel_for
 from lab.params import notebook_path
+from lab.studies import report as study_report
 
 # -- a study on a notebook that records a run in a second (no torch) ------------------------------------------------
 
@@ -100,6 +101,18 @@ def test_full_profiles_name_missing_data_and_dry_run_with_the_real_layout(tmp_pa
     assert edsr["wider"]["model_kwargs"]["num_feat"] == 256
     with pytest.raises(KeyError, match="no profile 'huge'"):
         studies.plan("edsr", "huge")
+
+
+def test_relative_data_folders_are_taken_from_the_data_root_with_the_data_spec_grammar(tmp_path):
+    from lab.studies.planning import _absolute
+
+    mix = _absolute("photos/:0.7, div2k_hr:0.3", tmp_path)
+    assert mix == f"{tmp_path / 'photos'}:0.7, div2k_hr:0.3"
+    assert _absolute("builtin:astronaut,coffee", tmp_path) == "builtin:astronaut,coffee"
+    assert _absolute("/abs/hr", tmp_path) == "/abs/hr"
+    assert _absolute("a/b:2", tmp_path) == f"{tmp_path / 'a' / 'b'}:2"
+    with pytest.raises(ValueError, match="give a weight to every source or to none"):
+        _absolute("a/:0.7, b/", tmp_path)  # lab.sources.parse_data_spec's error, not a silent rewrite
 
 
 def test_bad_study_sections_are_named(qnb):
@@ -292,7 +305,7 @@ def test_one_tiny_combination_of_each_study_runs(tmp_path):
     for name, arm in TINY_ARMS.items():
         planned = studies.plan(name, root=root, arms=[arm], overrides=TINY)
         jobs += [j for j in planned if j["meta"]["study"]["seed"] == 0]
-    rows = studies.execute(jobs, workers=2, progress=False)
+    rows = studies.run_waves(jobs, workers=2, progress=False)
     bad = [(r["name"], r["status"], r.get("error")) for r in rows if r["status"] != "done"]
     assert not bad
     assert len(rows) == len(TINY_ARMS) + 2, "edsr and gan first train the arm they start from"

@@ -1,6 +1,6 @@
 """A study's plots and report: the metric per arm with the noise band and the plot of its view (lab.plots), the
 Markdown report in the form of the users' hand-written logs (`lab export <file>.md --study <name>`), and the
-notebook display (notebooks/studies.ipynb). What is plotted and reported comes from lab.studies."""
+notebook display (notebooks/studies.ipynb). What is plotted and reported comes from the rest of lab.studies."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from lab.ledger import is_missing
 from lab.ledger import load as load_ledger
 from lab.metrics import flattest_window
 from lab.runs import Run
-from lab.studies import CPU, answer, load_study, plan, short, study_rows, valid_pair, verdict
+from lab.studies.answers import answer, short, study_rows, verdict
+from lab.studies.measures import valid_pair
+from lab.studies.planning import plan
+from lab.studies.spec import CPU, load_study
 from lab.utils import atomic_write_text
 
 
