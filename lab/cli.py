@@ -232,6 +232,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def cmd_data(a: argparse.Namespace) -> int:
     from lab import imcache, prepare
 
+    if a.action == "frames":
+        return _data_frames(a)
     if a.action == "cache":
         if a.clear:
             print(f"removed {imcache.clear()} cached images from {imcache.cache_root()}")
@@ -249,6 +251,18 @@ def cmd_data(a: argparse.Namespace) -> int:
     small = f"; skipped {len(got['skipped_small'])} smaller than {a.crop}px" if got["skipped_small"] else ""
     print(f"{got['images']} images -> {got['crops']} crops in {a.out} ({got['written']} written now{small}); "
           f"train with -p data {a.out}")
+    return 0
+
+
+def _data_frames(a: argparse.Namespace) -> int:
+    from lab.video import AUDIO_NOTE, extract_frames
+
+    if not (a.folder and a.out):
+        raise ValueError("lab data frames needs a video and an output folder: lab data frames episode.mkv data/ep01 "
+                         "--every 2 --dedup")
+    got = extract_frames(a.folder, a.out, every=a.every, dedup=a.dedup, progress=not a.no_progress)
+    print(f"{a.folder}: {got['frames']} of {got['source']} frames kept ({got['written']} written now) in {a.out}; "
+          f"{AUDIO_NOTE}; train with -p data {a.out}")
     return 0
 
 
@@ -279,6 +293,52 @@ def cmd_noise_bank(a: argparse.Namespace) -> int:
     print(f"{len(bank)} noise patches of {bank.patch_size}px (std {bank.std():.4f} in [0, 1] units) -> {path}")
     print(f"use it with: -p degradation realsr -p degradation_kwargs '{{noise_bank: {path}, kernel_bank: <folder>}}'")
     return 0
+
+
+def cmd_infer(a: argparse.Namespace) -> int:
+    from lab.inference import run_inference
+
+    overlap = a.tile_overlap if a.tile_overlap == "auto" else int(a.tile_overlap)
+    run = run_inference(a.model, a.inputs, a.out, size=a.size, fit_mode=a.fit, tile=a.tile, tile_overlap=overlap,
+                        self_ensemble=a.self_ensemble, device=a.device, precision=a.precision,
+                        post=a.post.split(",") if a.post else (), every=a.every, dedup=a.dedup, arch=a.arch,
+                        scale=a.scale, name=a.name, runs_root=a.runs, progress=not a.no_progress,
+                        video_ext=a.video_ext)
+    m = run.metrics
+    rate = f", {m['images_per_s']:.2f} images/s" if m.get("images_per_s") else ""
+    print(f"{run.name}: {m['written']} written, {m['skipped']} skipped (already there){rate}; high-frequency energy "
+          f"{m['hf_vs_bicubic']:.2f}x bicubic's" + (f"; flicker {m['flicker']:.3f}" if "flicker" in m else ""))
+    return 0
+
+
+def _add_infer(sub: argparse._SubParsersAction) -> None:
+    i = sub.add_parser("infer", help="run a model over pictures, folders or videos (no ground truth) as a recorded run")
+    i.add_argument("model", help="a run id or name, a lab checkpoint, or official weights (IMDN, IMDN-RTC, FSRCNN)")
+    i.add_argument("inputs", nargs="+", help="pictures, folders of pictures, or videos")
+    i.add_argument("--out", required=True, help="output folder (existing outputs are skipped: resumable)")
+    i.add_argument("--size", help="fit the output to WIDTHxHEIGHT (e.g. 1920x1080) after the model's scale, "
+                   "bicubic (MATLAB, antialiased); default: the model's scale")
+    i.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="with --size: keep the aspect and "
+                   "pad (letterbox, default) or crop the overflow, or stretch each axis")
+    i.add_argument("--tile", type=int, default=0, help="tiled inference with this LR tile side (default 0: whole "
+                   "pictures)")
+    i.add_argument("--tile-overlap", default="auto", help="LR px of context per tile side (default auto: the "
+                   "model's receptive field, so tiles equal untiled inference)")
+    i.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (8x slower)")
+    i.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    i.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (autocast)")
+    i.add_argument("--post", help="post-processing ops in order, comma-separated: nlm, autocontrast, dither")
+    i.add_argument("--every", type=int, default=1, help="videos: every N-th frame")
+    i.add_argument("--dedup", action="store_true", help="videos: drop near-duplicate frames (held drawings); the "
+                   "written video repeats the previous output in their place")
+    i.add_argument("--video-ext", default=".mp4", help="container of the written video (.mp4, .avi, ...)")
+    i.add_argument("--arch", default="", help="the registered architecture of third-party weights, when the keys "
+                   "do not tell")
+    i.add_argument("--scale", type=int, default=0, help="the scale of third-party weights, when they do not tell")
+    i.add_argument("--name", help="run title (default: infer-<model>)")
+    i.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
+    i.set_defaults(fn=cmd_infer)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,15 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
     nb.set_defaults(fn=cmd_noise_bank)
 
     d = sub.add_parser("data", help="prepare training data: sub-images (crops of large images), or a decoded cache")
-    d.add_argument("action", choices=("prepare", "cache"), help="prepare: overlapping crops written as PNGs (resumable)"
-                   "; cache: decode every image once into data/cache/ ($LAB_CACHE_DIR) for -p disk_cache true")
-    d.add_argument("folder", nargs="?", help="the folder of source images")
+    d.add_argument("action", choices=("prepare", "cache", "frames"), help="prepare: overlapping crops written as PNGs "
+                   "(resumable); cache: decode every image once into data/cache/ ($LAB_CACHE_DIR) for -p disk_cache "
+                   "true; frames: a video's frames as PNGs (a training folder from an episode)")
+    d.add_argument("folder", nargs="?", help="the folder of source images (frames: the video)")
     d.add_argument("out", nargs="?", help="prepare: the folder the crops go to")
     d.add_argument("--crop", type=int, default=480, help="prepare: crop side in px (DIV2K practice: 480)")
     d.add_argument("--step", type=int, default=240, help="prepare: stride between crops in px")
     d.add_argument("--thresh", type=int, default=0, help="prepare: add a crop flush with the border when more "
                    "than this is left over")
     d.add_argument("--clear", action="store_true", help="cache: remove every cached image")
+    d.add_argument("--every", type=int, default=1, help="frames: keep every N-th frame")
+    d.add_argument("--dedup", action="store_true", help="frames: drop near-duplicates (a drawing held 2-3 frames)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(fn=cmd_data)
 
@@ -422,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("pattern", nargs="?", default="")
     m.set_defaults(fn=cmd_models)
+    _add_infer(sub)
     return p
 
 

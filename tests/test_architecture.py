@@ -16,11 +16,12 @@ LAB = ROOT / "lab"
 # Bottom first; a module may import its own layer or lower ones. A new module must be placed here.
 LAYERS = [
     ["utils", "registry"],
-    ["params", "workspace", "liveness", "runs", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache"],
-    ["sources", "prepare", "data", "degrade", "models", "infer"],
+    ["params", "workspace", "liveness", "runs", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache",
+     "sizing", "video", "kernel_estimate"],
+    ["sources", "prepare", "data", "degrade", "models", "infer", "export"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
-    ["training", "evaluate", "checks", "execute", "sweep"],
-    ["ledger", "report", "plots", "widgets", "explorer", "studies"],
+    ["training", "evaluate", "checks", "execute", "sweep", "inference"],
+    ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare"],
     ["bench", "bench_data", "cli"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
