@@ -40,6 +40,12 @@ def score_uint8(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, floa
     return float(psnr(a, b, crop_border=scale, y_only=True)[0]), float(ssim(a, b, crop_border=scale, y_only=True)[0])
 
 
+def psnr_rgb_uint8(sr: np.ndarray, hr: np.ndarray) -> float:
+    """PSNR over all RGB values of two HWC uint8 images, no border shave: the course yardstick of 003 ("計算Set5的
+    PSNR-RGB"), which the papers' PSNR-Y does not reproduce."""
+    return float(psnr(uint8_to_tensor(sr), uint8_to_tensor(hr), crop_border=0, y_only=False)[0])
+
+
 def baseline_kind(scale: int) -> str:
     """What a model is compared with: MATLAB-bicubic upscaling of its input for SR, the input itself otherwise."""
     return "bicubic" if scale > 1 else "degraded input"
@@ -52,7 +58,8 @@ def _pipeline(degradation: Any, scale: int) -> Pipeline | None:
 def evaluate_pairs(model: nn.Module | None, pairs: Sequence[ImagePair], scale: int, *, degradation: Any = None,
                    seed: int = 0, run: Run | None = None, label: str = "valid", progress: bool = True,
                    **infer_kw: Any) -> pd.DataFrame:
-    """Per-image PSNR-Y/SSIM-Y of `model` and of the task's baseline on (name, hr, lr) image pairs.
+    """Per-image PSNR-Y/SSIM-Y of `model` and of the task's baseline on (name, hr, lr) image pairs, and beside them
+    PSNR-RGB on the whole image (`psnr_rgb`, `baseline_psnr_rgb`: all channels, no border shave).
 
     A pair without LR is degraded the way the task degrades: `degradation` (a preset, config or Pipeline; None:
     MATLAB bicubic, as benchmarks) with a seed fixed per image and set (`image_seed(name, label, seed)`, in the
@@ -73,10 +80,13 @@ def evaluate_pairs(model: nn.Module | None, pairs: Sequence[ImagePair], scale: i
         base = imresize(lr, scale=scale)[: hr.shape[0], : hr.shape[1]] if scale > 1 else lr
         row: dict[str, Any] = {"image": p.name, "height": hr.shape[0], "width": hr.shape[1], "lr_seed": lr_seed}
         row["baseline_psnr_y"], row["baseline_ssim_y"] = score_uint8(base, hr, scale)
+        row["baseline_psnr_rgb"] = psnr_rgb_uint8(base, hr)
         if not math.isfinite(row["baseline_psnr_y"]):
             warnings.warn(f"{label}/{p.name}: the degraded input equals the HR, so its baseline PSNR is undefined "
                           "(NaN); check the degradation", stacklevel=2)
             row["baseline_psnr_y"] = float("nan")
+        if not math.isfinite(row["baseline_psnr_rgb"]):
+            row["baseline_psnr_rgb"] = float("nan")
         if run is not None and not run.eval_reference(label, p.name, "hr").is_file():
             for kind, img in (("lr", lr), ("baseline", base), ("hr", hr)):
                 run.save_eval_reference(label, p.name, kind, img)
@@ -88,6 +98,7 @@ def evaluate_pairs(model: nn.Module | None, pairs: Sequence[ImagePair], scale: i
             if sr.shape != hr.shape:
                 raise ValueError(f"{p.name}: model output {sr.shape} does not match HR {hr.shape} at scale {scale}")
             row["psnr_y"], row["ssim_y"] = score_uint8(sr, hr, scale)
+            row["psnr_rgb"] = psnr_rgb_uint8(sr, hr)
             if run is not None:
                 run.save_eval_output(label, p.name, sr)
         rows.append(row)
@@ -112,12 +123,13 @@ def evaluate_benchmark(model: nn.Module | None, set_dir: str | os.PathLike, scal
     return df
 
 
-SUMMARY_KEYS = ("psnr_y", "ssim_y", "baseline_psnr_y", "baseline_ssim_y", "gain_psnr_y")
+SUMMARY_KEYS = ("psnr_y", "ssim_y", "baseline_psnr_y", "baseline_ssim_y", "gain_psnr_y", "psnr_rgb",
+                "baseline_psnr_rgb")
 
 
 def summarize(df: pd.DataFrame, prefix: str = "") -> dict[str, Any]:
-    """Mean PSNR-Y/SSIM-Y (model, baseline, gain) of an evaluation table as a flat dict for a run's metrics, with
-    the baseline's kind (`<prefix>baseline`)."""
+    """Mean PSNR-Y/SSIM-Y (model, baseline, gain) and PSNR-RGB (model, baseline) of an evaluation table as a flat
+    dict for a run's metrics, with the baseline's kind (`<prefix>baseline`)."""
     out: dict[str, Any] = {f"{prefix}{k}": float(df[k].mean()) for k in SUMMARY_KEYS if k in df}
     if "baseline" in df.attrs:
         out[f"{prefix}baseline"] = df.attrs["baseline"]

@@ -4,6 +4,8 @@
 `product`, `warmup`) bind their arguments with `functools.partial` and return `f(pos) -> float` (picklable, with a
 readable repr), ready for `ParamScheduler({'lr': f})`. Phases are joined with fastai's `combine_scheds`, factors
 with `product`. `make_schedule(name, lr_max, total_steps, **kw)` picks a named recipe from a notebook.
+Cosine restarts and exponential decay are TensorFlow's `cosine_decay_restarts` and `exponential_decay` (the
+framework of the logs that use them, 000 ##20-##21), both counted from step 0.
 
 fastai's ParamScheduler calls a schedule with pos = i / total_steps at training step i (accumulated in floating
 point, and in float32 inside `combine_scheds` phases); so step-based schedules snap pos * total_steps to the nearest
@@ -32,17 +34,8 @@ def _at_step(pos: float, total_steps: int) -> float:
     return float(round(s)) if abs(s - round(s)) < _STEP_TOL else s
 
 
-def sched_cos_restarts(start: float, end: float, pos: float, period: float = 1.0, t_mul: float = 1.0,
-                       m_mul: float = 1.0) -> float:
-    """SGDR cosine annealing with warm restarts (Loshchilov & Hutter 2017, https://arxiv.org/abs/1608.03983).
-
-    Cycle k (k = 0, 1, ...) lasts period * t_mul^k (in pos units) and anneals by a half cosine from its peak
-    start * m_mul^k down to the floor `end` (the floor does not shrink with m_mul; a peak below the floor is
-    raised to it). At each restart the value jumps back to start * m_mul^k. A cycle cut short by pos = 1 does
-    not reach the floor. (TensorFlow's CosineDecayRestarts differs: its peak is (1 - alpha) m_mul^k + alpha.)
-    """
-    if not period > 0 or not t_mul > 0:
-        raise ValueError(f"cosine restarts need period > 0 and t_mul > 0, got period={period}, t_mul={t_mul}")
+def _restart_index(pos: float, period: float, t_mul: float) -> tuple[int, float]:
+    """The cycle k holding `pos` and the fraction of it done (cycle k lasts period * t_mul^k)."""
     if t_mul == 1:
         k = math.floor(pos / period + 1e-9)
     else:
@@ -55,14 +48,29 @@ def sched_cos_restarts(start: float, end: float, pos: float, period: float = 1.0
         k -= 1
     while begin(k + 1) <= pos + _POS_TOL:
         k += 1
-    t = (pos - begin(k)) / (period * t_mul**k)
-    peak = max(start * m_mul**k, end)
-    return end + (peak - end) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+    return k, min(max((pos - begin(k)) / (period * t_mul**k), 0.0), 1.0)
+
+
+def sched_cos_restarts(start: float, end: float, pos: float, period: float = 1.0, t_mul: float = 1.0,
+                       m_mul: float = 1.0) -> float:
+    """Cosine decay with warm restarts as TensorFlow's `cosine_decay_restarts` defines it (SGDR, Loshchilov &
+    Hutter 2017, https://arxiv.org/abs/1608.03983).
+
+    Cycle k (k = 0, 1, ...) lasts period * t_mul^k (in pos units); with alpha = end / start the value is
+    start * ((1 - alpha) * m_mul^k * 0.5 * (1 + cos(pi * t)) + alpha), t the fraction of cycle k done. So every
+    cycle ends on the floor `end`, and cycle k restarts at start * ((1 - alpha) * m_mul^k + alpha): m_mul shrinks
+    the part above the floor, not the whole peak. A cycle cut short by pos = 1 does not reach the floor.
+    """
+    if not period > 0 or not t_mul > 0:
+        raise ValueError(f"cosine restarts need period > 0 and t_mul > 0, got period={period}, t_mul={t_mul}")
+    k, t = _restart_index(pos, period, t_mul)
+    return end + (start - end) * m_mul**k * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def sched_exp_decay(start: float, pos: float, rate: float, decay_steps: float, total_steps: int,
                     staircase: bool = False) -> float:
-    """Exponential decay: start * rate^(step / decay_steps), step = pos * total_steps (floored if `staircase`)."""
+    """TensorFlow's exponential_decay: start * rate^(step / decay_steps), step = pos * total_steps counted from 0
+    (the exponent floored if `staircase`)."""
     e = _at_step(pos, total_steps) / decay_steps
     return start * rate ** (math.floor(e) if staircase else e)
 
@@ -82,7 +90,8 @@ def sched_product(scheds: Sequence[Schedule], pos: float) -> float:
 
 def cos_restarts(lr_max: float, period: float = 1.0, t_mul: float = 2.0, m_mul: float = 1.0,
                  alpha: float = 0.0) -> Schedule:
-    """SGDR schedule: first cycle `period` (fraction of the run), cycles x t_mul, peaks x m_mul, floor alpha*lr_max."""
+    """TensorFlow's cosine_decay_restarts: first cycle `period` (fraction of the run), cycles x t_mul, the part above
+    the floor x m_mul at each restart, floor alpha * lr_max."""
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha (floor as a fraction of lr_max) must be in [0, 1], got {alpha}")
     return partial(sched_cos_restarts, lr_max, alpha * lr_max, period=period, t_mul=t_mul, m_mul=m_mul)
@@ -151,19 +160,60 @@ def _warmup_cosine(lr_max: float, total_steps: int, warmup_pct: float = 0.05, wa
 
 
 def _cosine_restarts(lr_max: float, total_steps: int, cycles: int = 3, period: float | None = None,
-                     t_mul: float = 2.0, m_mul: float = 1.0, alpha: float = 0.0) -> Schedule:
-    return cos_restarts(lr_max, period or _cycles_period(cycles, t_mul), t_mul, m_mul, alpha)
+                     first_decay_steps: int | None = None, t_mul: float = 2.0, m_mul: float = 1.0,
+                     alpha: float = 0.0) -> Schedule:
+    return cos_restarts(lr_max, _period(total_steps, cycles, period, first_decay_steps, t_mul), t_mul, m_mul, alpha)
+
+
+def _period(total_steps: int, cycles: int, period: float | None, first_decay_steps: int | None,
+            t_mul: float) -> float:
+    """The first cycle's length in pos units: `first_decay_steps` (TensorFlow's name), `period`, or `cycles` tiling."""
+    if first_decay_steps is not None:
+        if first_decay_steps < 1:
+            raise ValueError(f"first_decay_steps must be >= 1, got {first_decay_steps}")
+        return first_decay_steps / total_steps
+    return period or _cycles_period(cycles, t_mul)
+
+
+def sched_warmup_restarts_decay(lr_max: float, pos: float, total_steps: int, warmup_steps: float, period: float,
+                                t_mul: float, m_mul: float, alpha: float, decay_rate: float,
+                                decay_steps: float) -> float:
+    """Cosine restarts x exponential decay, both counted from step 0 as TensorFlow's schedules count global_step,
+    under a linear warmup: over the first `warmup_steps` the value rises linearly from 0 to the schedule's value
+    at the warmup's end, then follows the schedule."""
+    step = _at_step(pos, total_steps)
+
+    def main(s: float) -> float:
+        return (sched_cos_restarts(lr_max, alpha * lr_max, s / total_steps, period, t_mul, m_mul)
+                * decay_rate ** (s / decay_steps))
+
+    if warmup_steps > 0 and step < warmup_steps:
+        return main(warmup_steps) * step / warmup_steps
+    return main(step)
 
 
 def _warmup_restarts_decay(lr_max: float, total_steps: int, warmup_pct: float = 0.05,
-                           warmup_steps: int | None = None, cycles: int = 3, period: float | None = None,
-                           t_mul: float = 2.0, m_mul: float = 1.0, alpha: float = 0.0, decay_rate: float = 0.1,
+                           warmup_steps: int | None = None, warmup_cycles: int | None = None, cycles: int = 3,
+                           period: float | None = None, first_decay_steps: int | None = None, t_mul: float = 2.0,
+                           m_mul: float = 1.0, alpha: float = 0.0, decay_rate: float = 0.1,
                            decay_steps: int | None = None) -> Schedule:
-    pct = _warmup_pct(total_steps, warmup_pct, warmup_steps)
-    rest = max(1, round(total_steps * (1 - pct)))
-    main = product(cos_restarts(lr_max, period or _cycles_period(cycles, t_mul), t_mul, m_mul, alpha),
-                   exp_decay(1.0, decay_rate, decay_steps or rest, rest))
-    return warmup(main, pct)
+    per = _period(total_steps, cycles, period, first_decay_steps, t_mul)
+    if warmup_cycles is not None:  # the warmup spans the first `warmup_cycles` restart cycles
+        if warmup_cycles < 0:
+            raise ValueError(f"warmup_cycles must be >= 0, got {warmup_cycles}")
+        span = per * (warmup_cycles if t_mul == 1 else (t_mul**warmup_cycles - 1) / (t_mul - 1))
+        warm = span * total_steps
+    else:
+        warm = _warmup_pct(total_steps, warmup_pct, warmup_steps) * total_steps
+    if not 0 <= warm < total_steps:
+        raise ValueError(f"the warmup ({warm:g} steps) must be shorter than the run ({total_steps} steps)")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha (floor as a fraction of lr_max) must be in [0, 1], got {alpha}")
+    if not decay_rate > 0:
+        raise ValueError(f"decay_rate must be > 0, got {decay_rate}")
+    return partial(sched_warmup_restarts_decay, lr_max, total_steps=total_steps, warmup_steps=warm, period=per,
+                   t_mul=t_mul, m_mul=m_mul, alpha=alpha, decay_rate=decay_rate,
+                   decay_steps=decay_steps or total_steps)
 
 
 def _exp_decay(lr_max: float, total_steps: int, rate: float = 0.1, decay_steps: int | None = None,
@@ -180,8 +230,9 @@ SCHEDULES = Registry("schedule", {
     "constant": _constant,
     "cosine": _cosine,  # lr_max -> alpha * lr_max
     "warmup_cosine": _warmup_cosine,  # linear warmup, then cosine
-    "cosine_restarts": _cosine_restarts,  # SGDR; default 3 cycles (t_mul 2) tiling the run
-    "warmup_restarts_decay": _warmup_restarts_decay,  # warmup, then SGDR x exponential decay (decay_rate at end)
+    "cosine_restarts": _cosine_restarts,  # TF cosine_decay_restarts; default 3 cycles (t_mul 2) tiling the run
+    # linear warmup into TF cosine_decay_restarts x exponential_decay, all counted from step 0 (decay_rate at the end)
+    "warmup_restarts_decay": _warmup_restarts_decay,
     "exp_decay": _exp_decay,  # lr_max * rate^(step / decay_steps); default: rate reached at the last step
     "step": _step_decay,  # x gamma every `every` steps; default halving at each quarter
 })

@@ -84,3 +84,30 @@ def test_weights_to_fine_tune_from_follow_the_phase(tmp_path):
     assert gan.weights_checkpoint("gan").name == "gan_last.pth"
     with pytest.raises(FileNotFoundError, match="no adversarial phase"):
         plain.weights_checkpoint("gan")
+
+
+class Bicubic(nn.Module):
+    """A 'model' that upscales with the lab's MATLAB bicubic: it scores exactly the SR baseline."""
+
+    in_ch, scale = 3, 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from lab.resize import imresize_tensor
+
+        return imresize_tensor(x, scale=3)
+
+
+def test_psnr_rgb_is_recorded_beside_psnr_y_on_the_whole_image():
+    pairs = builtin_images(["chelsea"])
+    df = evaluate.evaluate_pairs(Bicubic(), pairs, 3, label="valid", progress=False)
+    from lab.resize import imresize
+
+    p = evaluate.degrade_pair(pairs[0], 3, None, 0)
+    base = imresize(p.lr, scale=3)[: p.hr.shape[0], : p.hr.shape[1]]
+    mse = np.mean((base.astype(np.float64) - p.hr.astype(np.float64)) ** 2)  # every pixel and channel, no shave
+    assert df["baseline_psnr_rgb"].iloc[0] == pytest.approx(10 * np.log10(255.0**2 / mse), abs=1e-6)
+    assert df["psnr_rgb"].iloc[0] == pytest.approx(df["baseline_psnr_rgb"].iloc[0], abs=0.01)  # float vs uint8 bicubic
+    assert abs(df["psnr_rgb"].iloc[0] - df["psnr_y"].iloc[0]) > 0.1  # a different yardstick, not a copy
+    summary = evaluate.summarize(df, "valid_")
+    assert summary["valid_psnr_rgb"] == pytest.approx(df["psnr_rgb"].mean())
+    assert summary["valid_baseline_psnr_rgb"] == pytest.approx(df["baseline_psnr_rgb"].mean())

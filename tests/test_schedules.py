@@ -24,19 +24,48 @@ def _at(sched, step, total):
     return sched(step / total)
 
 
-def test_cosine_restarts_jump_back_to_decayed_peaks_and_floor_at_alpha():
+def _tf_cosine_decay_restarts(lr, step, first_decay_steps, t_mul, m_mul, alpha):
+    """TensorFlow's cosine_decay_restarts, transcribed from its documented closed form."""
+    frac = step / first_decay_steps
+    if t_mul == 1.0:
+        i = math.floor(frac)
+        frac -= i
+    else:
+        i = math.floor(math.log(1.0 - frac * (1.0 - t_mul)) / math.log(t_mul))
+        frac = (frac - (1.0 - t_mul**i) / (1.0 - t_mul)) / t_mul**i
+    return lr * ((1 - alpha) * 0.5 * m_mul**i * (1.0 + math.cos(math.pi * frac)) + alpha)
+
+
+def test_cosine_restarts_follow_tensorflow_cosine_decay_restarts():
     n = 70  # 3 cycles with t_mul 2: 10, 20, 40 steps
-    f = make_schedule("cosine_restarts", 1.0, n, cycles=3, t_mul=2.0, m_mul=0.5, alpha=0.1)
+    f = make_schedule("cosine_restarts", 1.0, n, first_decay_steps=10, t_mul=2.0, m_mul=0.5, alpha=0.1)
     assert _at(f, 0, n) == pytest.approx(1.0)
     assert _at(f, 5, n) == pytest.approx(0.1 + 0.9 * 0.5)  # half way down the first half cosine
     assert _at(f, 9.999, n) == pytest.approx(0.1, abs=1e-4)  # the floor is alpha * lr_max
-    assert _at(f, 10, n) == pytest.approx(0.5)  # restart 1: m_mul * lr_max
-    assert _at(f, 30, n) == pytest.approx(0.25)  # restart 2: m_mul^2 * lr_max
-    assert _at(f, 50, n) == pytest.approx(0.1 + 0.15 * 0.5)  # middle of the 40-step third cycle
+    assert _at(f, 10, n) == pytest.approx(0.1 + 0.9 * 0.5)  # restart 1: (1 - alpha) m_mul + alpha, not m_mul
+    assert _at(f, 30, n) == pytest.approx(0.1 + 0.9 * 0.25)  # restart 2: (1 - alpha) m_mul^2 + alpha
+    assert _at(f, 50, n) == pytest.approx(0.1 + 0.9 * 0.25 * 0.5)  # middle of the 40-step third cycle
+    for step in (0, 3, 10, 17, 29, 30, 44, 69):
+        assert _at(f, step, n) == pytest.approx(_tf_cosine_decay_restarts(1.0, step, 10, 2.0, 0.5, 0.1)), step
     assert min(_at(f, i, n) for i in range(n)) >= 0.1 - 1e-12
     even = schedules.cos_restarts(2.0, period=0.25, t_mul=1.0)
     assert [even(p) for p in (0.0, 0.25, 0.5, 0.75)] == pytest.approx([2.0] * 4)
     assert even(0.125) == pytest.approx(1.0)
+    tiled = make_schedule("cosine_restarts", 1.0, n, cycles=3, t_mul=2.0)  # the same cycles from `cycles`
+    assert _at(tiled, 30, n) == pytest.approx(_tf_cosine_decay_restarts(1.0, 30, 10, 2.0, 1.0, 0.0))
+
+
+def test_log_000_constants_give_tensorflows_values():
+    # 000 ##21: cosine restarts t_mul=2.0, m_mul=0.9, alpha=0.1 times 0.997^(step/1000), 127000 steps; the first
+    # cycle of 1000 steps is read from the step counts (127000 = 1000 (2^7 - 1)), the log does not state it.
+    n, lr = 127000, 1e-3
+    f = schedules.product(make_schedule("cosine_restarts", lr, n, first_decay_steps=1000, t_mul=2.0, m_mul=0.9,
+                                        alpha=0.1),
+                          make_schedule("exp_decay", 1.0, n, rate=0.997, decay_steps=1000))
+    for step in (0, 500, 1000, 2500, 3000, 62999, 63000, 100000, 126999):
+        want = _tf_cosine_decay_restarts(lr, step, 1000, 2.0, 0.9, 0.1) * 0.997 ** (step / 1000)
+        assert _at(f, step, n) == pytest.approx(want, rel=1e-6), step
+    assert _at(f, 63000, n) == pytest.approx(lr * (0.9 * 0.9**6 + 0.1) * 0.997**63, rel=1e-6)
 
 
 def test_warmup_cosine_reaches_lr_max_at_warmup_end_then_decays():
@@ -73,20 +102,41 @@ def test_step_halving_lands_on_exact_steps_with_fastai_style_positions():
     assert values == [1.0] * 25 + [0.5] * 25 + [0.25] * 25 + [0.125] * 25
 
 
-def test_warmup_restarts_decay_composes_phases_and_factors():
+def test_warmup_restarts_decay_counts_the_decay_from_step_0():
     n, warm = 110, 10
-    f = make_schedule("warmup_restarts_decay", 1.0, n, warmup_steps=warm, cycles=2, t_mul=1.0, m_mul=0.8,
-                      decay_rate=0.5, decay_steps=100)
+    f = make_schedule("warmup_restarts_decay", 1.0, n, warmup_steps=warm, first_decay_steps=10, t_mul=1.0,
+                      m_mul=0.8, alpha=0.0, decay_rate=0.5, decay_steps=100)
+
+    def main(step):  # TF's cosine_decay_restarts x exponential_decay, both of the global step
+        return _tf_cosine_decay_restarts(1.0, step, 10, 1.0, 0.8, 0.0) * 0.5 ** (step / 100)
+
     assert _at(f, 0, n) == pytest.approx(0.0)
-    assert _at(f, warm, n) == pytest.approx(1.0)
-    # After the warmup, 100 steps hold two 50-step cycles; the second restarts at 0.8 x the decay factor there.
-    assert _at(f, warm + 50, n) == pytest.approx(0.8 * 0.5 ** (50 / 100), rel=1e-5)
-    assert _at(f, warm + 25, n) == pytest.approx(0.5 * 0.5 ** (25 / 100), rel=1e-5)
-    # fastai's combine_scheds hands each phase a float32 position; restarts must still land on their step.
-    f4 = make_schedule("warmup_restarts_decay", 1.0, n, warmup_steps=warm, cycles=4, t_mul=1.0, m_mul=0.8,
-                       decay_rate=0.5, decay_steps=100)
-    for k in range(1, 4):
-        assert _at(f4, warm + 25 * k, n) == pytest.approx(0.8**k * 0.5 ** (25 * k / 100), rel=1e-5), k
+    assert _at(f, 5, n) == pytest.approx(main(10) * 0.5)  # linear up to the schedule's value at the warmup end
+    for step in (10, 15, 20, 35, 60, 109):
+        assert _at(f, step, n) == pytest.approx(main(step), rel=1e-6), step
+    assert _at(f, 10, n) == pytest.approx(0.8 * 0.5**0.1)  # restart 1 at step 10, decayed for 10 steps
+    # fastai's ParamScheduler accumulates pos in floating point; restarts must still land on their step
+    pos, seen = 0.0, []
+    for _ in range(n):
+        seen.append(f(pos))
+        pos += 1.0 / n
+    assert seen[30] == pytest.approx(main(30), rel=1e-6)
+
+
+def test_warmup_over_restart_cycles_as_log_000_uses_it():
+    # 000 ##100 "cosine restarts (warmup_cycle=6)" with "exp decay: 0.998", 255000 steps; 000 ##72 "warm up for LR
+    # schedule (63000 steps)": six cycles of 1000 steps doubling (1000 (2^6 - 1) = 63000) under the warmup
+    n, lr = 255000, 1e-3
+    f = make_schedule("warmup_restarts_decay", lr, n, warmup_cycles=6, first_decay_steps=1000, t_mul=2.0,
+                      m_mul=0.9, alpha=0.1, decay_rate=0.998, decay_steps=1000)
+    at_end = lr * (0.9 * 0.9**6 + 0.1) * 0.998**63  # restart 6 at step 63000, decayed from step 0
+    assert _at(f, 63000, n) == pytest.approx(at_end, rel=1e-6)
+    assert _at(f, 31500, n) == pytest.approx(at_end / 2, rel=1e-6)
+    assert _at(f, 127000, n) == pytest.approx(lr * (0.9 * 0.9**7 + 0.1) * 0.998**127, rel=1e-6)
+    assert _at(f, 95000, n) == pytest.approx(lr * (0.9 * 0.5 * 0.9**6 + 0.1) * 0.998**95, rel=1e-6)
+
+
+def test_product_multiplies_pointwise():
     prod = schedules.product(schedules.cos_restarts(1.0, 0.5, 1.0, 0.8), schedules.exp_decay(1.0, 0.5, 100, 100))
     assert prod(0.3) == pytest.approx(schedules.cos_restarts(1.0, 0.5, 1.0, 0.8)(0.3) * 0.5 ** 0.3)
 
