@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from lab.runs import Run
@@ -24,6 +25,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     from lab.sweep import load_spec
 
     overrides = _overrides(a.param)
+    if a.from_run is not None:
+        return _run_derived(a, overrides)
+    if not a.notebook:
+        raise ValueError("lab run needs a notebook (e.g. `lab run train`) or --from RUN")
     if a.spec:  # a spec's base params (e.g. the demo's), -p on top
         spec = load_spec(a.spec)
         if spec["notebook"] != a.notebook and notebook_path(spec["notebook"]) != notebook_path(a.notebook):
@@ -47,6 +52,35 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _run_derived(a: argparse.Namespace, changes: dict[str, str]) -> int:
+    """`lab run --from 42 -p norm none`: run 42's recorded params with the changes on top, parent = 42."""
+    from lab.derive import derive_job
+    from lab.execute import run_job
+
+    if a.spec:
+        raise ValueError("--from and --spec both say where the params start; give one")
+    job, warns = derive_job(a.from_run, changes, root=a.runs, name=a.name, cell_timeout=a.timeout)
+    if a.notebook and Path(job["notebook"]).stem != Path(a.notebook).stem:
+        raise ValueError(f"run {a.from_run} was made by notebook {Path(job['notebook']).name}, not {a.notebook!r}")
+    for w in warns:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"deriving from run {job['parent']}: {job['meta']['changes'] or 'no changes'}", file=sys.stderr)
+    return _print_job(run_job(job))
+
+
+def cmd_extend(a: argparse.Namespace) -> int:
+    from lab.derive import extend_job
+    from lab.execute import run_job
+
+    job, warns = extend_job(a.run_id, a.steps, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
+    for w in warns:
+        print(f"warning: {w}", file=sys.stderr)
+    ext = job["meta"]["extended_from"]
+    print(f"extending run {ext['run']} from step {ext['steps_before']} to {a.steps} ({ext['checkpoint']})",
+          file=sys.stderr)
+    return _print_job(run_job(job))
+
+
 def _print_job(row: dict) -> int:
     """Print one finished job's line (and its error); exit code 0 when done."""
     print(f"{row.get('name')}: {row['status']}  ({row.get('path')})")
@@ -68,8 +102,16 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         raise ValueError("a TLS Dask cluster needs both --tls-ca-file and --tls-cert (and --tls-key unless the "
                          "certificate file holds the key)")
     security = tls_security(a.tls_ca_file, a.tls_cert, a.tls_key) if a.tls_ca_file else None
-    table = sweep(a.spec, workers=a.workers, dask=a.dask, root=a.runs, timeout=a.timeout, dry_run=a.dry_run,
-                  progress=not a.no_progress, security=security)
+    from lab.derive import is_lineage_spec, run_lineage
+
+    if is_lineage_spec(a.spec):  # entries derived from one another: one at a time, in dependency order
+        if a.dask or (a.workers or 1) > 1:
+            print("a lineage spec runs its entries one after another (each derives from a finished run); "
+                  "--workers/--dask ignored", file=sys.stderr)
+        table = run_lineage(a.spec, root=a.runs, timeout=a.timeout, dry_run=a.dry_run)
+    else:
+            table = sweep(a.spec, workers=a.workers, dask=a.dask, root=a.runs, timeout=a.timeout, dry_run=a.dry_run,
+                      progress=not a.no_progress, security=security)
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3,
                            "display.max_colwidth", 80):
         print(table.to_string(index=False) if not table.empty else "no runs in this sweep")
@@ -161,6 +203,11 @@ def cmd_ledger(a: argparse.Namespace) -> int:
     from lab import ledger
 
     df = _filtered(a)
+    if a.lineage is not None:
+        from lab.lineage import format_lineage, lineage_table
+
+        print(format_lineage(lineage_table(df, a.lineage)))
+        return 0
     if df.empty:
         print(f"no runs in {a.runs or 'runs/'}" + (" matching the filters" if (a.status or a.tag or a.verdict) else ""))
         return 0
@@ -347,7 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="execute a notebook (papermill) as a new run")
-    r.add_argument("notebook", help="notebook name in notebooks/ (e.g. train) or a path")
+    r.add_argument("notebook", nargs="?", help="notebook name in notebooks/ (e.g. train) or a path (with --from: "
+                   "the parent's)")
+    r.add_argument("--from", dest="from_run", metavar="RUN", help="start from this run's recorded params (-p changes "
+                   "them; `norm` or `model_kwargs.norm` reach the model's keywords); the run records it as parent")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     r.add_argument("--name", help="run title (default: the 'name' parameter or the model)")
     r.add_argument("--spec", help="start from the base params of a sweep spec in notebooks/sweeps/ (e.g. demo); "
@@ -388,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--force", action="store_true", help="resume even a run marked done or still running")
     rs.set_defaults(fn=cmd_resume)
 
+    xt = sub.add_parser("extend", help="carry a finished run on to a larger step budget: a new run (parent = it) "
+                        "from its last checkpoint, its LR schedule continued (one-cycle and cosine refused)")
+    xt.add_argument("run_id", help="run number (42) or directory name")
+    xt.add_argument("--steps", type=int, required=True, help="the new total step budget (more than the run's)")
+    xt.add_argument("--runs", help="runs directory")
+    xt.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
+    xt.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
+    xt.set_defaults(fn=cmd_extend)
+
     no = sub.add_parser("note", help="attach a note, tags or a verdict to a run (no text: list its notes)")
     no.add_argument("run_id", help="run number (42) or directory name")
     no.add_argument("text", nargs="?", help="free text, e.g. \"lines smeared\"")
@@ -411,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(led)
     led.add_argument("--columns", help="comma-separated columns to show")
     led.add_argument("--all", action="store_true", help="show every column")
+    led.add_argument("--lineage", type=int, metavar="RUN", help="the runs descending from RUN (derived, extended, "
+                     "rerun), each with what it changed against its parent and its result")
     led.set_defaults(fn=cmd_ledger)
 
     ex = sub.add_parser("export", help="write the ledger as Markdown (experiment log), CSV or a standalone HTML report")

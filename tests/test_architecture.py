@@ -20,8 +20,8 @@ LAYERS = [
      "sizing", "video", "kernel_estimate"],
     ["sources", "prepare", "data", "degrade", "models", "infer", "export"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
-    ["training", "evaluate", "checks", "execute", "sweep", "inference"],
-    ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare"],
+    ["training", "evaluate", "checks", "execute", "sweep", "inference", "derive"],
+    ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare", "lineage"],
     ["bench", "bench_data", "cli"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
