@@ -30,6 +30,7 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
 from lab import runs
+from lab.liveness import pid_alive
 from lab.params import RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 from lab.utils import PROJECT_ROOT, thread_env
 from lab.workspace import template_changes
@@ -151,7 +152,7 @@ def execute_run(run: runs.Run, nb_path: str | os.PathLike, params: dict[str, Any
     partial = run.partial_notebook
     if partial.exists():  # a killed attempt's notebook: keep it beside the others before this one is written
         run.keep_notebook(partial, archive=True)
-    old_env = os.environ.get(STATIC_ENV)
+    saved_env = {k: os.environ.get(k) for k in (STATIC_ENV, RUNNER_ENV)}
     os.environ[STATIC_ENV] = "1"  # the kernel inherits it: widgets render static images under papermill
     os.environ[RUNNER_ENV] = str(os.getpid())  # and this: it exits when its runner is gone (lab.session)
     try:
@@ -172,10 +173,11 @@ def execute_run(run: runs.Run, nb_path: str | os.PathLike, params: dict[str, Any
         if run.status == "running":
             run.finish(None)
     finally:
-        if old_env is None:
-            os.environ.pop(STATIC_ENV, None)
-        else:
-            os.environ[STATIC_ENV] = old_env
+        for k, v in saved_env.items():  # the environment exactly as it was
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         if partial.exists():
             run.keep_notebook(partial)
     return run
@@ -229,6 +231,16 @@ def stop(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
             proc.wait(wait)
         except subprocess.TimeoutExpired:
             continue
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until process `pid` has exited (at most `timeout` seconds); whether it did."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def stop_all(grace: float = 10.0) -> None:
@@ -299,7 +311,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
+            kernel = run.status_record.get("pid")  # the run's status was last written by its kernel
             stop(proc)
+            if kernel and kernel != proc.pid:
+                wait_gone(int(kernel), KILL_GRACE_S)  # its last writes land before the timeout is recorded
         except BaseException:
             stop(proc)
             raise
@@ -308,7 +323,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 LIVE.discard(proc)
     status = run.status
     if timed_out:
-        time.sleep(1.5)  # the kernel exits within a second of its runner; let its last writes land first
         run.fail(f"run exceeded its timeout of {timeout:g} s", cell=running_cell(run.notebook), type="Timeout")
     elif status == "running":  # the runner died without recording (killed, out of memory)
         run.fail(f"runner process exited with code {proc.returncode} without recording the run "

@@ -9,7 +9,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from fastai.learner import Learner
 from torch import nn
@@ -21,8 +21,15 @@ from lab.learner import as_budget, fit_schedule, step_seconds
 from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model
 from lab.runs import Run, find, sibling_checkpoint
-from lab.session import sync_params
 from lab.utils import user_path
+
+
+class KernelParams(Protocol):
+    """What training asks of a notebook's session (`lab.session.Session`): the parameters the kernel holds when a
+    phase starts, recorded as the run's (None when no live kernel drives the run)."""
+
+    def sync_params(self, phase: str) -> dict[str, Any] | None:
+        """The kernel's parameters at the start of `phase`, or None."""
 
 
 def build_model(name: str, kwargs: dict[str, Any] | None = None, scale: int = 2,
@@ -93,17 +100,20 @@ def use_budget(learn: Learner, budget: Budget) -> None:
 
 def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cycle",
         schedule_kwargs: dict[str, Any] | None = None, *, run: Run | None = None, resume: str | os.PathLike = "",
-        procs: int = 1, make_learner: Callable[[], Learner] | None = None, time_budget: float = 0.0) -> Outcome:
+        procs: int = 1, make_learner: Callable[[], Learner] | None = None, time_budget: float = 0.0,
+        session: KernelParams | None = None) -> Outcome:
     """Train a step budget (`dls.budget`, or a number of epochs) with a named schedule over the whole run; from
     checkpoint `resume` (a run's `last`) it continues where that run stopped, its history cut back to that
     checkpoint. With `procs` > 1 the fit runs on that many processes (DDP), each building its learner with
     `make_learner`; the trained weights come back into `learn`'s network. The guard's events are recorded in
     `run`. `time_budget` > 0: train for that many minutes (timing the step first, to set the step ceiling and
     the validations), the schedule spread over the time and completed when it ends (`lab.callbacks.TimeBudget`);
-    the steps taken are recorded in the run's data record."""
+    the steps taken are recorded in the run's data record. `session` (a notebook's `lab.session.Session`): the
+    parameters its kernel holds now are recorded, and training is refused if the data or network were built from
+    other values."""
     kw = dict(schedule_kwargs or {})
     budget = as_budget(learn, budget)
-    now = sync_params(run, "train")
+    now = session.sync_params("train") if session is not None else None
     if now is not None:
         check_built(now, learn.dls, unwrap_model(learn.model))
     t0 = time.perf_counter()
@@ -159,11 +169,12 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
 
 
 def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, resume: str | os.PathLike = "",
-            critic_pretrain: int = 0) -> Outcome:
+            critic_pretrain: int = 0, session: KernelParams | None = None) -> Outcome:
     """The adversarial phase on a `lab.gan.gan_learner`: `critic_pretrain` critic-only batches first (NoGAN), then
     `epochs` epochs. Resuming a run (`resume`, its plain phase's `last`) continues this phase where it was cut,
-    critic and switcher state included, when the phase had started; otherwise the phase starts afresh."""
-    now = sync_params(run, "gan")
+    critic and switcher state included, when the phase had started; otherwise the phase starts afresh. `session`:
+    as in `fit`."""
+    now = session.sync_params("gan") if session is not None else None
     if now is not None:
         check_built(now, glearn.dls, unwrap_model(glearn.model))
     gan_resume = sibling_checkpoint(resume, "last", "gan") if resume else None
@@ -184,10 +195,13 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
     return Outcome(minutes=(time.perf_counter() - t0) / 60)
 
 
-def finish(run: Run, net: nn.Module, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+def finish(run: Run, net: nn.Module, summary: dict[str, Any], outcome: Outcome,
+           session: KernelParams | None = None) -> dict[str, Any]:
     """End the run: its final weights, its summary metrics, and the status that says what happened (diverged when
-    the guard stopped the training, else done); returns the summary."""
-    sync_params(run, "finish")
+    the guard stopped the training, else done); returns the summary. `session`: its kernel's parameters now are
+    the run's last record of them."""
+    if session is not None:
+        session.sync_params("finish")
     run.save_checkpoint(checkpoint_payload(net), "final")
     run.finish(summary, status="diverged" if outcome.diverged else "done")
     return summary

@@ -24,3 +24,13 @@ def test_job_timeout_and_invalid_params(quick, tmp_path):
     assert bad["path"] is None
 
 
+
+
+@pytest.mark.slow
+def test_execute_run_restores_the_environment_exactly(quick, tmp_path, monkeypatch):
+    monkeypatch.setenv(execute.STATIC_ENV, "as before")
+    monkeypatch.delenv(execute.RUNNER_ENV, raising=False)
+    before = dict(execute.os.environ)
+    run = execute.run_notebook(str(quick), {}, root=tmp_path / "runs")
+    assert run.status == "done"
+    assert dict(execute.os.environ) == before
