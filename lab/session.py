@@ -20,8 +20,8 @@ In a live kernel (JupyterLab) `start` loads the extension (`%load_ext lab.sessio
 - running the start cell again closes the kernel's previous unfinished run as `stopped` (superseded), or reuses its
   directory when nothing was trained in it, so no orphan runs are left;
 - the kernel exiting (a restart) marks an unfinished run `stopped`;
-- the run's `notebook.ipynb` is the cells executed for it with their outputs (text, images, tables, errors): first
-  the parameters cell (the cell tagged `parameters` in the notebook file, found by its cell id, else by its saved
+- the run's notebook (`Run.notebook`) is the cells executed for it with their outputs (text, images, tables,
+  errors): first the parameters cell (the cell tagged `parameters` in the notebook file, found by its cell id, else by its saved
   source), then every cell from the start cell on, until the next run's parameters cell; it is written only while
   the run's status was last written by this kernel, so an attempt another process ran (`lab resume`) is never
   overwritten;

@@ -183,7 +183,7 @@ def test_the_extension_adds_its_hooks_and_removes_them(kernel):
     k.run(count + "\nbefore = n_hooks")
     k.run("%load_ext lab.session")
     k.run(count + "\nloaded = n_hooks")
-    k.run("%unload_ext lab.session")
+    k.run("%unload_ext lab.session")  # IPython calls lab.session.unload_ipython_extension
     k.run(count + "\nassert n_hooks == before, (n_hooks, before)\nassert loaded == tuple(b + 1 for b in before)")
     assert k.run("assert n_hooks == before")["status"] == "ok"
     assert k.run("assert loaded == tuple(b + 1 for b in before), (loaded, before)")["status"] == "ok"
