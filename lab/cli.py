@@ -358,6 +358,42 @@ def cmd_infer(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_model(a: argparse.Namespace) -> int:
+    from lab.export import export_onnx, export_torchscript, onnx_available
+    from lab.inference import resolve_model
+    from lab.sizing import parse_size
+
+    if not (a.onnx or a.torchscript):
+        raise ValueError("nothing to write: give --onnx FILE and/or --torchscript FILE")
+    if a.onnx and onnx_available():
+        raise ValueError(f"--onnx: {onnx_available()}")
+    net, origin = resolve_model(a.model, arch=a.arch, scale=a.scale, runs_root=a.runs)
+    fixed = parse_size(a.fixed_size)
+    hw = (fixed[1], fixed[0]) if fixed else None
+    for flag, fn, fmt in ((a.onnx, export_onnx, "ONNX"), (a.torchscript, export_torchscript, "TorchScript")):
+        if flag:
+            got = fn(net, flag, fixed_hw=hw)
+            shape = f"fixed input {fixed[0]}x{fixed[1]}" if fixed else "dynamic height and width"
+            print(f"{fmt}: {got['path']} ({getattr(net, 'model_name', '?')} from {origin['weights']}, {shape}, "
+                  f"{getattr(net, 'in_ch', 3)}-channel input in [0, 1]); max |export - PyTorch| "
+                  f"{got['max_abs_diff']:.1e}")
+    return 0
+
+
+def _add_export_model(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export-model", help="write a model as ONNX (dynamic H/W) and/or TorchScript, checked "
+                       "against PyTorch")
+    e.add_argument("model", help="a run id or name, a lab checkpoint, or official weights")
+    e.add_argument("--onnx", help="the .onnx file to write (needs onnx and onnxruntime: pip install '.[export]')")
+    e.add_argument("--torchscript", help="the TorchScript .pt file to write")
+    e.add_argument("--fixed-size", help="export for this one LR input size WIDTHxHEIGHT (SRCNN and VDSR, which "
+                   "upscale inside forward, export only so)")
+    e.add_argument("--arch", default="", help="the architecture of third-party weights, when the keys do not tell")
+    e.add_argument("--scale", type=int, default=0, help="the scale of third-party weights, when they do not tell")
+    e.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    e.set_defaults(fn=cmd_export_model)
+
+
 def _add_infer(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("infer", help="run a model over pictures, folders or videos (no ground truth) as a recorded run")
     i.add_argument("model", help="a run id or name, a lab checkpoint, or official weights (IMDN, IMDN-RTC, FSRCNN)")
@@ -547,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("pattern", nargs="?", default="")
     m.set_defaults(fn=cmd_models)
     _add_infer(sub)
+    _add_export_model(sub)
     return p
 
 
