@@ -22,11 +22,12 @@ LAYERS = [
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "checks", "execute", "sweep", "inference", "derive"],
     ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare", "lineage"],
-    ["bench", "bench_data", "cli"],
+    ["bench", "bench_data", "cli", "cli_media"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 # Function-level imports of lab modules are allowed only here, each for a stated reason (see the module docstrings):
 LAZY_OK = {"lab.cli": "commands import what they need, so `lab ledger` starts without torch",
+           "lab.cli_media": "as lab.cli: its commands import what they need",
            "lab.runs.run": "the read side stays free of torch and OpenCV",
            "lab.training": "lab.gan (fastai.vision and torchvision, seconds) only when a run has an adversarial phase"}
 RUN_FILES = ("params.json", "meta.json", "status.json", "history.json", "metrics.json", "notes.jsonl", "profile.json",

@@ -1,0 +1,111 @@
+"""The `lab` commands for real pictures: infer, compare, data frames, kernel-bank, export-model.
+
+Each command imports what it needs when it runs (lazy), as `lab.cli` does, so `lab ledger` starts without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def data_frames(a: argparse.Namespace) -> int:
+    """`lab data frames VIDEO DIR`: a video's frames as a training folder."""
+    from lab.video import AUDIO_NOTE, extract_frames  # lazy
+
+    if not (a.folder and a.out):
+        raise ValueError("lab data frames needs a video and an output folder: lab data frames episode.mkv data/ep01 "
+                         "--every 2 --dedup")
+    got = extract_frames(a.folder, a.out, every=a.every, dedup=a.dedup, progress=not a.no_progress)
+    print(f"{a.folder}: {got['frames']} of {got['source']} frames kept ({got['written']} written now) in {a.out}; "
+          f"{AUDIO_NOTE}; train with -p data {a.out}")
+    return 0
+
+
+def cmd_infer(a: argparse.Namespace) -> int:
+    """`lab infer MODEL INPUT... --out DIR`."""
+    from lab.inference import run_inference  # lazy
+
+    overlap = a.tile_overlap if a.tile_overlap == "auto" else int(a.tile_overlap)
+    run = run_inference(a.model, a.inputs, a.out, size=a.size, fit_mode=a.fit, tile=a.tile, tile_overlap=overlap,
+                        self_ensemble=a.self_ensemble, device=a.device, precision=a.precision,
+                        post=a.post.split(",") if a.post else (), every=a.every, dedup=a.dedup, arch=a.arch,
+                        scale=a.scale, name=a.name, runs_root=a.runs, progress=not a.no_progress,
+                        video_ext=a.video_ext)
+    m = run.metrics
+    rate = f", {m['images_per_s']:.2f} images/s" if m.get("images_per_s") else ""
+    print(f"{run.name}: {m['written']} written, {m['skipped']} skipped (already there){rate}; high-frequency energy "
+          f"{m['hf_vs_bicubic']:.2f}x bicubic's" + (f"; flicker {m['flicker']:.3f}" if "flicker" in m else ""))
+    return 0
+
+
+def cmd_export_model(a: argparse.Namespace) -> int:
+    """`lab export-model MODEL --onnx FILE --torchscript FILE`."""
+    from lab.export import export_onnx, export_torchscript, onnx_available  # lazy
+    from lab.inference import resolve_model  # lazy
+    from lab.sizing import parse_size  # lazy
+
+    if not (a.onnx or a.torchscript):
+        raise ValueError("nothing to write: give --onnx FILE and/or --torchscript FILE")
+    if a.onnx and onnx_available():
+        raise ValueError(f"--onnx: {onnx_available()}")
+    net, origin = resolve_model(a.model, arch=a.arch, scale=a.scale, runs_root=a.runs)
+    fixed = parse_size(a.fixed_size)
+    hw = (fixed[1], fixed[0]) if fixed else None
+    for flag, fn, fmt in ((a.onnx, export_onnx, "ONNX"), (a.torchscript, export_torchscript, "TorchScript")):
+        if flag:
+            got = fn(net, flag, fixed_hw=hw)
+            shape = f"fixed input {fixed[0]}x{fixed[1]}" if fixed else "dynamic height and width"
+            print(f"{fmt}: {got['path']} ({getattr(net, 'model_name', '?')} from {origin['weights']}, {shape}, "
+                  f"{getattr(net, 'in_ch', 3)}-channel input in [0, 1]); max |export - PyTorch| "
+                  f"{got['max_abs_diff']:.1e}")
+    return 0
+
+
+def _add_export_model(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export-model", help="write a model as ONNX (dynamic H/W) and/or TorchScript, checked "
+                       "against PyTorch")
+    e.add_argument("model", help="a run id or name, a lab checkpoint, or official weights")
+    e.add_argument("--onnx", help="the .onnx file to write (needs onnx and onnxruntime: pip install '.[export]')")
+    e.add_argument("--torchscript", help="the TorchScript .pt file to write")
+    e.add_argument("--fixed-size", help="export for this one LR input size WIDTHxHEIGHT (SRCNN and VDSR, which "
+                   "upscale inside forward, export only so)")
+    e.add_argument("--arch", default="", help="the architecture of third-party weights, when the keys do not tell")
+    e.add_argument("--scale", type=int, default=0, help="the scale of third-party weights, when they do not tell")
+    e.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    e.set_defaults(fn=cmd_export_model)
+
+
+def _add_infer(sub: argparse._SubParsersAction) -> None:
+    i = sub.add_parser("infer", help="run a model over pictures, folders or videos (no ground truth) as a recorded run")
+    i.add_argument("model", help="a run id or name, a lab checkpoint, or official weights (IMDN, IMDN-RTC, FSRCNN)")
+    i.add_argument("inputs", nargs="+", help="pictures, folders of pictures, or videos")
+    i.add_argument("--out", required=True, help="output folder (existing outputs are skipped: resumable)")
+    i.add_argument("--size", help="fit the output to WIDTHxHEIGHT (e.g. 1920x1080) after the model's scale, "
+                   "bicubic (MATLAB, antialiased); default: the model's scale")
+    i.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="with --size: keep the aspect and "
+                   "pad (letterbox, default) or crop the overflow, or stretch each axis")
+    i.add_argument("--tile", type=int, default=0, help="tiled inference with this LR tile side (default 0: whole "
+                   "pictures)")
+    i.add_argument("--tile-overlap", default="auto", help="LR px of context per tile side (default auto: the "
+                   "model's receptive field, so tiles equal untiled inference)")
+    i.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (8x slower)")
+    i.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    i.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (autocast)")
+    i.add_argument("--post", help="post-processing ops in order, comma-separated: nlm, autocontrast, dither")
+    i.add_argument("--every", type=int, default=1, help="videos: every N-th frame")
+    i.add_argument("--dedup", action="store_true", help="videos: drop near-duplicate frames (held drawings); the "
+                   "written video repeats the previous output in their place")
+    i.add_argument("--video-ext", default=".mp4", help="container of the written video (.mp4, .avi, ...)")
+    i.add_argument("--arch", default="", help="the registered architecture of third-party weights, when the keys "
+                   "do not tell")
+    i.add_argument("--scale", type=int, default=0, help="the scale of third-party weights, when they do not tell")
+    i.add_argument("--name", help="run title (default: infer-<model>)")
+    i.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
+    i.set_defaults(fn=cmd_infer)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add this module's subcommands to the `lab` parser."""
+    _add_infer(sub)
+    _add_export_model(sub)
