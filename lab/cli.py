@@ -222,6 +222,7 @@ def cmd_study(a: argparse.Namespace) -> int:
     import pandas as pd
 
     from lab import studies
+    from lab.studies.budget import budget_table
 
     if not a.name:
         for name in studies.list_studies():
@@ -236,6 +237,10 @@ def cmd_study(a: argparse.Namespace) -> int:
                            "display.max_colwidth", 60):
         if a.dry_run:
             print(studies.plan_table(res.jobs, res.reused).to_string(index=False))
+            cost = budget_table(res.jobs, studies.load_study(a.name))
+            if cost is not None:
+                print(cost.attrs["line"])
+                print(cost.to_string(index=False))
             print(f"{len(res.jobs)} run(s) planned, {len(res.reused)} already done and reused (dry run: nothing "
                   "executed)" + ("; --fresh runs them again" if res.reused else ""))
             return 0

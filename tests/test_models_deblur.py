@@ -56,8 +56,8 @@ def test_generator_knobs(name, knob, value):
 
 @pytest.mark.parametrize("name", GENERATORS)
 @pytest.mark.parametrize("knob,value", [("norm", "group"), ("act", "gelu"), ("down", "maxpool"),
-                                        ("channels", []), ("num_block", [1, 2, 3]), ("kernel", 4),
-                                        ("scale", 2)])
+                                        ("channels", []), ("num_block", [1, 2, 3, 4]), ("kernel", 4),
+                                        ("scale", 0), ("decoder", "middle")])
 def test_generator_bad_knob(name, knob, value):
     with pytest.raises(ValueError, match="expected|accepted"):
         create(name, **{**SMALL, knob: value})
@@ -190,3 +190,54 @@ def test_disc_patch_receptive_field_is_70():
     cols = x.grad.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
     assert rows.max() - rows.min() + 1 == 70
     assert cols.max() - cols.min() + 1 == 70
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generators_take_scale_and_do_sr_on_the_upscaled_input(name):
+    """000 ##200-##205 train the deblurring generators as SR networks."""
+    model = create(name, **SMALL, scale=2)
+    assert model.scale == 2
+    x = torch.rand(1, 3, 12, 10)
+    y = _forward_backward(model, x)
+    assert y.shape == (1, 3, 24, 20)
+    same = create(name, **SMALL)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in same.parameters())
+
+
+def test_num_block_along_the_path_as_log_000_writes_it():
+    """000 ##77 "ResBlocks: 0, 1, 2, 8, 2, 1, 0": encoder stages 0..3, then decoder stages 2..0."""
+    m = create("resunet", channels=[4, 8, 8, 8], num_block=[0, 1, 2, 8, 2, 1, 0], skip=False)
+    assert [len(e) for e in m.net.enc] == [0, 1, 2, 8]
+    assert [len(d) for d in m.net.dec] == [0, 1, 2, 0]
+    per_stage = create("resunet", channels=[4, 8], num_block=[1, 2])
+    assert [len(e) for e in per_stage.net.enc] == [1, 2]
+    assert [len(d) for d in per_stage.net.dec] == [1, 2]
+    y = _forward_backward(m, torch.rand(1, 3, 16, 16))
+    assert y.shape == (1, 3, 16, 16)
+
+
+def test_decoder_order_and_biases_per_part():
+    """000 ##81 puts each decoder block's residual blocks before its upsampling instead of after; ##64 drops the
+    ResBlocks' biases, ##65 those of the encoder and decoder blocks too."""
+    path = [1, 1, 1, 2, 3]  # 3 levels: encoder 1, 1, 1; decoder blocks 1 and 0 get 2 and 3
+    last = create("srn", channels=[4, 8, 16], num_block=path)
+    first = create("srn", channels=[4, 8, 16], num_block=path, decoder="blocks_first")
+    assert [len(d) for d in last.net.dec] == [3, 2, 0]  # after the upsampling: at the finer level
+    assert [len(d) for d in first.net.dec] == [0, 3, 2]  # before it: at the coarser level
+    x = torch.rand(1, 3, 16, 16)
+    assert _forward_backward(first, x).shape == x.shape
+    full = create("resunet", channels=[4, 8], num_block=1)
+    no_res = create("resunet", channels=[4, 8], num_block=1, res_bias=False)
+    none = create("resunet", channels=[4, 8], num_block=1, bias=False)
+    res_biases = 2 * 2 * (4 + 8)  # one ResBlock per stage and side, two convs each
+    assert sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in no_res.parameters()) == res_biases
+    assert sum(p.numel() for p in none.parameters()) < sum(p.numel() for p in no_res.parameters())
+    assert all(c.bias is None for c in no_res.net.enc[0][0].body if isinstance(c, torch.nn.Conv2d))
+
+
+def test_srn_skip_concat():
+    """000 ##202 "skip: add => concat": the encoder features are concatenated and fused by a 1x1 conv."""
+    add = create("srn", channels=[4, 8], num_block=1)
+    cat = create("srn", channels=[4, 8], num_block=1, fuse="concat")
+    assert sum(p.numel() for p in cat.parameters()) - sum(p.numel() for p in add.parameters()) == 8 * 4 + 4
+    assert _forward_backward(cat, torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)

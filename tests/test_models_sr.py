@@ -34,6 +34,9 @@ SMALL: dict[str, dict] = {
     "imdn_dw": {"num_feat": 8, "num_block": 2, "reduction": 4},
     "drln": {"num_feat": 8, "num_block": (2, 1), "reduction": 4},
     "drln_slim": {"num_feat": 8, "num_block": (1,)},
+    "fsrcnn_pre": {"num_feat": 8, "shrink": 4, "num_block": 1},
+    "imdn_dw_003": {"num_feat": 8, "num_block": 2, "reduction": 4},
+    "drln_slim_003": {"num_feat": 8, "num_block": (1,), "reduction": 4},
 }
 TAKES_UPSAMPLER = ["fsrcnn", "srresnet", "edsr_baseline", "mdsr", "rdn", "rcan", "resnet18_sr", "imdn", "imdn_rtc",
                    "imdn_dw", "drln"]
@@ -46,7 +49,7 @@ def _params(name: str, **kw) -> int:
 
 def test_registry_holds_the_sr_zoo():
     expected = {"srcnn", "srcnn_rgb", "fsrcnn", "fsrcnn_rgb", "vdsr", "srresnet", "srgan_g", "edsr_baseline", "edsr",
-                "mdsr", "rdn", "rcan", "resnet18_sr", "imdn", "imdn_rtc", "imdn_dw", "drln", "drln_slim"}
+                "mdsr", "rdn", "rcan", "resnet18_sr", "imdn", "imdn_rtc", "imdn_dw", "drln", "drln_slim", "fsrcnn_pre", "imdn_dw_003", "drln_slim_003"}
     assert expected <= set(SR_NAMES)
     # a newly registered SR preset must come with small test settings here
     assert set(SR_NAMES) <= set(SMALL), f"add small settings for {sorted(set(SR_NAMES) - set(SMALL))}"
@@ -274,3 +277,30 @@ def test_edsr_direct_tail_is_one_conv_and_pixelshuffle():
         models.create("edsr_baseline", tail="direct", upsampler="deconv")
     with pytest.raises(ValueError, match="expected one of"):
         models.create("edsr_baseline", tail="sideways")
+
+
+def test_knobs_the_logs_use():
+    """000 ##103 (VDSR with Swish), 002 (FSRCNN's mapping kernel and the pre-upsampled variant), 003 (DRLMs of two
+    units, a standard LR conv beside depthwise-separable modules)."""
+    swish = models.create("vdsr", num_feat=4, num_block=1, act="swish")
+    assert any(isinstance(m, nn.SiLU) for m in swish.modules())
+    with pytest.raises(ValueError, match="swish"):
+        models.create("vdsr", act="gelu")
+    one = models.create("fsrcnn", map_kernel=1)
+    assert all(c.kernel_size == (1, 1) for c in one.mid_part if isinstance(c, nn.Conv2d))
+    with pytest.raises(ValueError, match="map_kernel"):
+        models.create("fsrcnn", map_kernel=2)
+    with pytest.raises(ValueError, match="deconv"):
+        models.create("fsrcnn", pre_upsample=True, upsampler="pixelshuffle")
+    pre = models.create("fsrcnn_pre", scale=3)
+    assert _params("fsrcnn_pre") == _params("fsrcnn")
+    assert pre(torch.rand(1, 1, 5, 4)).shape == (1, 1, 15, 12)
+    two = models.create("drln", num_feat=8, num_block=(1,), units=2, reduction=4)
+    assert len(two.body[0].blocks[0].units) == 2
+    assert two.body[0].blocks[0].compress[0].in_channels == 4 * 8
+    with pytest.raises(ValueError, match="units"):
+        models.create("drln", units=4)
+    dw = models.create("imdn_dw_003")
+    assert isinstance(dw.lr_conv, nn.Conv2d)
+    assert dw.lr_conv.groups == 1
+    assert dw(torch.rand(1, 3, 6, 5)).shape == (1, 3, 18, 15)

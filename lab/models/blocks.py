@@ -127,9 +127,9 @@ class FixedBlur(nn.Module):
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel.to(x.dtype), groups=x.shape[1])
 
 
-def _step(kind: str, r: int, num_feat: int) -> list[nn.Module]:
+def _step(kind: str, r: int, num_feat: int, bias: bool = True) -> list[nn.Module]:
     if kind == "pixelshuffle":
-        return [conv(num_feat, r * r * num_feat), nn.PixelShuffle(r)]
+        return [conv(num_feat, r * r * num_feat, bias=bias), nn.PixelShuffle(r)]
     if kind == "pixelshuffle_blur":
         c = conv(num_feat, r * r * num_feat)
         icnr_(c.weight, r)
@@ -138,7 +138,7 @@ def _step(kind: str, r: int, num_feat: int) -> list[nn.Module]:
     if kind == "deconv":
         return [nn.ConvTranspose2d(num_feat, num_feat, r + 2, stride=r, padding=1)]
     if kind == "nearest_conv":
-        return [nn.Upsample(scale_factor=r, mode="nearest"), conv(num_feat, num_feat)]
+        return [nn.Upsample(scale_factor=r, mode="nearest"), conv(num_feat, num_feat, bias=bias)]
     raise ValueError(f"unknown upsampler {kind!r}; accepted: {', '.join(UPSAMPLERS)}")
 
 
@@ -151,18 +151,19 @@ class Upsampler(nn.Sequential):
     Shape: (B, num_feat, H, W) -> (B, num_feat, H*scale, W*scale).
     """
 
-    def __init__(self, kind: str, scale: int, num_feat: int, act: str | None = None):
+    def __init__(self, kind: str, scale: int, num_feat: int, act: str | None = None, bias: bool = True):
         if kind not in UPSAMPLERS:
             raise ValueError(f"unknown upsampler {kind!r}; accepted: {', '.join(UPSAMPLERS)}")
         layers: list[nn.Module] = []
         for r in upsample_steps(scale):
-            layers += _step(kind, r, num_feat)
+            layers += _step(kind, r, num_feat, bias)
             if act is not None:
                 layers.append(make_act(act))
         super().__init__(*layers)
         self.kind, self.scale = kind, scale
 
 
-def make_upsampler(kind: str, scale: int, num_feat: int, act: str | None = None) -> nn.Module:
-    """Build an upsampler by name (see UPSAMPLERS); `act` (from ACTS) follows every step when given."""
-    return Upsampler(kind, scale, num_feat, act=act)
+def make_upsampler(kind: str, scale: int, num_feat: int, act: str | None = None, bias: bool = True) -> nn.Module:
+    """Build an upsampler by name (see UPSAMPLERS); `act` (from ACTS) follows every step when given; `bias=False`
+    drops the biases of the 'pixelshuffle' and 'nearest_conv' convs."""
+    return Upsampler(kind, scale, num_feat, act=act, bias=bias)

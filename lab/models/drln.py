@@ -64,10 +64,13 @@ class DRLM(nn.Module):
     Shape: (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, num_feat: int, reduction: int = 16):
+    def __init__(self, num_feat: int, reduction: int = 16, units: int = 3):
         super().__init__()
-        self.units = nn.ModuleList(_ResUnit(num_feat * w) for w in (1, 2, 4))
-        self.compress = nn.Sequential(conv(8 * num_feat, num_feat, 1), nn.ReLU(inplace=True))
+        if units not in (1, 2, 3):
+            raise ValueError(f"units={units!r}: expected 1, 2 or 3 residual units per DRLM (3 published; log 003's "
+                             "first slim DRLN keeps 2)")
+        self.units = nn.ModuleList(_ResUnit(num_feat * w) for w in (1, 2, 4)[:units])
+        self.compress = nn.Sequential(conv(2**units * num_feat, num_feat, 1), nn.ReLU(inplace=True))
         self.attention = LaplacianAttention(num_feat, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,9 +85,9 @@ class CascadingGroup(nn.Module):
     Shape: (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, num_feat: int, num_block: int, reduction: int = 16):
+    def __init__(self, num_feat: int, num_block: int, reduction: int = 16, units: int = 3):
         super().__init__()
-        self.blocks = nn.ModuleList(DRLM(num_feat, reduction) for _ in range(num_block))
+        self.blocks = nn.ModuleList(DRLM(num_feat, reduction, units) for _ in range(num_block))
         self.fuses = nn.ModuleList(nn.Sequential(conv((i + 2) * num_feat, num_feat), nn.ReLU(inplace=True))
                                    for i in range(num_block))
 
@@ -97,14 +100,15 @@ class CascadingGroup(nn.Module):
 
 
 class DRLN(nn.Module):
-    """DRLN; `num_block` = DRLMs per cascading group. See the module docstring.
+    """DRLN; `num_block` = DRLMs per cascading group, `units` residual units per DRLM (3 published). See the
+    module docstring.
 
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
     """
 
     def __init__(self, scale: int = 2, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64,
                  num_block: Sequence[int] = (3, 3, 3, 3, 4, 4), reduction: int = 16,
-                 upsampler: str = "pixelshuffle", rgb_mean: tuple | None = DIV2K_RGB_MEAN):
+                 upsampler: str = "pixelshuffle", rgb_mean: tuple | None = DIV2K_RGB_MEAN, units: int = 3):
         super().__init__()
         if isinstance(num_block, int):
             num_block = (num_block,)
@@ -113,7 +117,7 @@ class DRLN(nn.Module):
         self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
         self.register_buffer("mean", mean_buffer(rgb_mean, in_ch, out_ch), persistent=False)
         self.head = conv(in_ch, num_feat)
-        self.body = nn.Sequential(*[CascadingGroup(num_feat, int(n), reduction) for n in num_block])
+        self.body = nn.Sequential(*[CascadingGroup(num_feat, int(n), reduction, units) for n in num_block])
         self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat, act="relu"), conv(num_feat, out_ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,3 +138,11 @@ def drln_slim(scale: int = 2, **kw) -> DRLN:
     338,567 params at x2; 10.77 GFLOPs (FlopCounterMode, a multiply-add = 2 FLOPs) for a 1x3x128x128 LR input at x2.
     """
     return DRLN(scale=scale, **{"num_feat": 16, "num_block": (3,), "reduction": 4, **kw})
+
+
+@register_model
+def drln_slim_003(scale: int = 3, **kw) -> DRLN:
+    """Log 003's first slim DRLN ("1st嘗試"): 12 features, 4 DRLMs of 2 residual units (the third removed), in two
+    groups of 2, reduction 16; 82,575 params at x3 (the log's 82,599 counts the official code's two mean-shift
+    1x1 convs, 24 frozen params, which the lab does with a buffer)."""
+    return DRLN(scale=scale, **{"num_feat": 12, "num_block": (2, 2), "units": 2, "reduction": 16, **kw})

@@ -5,7 +5,9 @@ https://arxiv.org/abs/1608.00367 - works on the LR image directly: feature extra
 stride `scale` as the upsampling tail; PReLU (one slope per channel) after every conv but the last.
 Published setting FSRCNN(d=56, s=12, m=4) on the Y channel: 12,809 parameters at any scale.
 
-Here d, s, m are `num_feat`, `shrink`, `num_block`. The module layout (`first_part`, `mid_part`, `last_part`)
+Here d, s, m are `num_feat`, `shrink`, `num_block`, and the mapping convs' kernel is `map_kernel` (3 published).
+`pre_upsample=True` is the variant of log 002: the input is upscaled first (MATLAB bicubic, inside `forward`, as
+SRCNN) and the 9x9 deconvolution keeps the size (no stride); the parameter count does not change. The module layout (`first_part`, `mid_part`, `last_part`)
 follows the common PyTorch port so its checkpoints load key for key (lab.models.load_pretrained).
 """
 
@@ -18,6 +20,7 @@ from torch import nn
 
 from lab.models.blocks import NORMS, conv, make_norm, make_upsampler
 from lab.models.registry import register_model
+from lab.resize import imresize_tensor
 
 
 class FSRCNN(nn.Module):
@@ -30,20 +33,30 @@ class FSRCNN(nn.Module):
     """
 
     def __init__(self, scale: int = 2, in_ch: int = 1, out_ch: int | None = None, num_feat: int = 56,
-                 shrink: int = 12, num_block: int = 4, norm: str = "none", upsampler: str = "deconv"):
+                 shrink: int = 12, num_block: int = 4, norm: str = "none", upsampler: str = "deconv",
+                 map_kernel: int = 3, pre_upsample: bool = False):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; accepted: {', '.join(NORMS)}")
+        if not isinstance(map_kernel, int) or map_kernel < 1 or map_kernel % 2 == 0:
+            raise ValueError(f"map_kernel={map_kernel!r}: expected an odd int >= 1 (3 published, 1 in log 002's "
+                             "instance-norm variant)")
+        if pre_upsample and upsampler != "deconv":
+            raise ValueError(f"pre_upsample=True keeps the size in the tail, so upsampler must be 'deconv', got "
+                             f"{upsampler!r}")
         self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch or in_ch
+        self.pre_upsample = pre_upsample
         d, s = num_feat, shrink
         self.first_part = nn.Sequential(conv(in_ch, d, 5), nn.PReLU(d))
         mid: list[nn.Module] = [conv(d, s, 1), nn.PReLU(s)]
         for _ in range(num_block):
-            mid += [conv(s, s, 3)] + ([make_norm(norm, s)] if norm != "none" else []) + [nn.PReLU(s)]
+            mid += [conv(s, s, map_kernel)] + ([make_norm(norm, s)] if norm != "none" else []) + [nn.PReLU(s)]
         mid += [conv(s, d, 1), nn.PReLU(d)]
         self.mid_part = nn.Sequential(*mid)
         if upsampler == "deconv":
-            self.last_part = nn.ConvTranspose2d(d, self.out_ch, 9, stride=scale, padding=4, output_padding=scale - 1)
+            stride = 1 if pre_upsample else scale
+            self.last_part = nn.ConvTranspose2d(d, self.out_ch, 9, stride=stride, padding=4,
+                                                output_padding=stride - 1)
         else:
             self.last_part = nn.Sequential(make_upsampler(upsampler, scale, d), conv(d, self.out_ch))
         self._init_weights()
@@ -59,6 +72,8 @@ class FSRCNN(nn.Module):
             nn.init.zeros_(self.last_part.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_upsample and self.scale != 1:
+            x = imresize_tensor(x, scale=self.scale)
         return self.last_part(self.mid_part(self.first_part(x)))
 
 
@@ -72,3 +87,10 @@ def fsrcnn(scale: int = 2, in_ch: int = 1, **kw) -> FSRCNN:
 def fsrcnn_rgb(scale: int = 2, **kw) -> FSRCNN:
     """FSRCNN(56, 12, 4) on RGB (Dong et al., ECCV 2016, architecture unchanged, 3 channels in and out)."""
     return FSRCNN(scale=scale, in_ch=3, **kw)
+
+
+@register_model
+def fsrcnn_pre(scale: int = 2, in_ch: int = 1, **kw) -> FSRCNN:
+    """FSRCNN(56, 12, 4) on a bicubic-upscaled Y input, the deconvolution without stride (log 002's variant):
+    12,809 params, every layer at the HR size."""
+    return FSRCNN(scale=scale, in_ch=in_ch, pre_upsample=True, **kw)

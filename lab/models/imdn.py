@@ -94,21 +94,23 @@ def _tail(upsampler: str, scale: int, num_feat: int, out_ch: int) -> nn.Sequenti
 
 
 class IMDN(nn.Module):
-    """IMDN; see the module docstring. `conv_kind='dwsep'` makes the depthwise-separable variant (blocks + LR conv).
+    """IMDN; see the module docstring. `conv_kind='dwsep'` makes the depthwise-separable variant (blocks + LR conv);
+    `lr_conv` sets the LR conv's kind apart ('standard' with dwsep blocks is log 003's IMDModule_dw network, whose
+    text replaces the convs inside the modules only).
 
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
     """
 
     def __init__(self, scale: int = 2, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 6,
                  distill_rate: float = 0.25, reduction: int = 16, conv_kind: str = "standard",
-                 upsampler: str = "pixelshuffle"):
+                 upsampler: str = "pixelshuffle", lr_conv: str | None = None):
         super().__init__()
         self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
         self.head = conv(in_ch, num_feat)
         self.blocks = nn.ModuleList(IMDB(num_feat, distill_rate, True, conv_kind, reduction=reduction)
                                     for _ in range(num_block))
         self.fuse = nn.Sequential(conv(num_block * num_feat, num_feat, 1), nn.LeakyReLU(0.05, inplace=True))
-        self.lr_conv = _conv3(num_feat, num_feat, conv_kind)
+        self.lr_conv = _conv3(num_feat, num_feat, lr_conv or conv_kind)
         self.tail = _tail(upsampler, scale, num_feat, out_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,3 +158,10 @@ def imdn_rtc(scale: int = 2, **kw) -> IMDNRTC:
 def imdn_dw(scale: int = 2, **kw) -> IMDN:
     """IMDN (Hui et al., ACM MM 2019) with depthwise-separable 3x3 convs in the blocks and the LR conv."""
     return IMDN(scale=scale, **{"conv_kind": "dwsep", **kw})
+
+
+@register_model
+def imdn_dw_003(scale: int = 3, **kw) -> IMDN:
+    """Log 003's depthwise IMDN ("1st嘗試使用depthwise convolution"): 40 features, 6 modules with depthwise-separable
+    3x3 convs and CCA, the LR conv a standard 3x3; 80,379 params at x3 (the log: 81,345, see tests/test_logs.py)."""
+    return IMDN(scale=scale, **{"num_feat": 40, "num_block": 6, "conv_kind": "dwsep", "lr_conv": "standard", **kw})

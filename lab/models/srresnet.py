@@ -21,9 +21,9 @@ class SRResBlock(nn.Module):
     Shape: (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, num_feat: int, norm: str = "batch", act: str = "prelu"):
+    def __init__(self, num_feat: int, norm: str = "batch", act: str = "prelu", bias: bool | None = None):
         super().__init__()
-        bias = norm == "none"  # a bias right before a norm is redundant
+        bias = norm == "none" if bias is None else bias  # a bias right before a norm is redundant
         self.body = nn.Sequential(conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat), make_act(act),
                                   conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat))
 
@@ -36,12 +36,18 @@ class SRResNet(nn.Module):
 
     `norm_every` places the norm layers: 1 (the paper) puts two in every residual block; k > 1 normalises only
     between distant layers: the blocks carry none, one norm follows every k-th block (not the last), and the
-    body's closing conv keeps its norm before the long skip.
+    body's closing conv keeps its norm before the long skip. `block_norm=False` is log 002's variant: no norm in
+    the blocks, the one after the body's closing conv kept.
+    Biases: the convs right before a norm have none, the others have one, unless `block_bias` (the residual blocks'
+    convs) or `body_bias` (the body's closing conv) say otherwise; `up_bias=False` drops the upsampling convs'
+    biases. Log 002's SRResNet: block convs without, the closing conv with, upsampling convs without.
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale).
     """
 
     def __init__(self, scale: int = 4, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
-                 norm: str = "batch", act: str = "prelu", upsampler: str = "pixelshuffle", norm_every: int = 1):
+                 norm: str = "batch", act: str = "prelu", upsampler: str = "pixelshuffle", norm_every: int = 1,
+                 block_norm: bool = True, body_bias: bool | None = None, up_bias: bool = True,
+                 block_bias: bool | None = None):
         super().__init__()
         if norm not in NORMS or act not in ACTS:
             raise ValueError(f"norm={norm!r}, act={act!r}; accepted norms: {', '.join(NORMS)}; acts: {', '.join(ACTS)}")
@@ -50,14 +56,14 @@ class SRResNet(nn.Module):
                              "paper; k > 1: one norm after every k-th block)")
         self.scale, self.in_ch, self.out_ch = scale, in_ch, out_ch
         self.head = nn.Sequential(conv(in_ch, num_feat, 9), make_act(act))
-        bias = norm == "none"
+        bias = norm == "none" if body_bias is None else body_bias
         blocks: list[nn.Module] = []
         for i in range(num_block):
-            blocks.append(SRResBlock(num_feat, norm if norm_every == 1 else "none", act))
+            blocks.append(SRResBlock(num_feat, norm if norm_every == 1 and block_norm else "none", act, block_bias))
             if norm_every > 1 and (i + 1) % norm_every == 0 and i + 1 < num_block:
                 blocks.append(make_norm(norm, num_feat))
         self.body = nn.Sequential(*blocks, conv(num_feat, num_feat, bias=bias), make_norm(norm, num_feat))
-        self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat, act=act), conv(num_feat, out_ch, 9))
+        self.tail = nn.Sequential(make_upsampler(upsampler, scale, num_feat, act=act, bias=up_bias), conv(num_feat, out_ch, 9))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(x)

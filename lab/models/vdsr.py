@@ -15,22 +15,31 @@ from lab.models.blocks import conv
 from lab.models.registry import register_model
 from lab.resize import imresize_tensor
 
+ACTS = ("relu", "swish")
+
+
+def _act(kind: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if kind == "relu" else nn.SiLU(inplace=True)
+
 
 class VDSR(nn.Module):
-    """Head conv + `num_block` conv-ReLU layers + tail conv (num_block + 2 = 20 layers published), plus the input.
+    """Head conv + `num_block` conv-act layers + tail conv (num_block + 2 = 20 layers published), plus the input;
+    `act` 'relu' (the paper) or 'swish' (SiLU).
 
     Shape: (B, in_ch, H, W) -> (B, out_ch, H*scale, W*scale); out_ch must equal in_ch (global residual).
     """
 
     def __init__(self, scale: int = 2, in_ch: int = 1, out_ch: int | None = None, num_feat: int = 64,
-                 num_block: int = 18, bias: bool = False):
+                 num_block: int = 18, bias: bool = False, act: str = "relu"):
         super().__init__()
         if out_ch not in (None, in_ch):
             raise ValueError(f"VDSR adds its input to the output, so out_ch must equal in_ch={in_ch}; got {out_ch}")
+        if act not in ACTS:
+            raise ValueError(f"act={act!r}; accepted: {', '.join(ACTS)} (000 ##103 trains VDSR with Swish)")
         self.scale, self.in_ch, self.out_ch = scale, in_ch, in_ch
-        layers: list[nn.Module] = [conv(in_ch, num_feat, bias=bias), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [conv(in_ch, num_feat, bias=bias), _act(act)]
         for _ in range(num_block):
-            layers += [conv(num_feat, num_feat, bias=bias), nn.ReLU(inplace=True)]
+            layers += [conv(num_feat, num_feat, bias=bias), _act(act)]
         layers.append(conv(num_feat, in_ch, bias=bias))
         self.body = nn.Sequential(*layers)
         for m in self.modules():  # He init, as in the paper

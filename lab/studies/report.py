@@ -89,7 +89,8 @@ def report_markdown(spec: str | dict[str, Any], table: pd.DataFrame, images: dic
     when = f"{dates.min():%Y-%m-%d} .. {dates.max():%Y-%m-%d}" if not dates.empty else "no runs yet"
     commits = sorted({str(c)[:10] for c in rows.get("git_commit", pd.Series(dtype=object)).dropna()})
     lines = [f"# Study {spec['sweep']} : {when} : profile {profile or CPU}", "",
-             f"- question: {st['question']}", f"- from the log: {st['log']}", f"- look at: {st['look_at']}",
+             f"- question: {st['question']}", f"- source (a log and its entries, paraphrased): {st['log']}",
+             f"- look at: {st['look_at']}",
              f"- data / scale: {scale or '—'}",
              f"- runs: {table.attrs['runs']} finished of {planned} planned"
              + (f"; code {', '.join(commits)}" if commits else "")
@@ -125,7 +126,7 @@ def show(study: str | os.PathLike | dict[str, Any], *, root: str | os.PathLike |
     df = load_ledger(root, warn=False)
     rows = study_rows(df, spec, plan(spec, profile, root=root))
     table = answer(df, spec, rows=rows)
-    display(Markdown(f"**{spec['sweep']}**: {st['question']}  \n*From:* {st['log']}  \n*Look at:* {st['look_at']}"))
+    display(Markdown(f"**{spec['sweep']}**: {st['question']}  \n*Source:* {st['log']}  \n*Look at:* {st['look_at']}"))
     display(table)
     display(Markdown(f"**Verdict:** {verdict(table)}"))
     for fig in figures(df, spec, rows=rows).values():
