@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -26,7 +27,7 @@ from fastai.data.load import DataLoader
 
 from lab.color import rgb_to_y
 from lab.degrade import Pipeline, build
-from lab.images import modcrop, tensor_to_uint8, uint8_to_tensor
+from lab.images import DataError, modcrop, tensor_to_uint8, uint8_to_tensor
 from lab.resize import imresize
 from lab.sources import (
     BUILTIN_TRAIN,
@@ -139,7 +140,8 @@ class PatchDataset(torch.utils.data.Dataset):
         """Change the epoch so the next pass draws new patches."""
         self.epoch = epoch
 
-    def _hr_ops_patch(self, hr: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _hr_ops_patch(self, hr: np.ndarray, rng: np.random.Generator,
+                      name: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """A window of the HR through the whole pipeline (HR ops first), then an aligned patch of the result."""
         s, p = self.scale, self.patch_size
         params = self.pipeline.sample(rng)
@@ -158,8 +160,9 @@ class PatchDataset(torch.utils.data.Dataset):
             if min(lr.shape[-2:]) >= p:
                 break
             if whole:
-                raise ValueError(f"the HR ops of {self.pipeline.name!r} shrink the whole {hr.shape[0]}x{hr.shape[1]} "
-                                 f"image below the {p * s}px HR patch; lower patch_size or the ops' shrink")
+                raise DataError(f"the HR ops of {self.pipeline.name!r} shrink the whole {hr.shape[0]}x{hr.shape[1]} "
+                                f"image {name!r} below the {p * s}px HR patch; lower patch_size or the ops' shrink, "
+                                "or leave the image out (data_filters = {min_size: ...})")
             side *= 2
         y, x = int(rng.integers(0, lr.shape[-2] - p + 1)), int(rng.integers(0, lr.shape[-1] - p + 1))
         return lr[0, :, y:y + p, x:x + p], new_hr[0, :, y * s:(y + p) * s, x * s:(x + p) * s]
@@ -170,7 +173,7 @@ class PatchDataset(torch.utils.data.Dataset):
         hr, lr = src.hr(k), src.lr(k)
         s, p = self.scale, self.patch_size
         if lr is None and self.pipeline.changes_hr:
-            lr_patch, hr_patch = self._hr_ops_patch(hr, rng)
+            lr_patch, hr_patch = self._hr_ops_patch(hr, rng, f"{src.name}/{src.items[k].name}")
         else:
             h, w = hr.shape[0] // s, hr.shape[1] // s  # LR grid, so HR crops stay aligned to it
             y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
@@ -322,6 +325,12 @@ class SRDataLoader(DataLoader):
             return super().randomize()
         self.rng = random.Random(seed * 1_000_003 + getattr(self, "epoch", 0))
 
+    def __iter__(self):
+        try:
+            yield from super().__iter__()
+        except Exception as e:  # noqa: BLE001 - re-raised as is, or as the worker's own error
+            raise from_worker(e) from e
+
     def before_iter(self, x=None, *args, **kwargs):
         epoch = getattr(self, "epoch", 0)
         if hasattr(self.dataset, "set_epoch"):
@@ -339,6 +348,27 @@ class SRDataLoader(DataLoader):
         lr, hr = b[0].cpu(), b[1].cpu()
         sr = out[0] if isinstance(out, (list, tuple)) else out
         return show_triplets(lr, sr.detach().float().cpu(), hr, max_n=max_n)
+
+
+_WORKER_MARK = re.compile(r"\ACaught \w+ in DataLoader worker process \d+\.\s*\nOriginal ")
+
+
+def from_worker(e: Exception) -> Exception:
+    """The error a DataLoader worker raised, as the main process would have raised it (same type, its own message,
+    no 'Caught ... in DataLoader worker process' wrapper), so a bad file reads the same with workers or without;
+    any other exception is returned as is."""
+    text = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)  # a KeyError's str() quotes
+    if not _WORKER_MARK.match(text):
+        return e
+    cls = type(e)
+    name = cls.__qualname__ if cls.__module__ in ("builtins", "__main__") else f"{cls.__module__}.{cls.__qualname__}"
+    at = text.rfind(f"\n{name}: ")
+    if at < 0:
+        return e
+    try:
+        return cls(text[at + len(name) + 3:].strip())
+    except Exception:  # noqa: BLE001 - an exception type that needs more arguments keeps torch's wrapper
+        return e
 
 
 def resolve_workers(num_workers: int | str, mix: SourceMix) -> int:

@@ -16,6 +16,13 @@ import torch
 from lab.utils import atomic_write_bytes
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # corrupt files raise here, not log
+
+
+class DataError(ValueError):
+    """A data file that exists but cannot be used as it is (empty, corrupt, truncated, an unsupported mode, too
+    small): the user's data to fix, not a failure of the lab (`lab run` exits 2 for it)."""
+
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -31,22 +38,28 @@ def read_image(path: str | os.PathLike, *, keep_16bit: bool = False) -> np.ndarr
     """Read an image file as HWC RGB uint8 (gray -> 3 equal channels, RGBA -> alpha dropped).
 
     16-bit files are scaled to uint8 unless `keep_16bit=True`, which returns uint16.
-    Raises FileNotFoundError for a missing file and ValueError for an unreadable or empty one.
+    Raises FileNotFoundError for a missing file, IsADirectoryError for a folder and DataError (a ValueError) for an
+    empty, corrupt or unsupported one.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not an image file; give one of its images, or pass the "
+                                "folder where a folder of images is accepted (e.g. -p data)")
     if not path.is_file():
         raise FileNotFoundError(f"image file {str(path)!r} does not exist")
     if path.stat().st_size == 0:
-        raise ValueError(f"image file {str(path)!r} is empty (0 bytes); re-export or remove it")
+        raise DataError(f"image file {str(path)!r} is empty (0 bytes); re-export or remove it")
     raw = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        raise ValueError(f"image file {str(path)!r} could not be decoded (corrupt or unsupported format)")
+        raise DataError(f"image file {str(path)!r} could not be decoded (corrupt, truncated or an unsupported "
+                        "format); re-export it or remove it from its folder")
     if img.dtype == np.uint16:
         if not keep_16bit:
             img = np.round(img.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
     elif img.dtype != np.uint8:
-        raise ValueError(f"image file {str(path)!r} has dtype {img.dtype}; expected 8- or 16-bit integers")
+        raise DataError(f"image file {str(path)!r} has dtype {img.dtype}; expected 8- or 16-bit integers: re-export "
+                        "it as 8- or 16-bit")
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     elif img.shape[2] == 1:
@@ -56,7 +69,8 @@ def read_image(path: str | os.PathLike, *, keep_16bit: bool = False) -> np.ndarr
     elif img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     else:
-        raise ValueError(f"image file {str(path)!r} has {img.shape[2]} channels; expected 1, 3 or 4")
+        raise DataError(f"image file {str(path)!r} has {img.shape[2]} channels; expected 1, 3 or 4: re-export it as "
+                        "RGB")
     return np.ascontiguousarray(img)
 
 

@@ -213,3 +213,89 @@ def test_a_read_only_runs_folder_is_one_clear_line(tmp_path):
     assert "Read-only file system" in err[0], r.stderr
     assert err[0].startswith("lab note:"), r.stderr
     assert "0001-old" in r.stdout, "the ledger still reads the folder"
+
+
+# -- data errors inside DataLoader workers, corrupt run files, folders given as images ----------------------------
+
+def _folder_with_a_truncated_png(tmp_path):
+    """Three good 64 px PNGs and one cut to its first half (its header intact, so only decoding finds it)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    for i in range(3):
+        _png(folder, f"img{i}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    full = _png(tmp_path, "full.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).read_bytes()
+    (folder / "trunc.png").write_bytes(full[: len(full) // 2])
+    return folder
+
+
+def _main_process_error(folder):
+    with pytest.raises(ValueError) as e:
+        read_image(folder / "trunc.png")
+    return e.value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_data_error_in_a_dataloader_worker_reads_as_in_the_main_process(tmp_path, workers):
+    from lab.data import dataloaders
+    from lab.images import DataError
+
+    folder = _folder_with_a_truncated_png(tmp_path)
+    dls = dataloaders(str(folder), scale=2, patch_size=12, batch_size=4, repeat=8, valid="builtin:chelsea",
+                      valid_max_size=24, num_workers=workers, augment=False)
+    with pytest.raises(DataError) as e:
+        for _ in dls.train:
+            pass
+    assert str(e.value) == str(_main_process_error(folder))
+    assert "trunc.png" in str(e.value)
+    assert "DataLoader worker" not in str(e.value)
+
+
+def test_other_loader_errors_pass_unchanged():
+    from lab.data import from_worker
+
+    plain = ValueError("not from a worker")
+    assert from_worker(plain) is plain
+    wrapped = KeyError("Caught KeyError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):"
+                       "\n  File \"x.py\", line 1, in f\nKeyError: 'lr'\n")
+    assert from_worker(wrapped).args == ("'lr'",)
+
+
+@pytest.mark.slow
+def test_lab_run_on_a_truncated_png_with_workers_exits_2_and_records_why(tmp_path, capsys):
+    folder = _folder_with_a_truncated_png(tmp_path)
+    argv = ["run", "train", "--runs", str(tmp_path / "runs"), "--quiet", "-p", "data", str(folder),
+            "-p", "num_workers", "2", "-p", "model", "edsr_baseline", "-p", "model_kwargs",
+            "{num_block: 1, num_feat: 8}", "-p", "epochs", "1", "-p", "repeat", "8", "-p", "patch_size", "12",
+            "-p", "batch_size", "4", "-p", "eval_sets", "", "-p", "valid_max_size", "24", "-p", "profile_size", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    expected = f"DataError: {_main_process_error(folder)}"
+    assert err[0].endswith(expected), err
+    run = runs.find(1, tmp_path / "runs")
+    assert run.status == "failed"
+    assert run.error["message"] == str(_main_process_error(folder))
+
+
+def test_read_image_of_a_folder_says_so(tmp_path):
+    (tmp_path / "only_txt").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder, not an image file"):
+        read_image(tmp_path / "only_txt")
+
+
+@pytest.mark.parametrize("argv, file", [(["resume", "1"], "status.json"), (["rerun", "1"], "meta.json"),
+                                        (["rerun", "1"], "params.json")], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_a_corrupt_run_file_is_named_by_run_and_file_with_the_fix(argv, file, root, capsys):
+    run = runs.find(1, root)
+    (run.dir / "meta.json").write_text('{"notebook": "train.ipynb"}')
+    bad = run.dir / file
+    cut = bad.read_text()[:-3]
+    bad.write_text(cut)
+    assert main([*argv, "--runs", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"run {run.name}: {file} is corrupt" in err[0]
+    assert "move" in err[0]
+    assert bad.read_text() == cut, "nothing rewritten"
+    assert main(["ledger", "--runs", str(root)]) == 0
+    assert f"skipped {run.name}: corrupt JSON in {file}" in capsys.readouterr().err

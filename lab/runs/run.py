@@ -46,11 +46,26 @@ class Run:
 
     # -- JSON files
     def read(self, name: str, default: Any = None) -> Any:
-        """A JSON file of this run by key ('params', 'status', ... see JSON_FILES) or file name; `default` if absent."""
+        """A JSON file of this run by key ('params', 'status', ... see JSON_FILES) or file name; `default` if absent,
+        a ValueError naming the run, the file and the fix if it is corrupt."""
         try:
             return read_json_file(self._path(name))
         except FileNotFoundError:
             return default
+        except JSON_ERRORS as e:
+            raise self.corrupt(self._path(name).name, " ".join(str(e).split())) from None
+
+    def _read_object(self, name: str) -> dict[str, Any]:
+        """A JSON file that must hold an object ({} if absent)."""
+        obj = self.read(name, {})
+        if not isinstance(obj, dict):
+            raise self.corrupt(self._path(name).name, f"a JSON {type(obj).__name__}, not an object")
+        return obj
+
+    def corrupt(self, file: str, what: str) -> ValueError:
+        """The error for a corrupt file of this run: which run, which file, what is wrong, what to do."""
+        return ValueError(f"run {self.name}: {file} is corrupt ({what}); repair it by hand, or move "
+                          f"{str(self.dir)!r} out of the runs folder (or delete it): the ledger skips it meanwhile")
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Write a JSON file of this run (key or file name) atomically."""
@@ -58,16 +73,16 @@ class Run:
 
     @property
     def params(self) -> dict[str, Any]:
-        return self.read("params", {})
+        return self._read_object("params")
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self.read("meta", {})
+        return self._read_object("meta")
 
     @property
     def status_record(self) -> dict[str, Any]:
         """status.json as a dict (empty when absent)."""
-        return self.read("status", {}) or {}
+        return self._read_object("status")
 
     @property
     def status(self) -> str | None:
@@ -80,7 +95,7 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return self.read("metrics", {})
+        return self._read_object("metrics")
 
     @property
     def profile(self) -> dict[str, Any] | None:
@@ -104,12 +119,15 @@ class Run:
     def record(self) -> RunRecord:
         """meta, params, status (required), metrics, profile and notes in one read; ValueError when the run is
         corrupt or half-written (the ledger reports it and goes on)."""
-        try:
-            meta, params, status = (read_json_file(self._path(k)) for k in ("meta", "params", "status"))
-        except FileNotFoundError as e:
-            raise ValueError(f"half-written run: {Path(e.filename).name} is missing") from None
-        except JSON_ERRORS as e:
-            raise ValueError(f"corrupt JSON: {e}") from None
+        got = []
+        for k in ("meta", "params", "status"):
+            try:
+                got.append(read_json_file(self._path(k)))
+            except FileNotFoundError as e:
+                raise ValueError(f"half-written run: {Path(e.filename).name} is missing") from None
+            except JSON_ERRORS as e:
+                raise ValueError(f"corrupt JSON in {self._path(k).name}: {' '.join(str(e).split())}") from None
+        meta, params, status = got
         if not (isinstance(meta, dict) and isinstance(params, dict) and isinstance(status, dict)):
             raise ValueError("corrupt run: meta/params/status must be JSON objects")
         try:
