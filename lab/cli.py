@@ -19,9 +19,47 @@ def _overrides(pairs: Sequence[Sequence[str]] | None) -> dict[str, str]:
     return {k: v for k, v in (pairs or [])}
 
 
+# a failed run whose recorded error is one of these failed on the user's input (a bad data file), not in the lab
+INPUT_ERRORS = ("DataError", "FileNotFoundError", "IsADirectoryError", "NotADirectoryError")
+
+
+def _failed_exit(err: dict) -> int:
+    """The exit code of a run that did not finish: 2 when its data was bad, else 1."""
+    return 2 if err.get("type") in INPUT_ERRORS else 1
+
+
+def progress_line(rec: dict) -> str:
+    """One validation of a running run as a line: epoch (step), losses and metrics, time since the fit began."""
+    where = f"epoch {rec.get('epoch')}" + (f" step {rec['step']}" if rec.get("step") is not None else "")
+    if rec.get("phase"):
+        where = f"{rec['phase']} {where}"
+    skip = {"epoch", "step", "phase", "lr", "elapsed_s", "train_s", "time"}
+    vals = [f"{k} {v:.4g}" for k, v in rec.items() if k not in skip and isinstance(v, (int, float))]
+    took = f"  ({rec['elapsed_s']:.0f} s)" if isinstance(rec.get("elapsed_s"), (int, float)) else ""
+    return f"{where}: {', '.join(vals)}{took}"
+
+
+def _watch(run: Run, stop, every: float = 2.0) -> None:
+    """Print each new validation of `run` (its history) until `stop` is set, then the last ones."""
+    seen = 0
+    while True:
+        done = stop.wait(every)
+        try:
+            hist = run.history
+        except ValueError:  # a history being replaced: read it at the next tick
+            hist = []
+        for rec in hist[seen:]:
+            print(progress_line(rec), flush=True)
+        seen = max(seen, len(hist))
+        if done:
+            return
+
+
 def cmd_run(a: argparse.Namespace) -> int:
+    import threading
+
     from lab.checks import check_names
-    from lab.execute import run_notebook
+    from lab.execute import execute_run, prepare_run
     from lab.params import notebook_path, resolve
     from lab.sweep import load_spec
 
@@ -38,7 +76,21 @@ def cmd_run(a: argparse.Namespace) -> int:
         overrides = {**spec["base"], **overrides}
     check_names(resolve(notebook_path(a.notebook), overrides))  # before any run directory is made
 
-    run = run_notebook(a.notebook, overrides, name=a.name, root=a.runs, timeout=a.timeout, log_output=a.log_output)
+    run, nb_path, params = prepare_run(a.notebook, overrides, name=a.name, root=a.runs)
+    watch = not (a.quiet or a.log_output)  # with --log-output the notebook's own output is the progress
+    if not a.quiet:
+        print(f"{run.name}: running in {run.dir}" + ("; a line per validation follows (--quiet: none)" if watch
+                                                     else ""), flush=True)
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(run, stop), daemon=True) if watch else None
+    if watcher:
+        watcher.start()
+    try:
+        run = execute_run(run, nb_path, params, timeout=a.timeout, log_output=a.log_output)
+    finally:
+        stop.set()
+        if watcher:
+            watcher.join(10)
     status = run.status_record
     for line in run.metrics.get("eval_skipped", []):
         print(f"warning: {line}", file=sys.stderr)
@@ -49,7 +101,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         first = (str(err.get("message", "")).strip().splitlines() or [""])[0]
         print(f"error{cell}: {err.get('type', '')}: {first}", file=sys.stderr)
         print(f"the executed notebook is kept at {run.notebook}", file=sys.stderr)
-        return 1
+        return _failed_exit(err)
     return 0
 
 
@@ -90,7 +142,7 @@ def _print_job(row: dict) -> int:
         print(f"error{cell}: {row.get('error')}", file=sys.stderr)
         if row.get("path"):
             print(f"the executed notebook is kept at {Run(row['path']).notebook}", file=sys.stderr)
-        return 1
+        return _failed_exit({"type": str(row.get("error") or "").split(":", 1)[0]})
     return 0
 
 
@@ -338,7 +390,10 @@ def cmd_noise_bank(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `lab` command."""
+    from lab import __version__
+
     p = argparse.ArgumentParser(prog="lab", description="Restoration Lab: recorded, rerunnable restoration experiments.")
+    p.add_argument("--version", action="version", version=f"lab (restoration-lab) {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="execute a notebook (papermill) as a new run")
@@ -352,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "-p overrides them")
     r.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
     r.add_argument("--timeout", type=seconds, help="per-cell timeout in seconds")
-    r.add_argument("--log-output", action="store_true", help="stream the notebook's output here")
+    r.add_argument("--log-output", action="store_true", help="stream the notebook's output here (instead of a line "
+                   "per validation)")
+    r.add_argument("-q", "--quiet", action="store_true", help="print only the run's result line")
     r.set_defaults(fn=cmd_run)
 
     sw = sub.add_parser("sweep", help="run every combination of a sweep spec (YAML), each in its own process")
@@ -516,10 +573,19 @@ def message(e: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `lab` console script: a bad input is one line on stderr and exit code 2, never a
-    traceback (set LAB_DEBUG=1 to see one); an interrupted command exits 130."""
+    """Entry point of the `lab` console script. Exit codes: 0 done; 1 a run or the program failed (an internal
+    error: the message says so, LAB_DEBUG=1 shows the traceback); 2 bad input or usage (one line on stderr, never a
+    traceback); 130 interrupted."""
     args = build_parser().parse_args(argv)
     try:
+        from lab.kernelspec import ensure_kernel
+        from lab.utils import PROJECT_ROOT
+
+        if not (PROJECT_ROOT / "notebooks").is_dir():
+            print(f"lab: no notebooks/ beside the lab package in {PROJECT_ROOT} (a `pip install .` copy): the lab runs "
+                  "from its clone; there, `pip install -e .` (or `make setup`)", file=sys.stderr)
+            return 2
+        ensure_kernel()
         return args.fn(args)
     except KeyboardInterrupt:
         print(f"lab {args.cmd}: interrupted", file=sys.stderr)
@@ -527,10 +593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place a command's error becomes its message
         if os.environ.get("LAB_DEBUG"):
             raise
-        known = isinstance(e, (KeyError, ValueError, OSError, TypeError))
-        hint = "" if known else f" (an unexpected {type(e).__name__}; LAB_DEBUG=1 shows the traceback)"
-        print(f"lab {args.cmd}: {message(e)}{hint}", file=sys.stderr)
-        return 2
+        if isinstance(e, (KeyError, ValueError, OSError, TypeError)):
+            print(f"lab {args.cmd}: {message(e)}", file=sys.stderr)
+            return 2
+        print(f"lab {args.cmd}: {message(e)} (an internal error, {type(e).__name__}: please report it; LAB_DEBUG=1 "
+              "shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ process running a notebook beats every `PULSE_S` seconds, and a run silent for `
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import socket
 from typing import Any
+
+import psutil
 
 from lab.utils import parse_time
 
@@ -17,19 +18,13 @@ STALE_AFTER_S = 300.0  # a 'running' run with no heartbeat for this long (pid no
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process `pid` of this host is alive; a zombie (killed, not yet reaped by its parent, as happens in
-    containers whose init never reaps) is dead."""
+    """Whether process `pid` of this host is alive (psutil: Linux, macOS, Windows); a zombie (killed, not yet reaped
+    by its parent, as happens in containers whose init never reaps) is dead."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]  # the field after "(command name)"
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):  # no /proc (not Linux): the signal probe above decides
+    except psutil.AccessDenied:  # another user's process: it exists
         return True
 
 

@@ -75,3 +75,90 @@ def test_run_spec_takes_a_specs_base_params_checked_before_any_run(tmp_path, cap
     assert main(["run", "train", "--spec", str(other)]) == 2
     assert "is for notebook 'evaluate', not 'train'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_version_and_python_m_lab(capsys):
+    import subprocess
+    import sys
+
+    from lab import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lab (restoration-lab) {__version__}"
+    got = subprocess.run([sys.executable, "-m", "lab", "--version"], capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == f"lab (restoration-lab) {__version__}"
+
+
+def test_exit_codes_internal_error_1_bad_input_2_interrupted_130(monkeypatch, capsys):
+    import lab.models
+
+    def boom(pattern):
+        raise RuntimeError("registry exploded")
+
+    monkeypatch.setattr(lab.models, "list_models", boom)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert "registry exploded (an internal error, RuntimeError" in err
+    assert "Traceback" not in err
+
+    def stop(pattern):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lab.models, "list_models", stop)
+    assert main(["models"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+    def bad(pattern):
+        raise ValueError("no such pattern")
+
+    monkeypatch.setattr(lab.models, "list_models", bad)
+    assert main(["models"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["no-such-command"])
+    assert e.value.code == 2
+
+
+def test_liveness_through_psutil():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from lab.liveness import pid_alive
+
+    assert pid_alive(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 60
+    while pid_alive(child.pid) and time.monotonic() < deadline:  # exits, then a zombie until reaped: dead
+        time.sleep(0.1)
+    assert not pid_alive(child.pid), "an exited, unreaped child (a zombie) reads as dead"
+    child.wait()
+    assert not pid_alive(child.pid)
+
+
+def test_progress_line_of_a_validation():
+    from lab.cli import progress_line
+
+    line = progress_line({"epoch": 2, "step": 40, "train_loss": 0.0312, "valid_loss": 0.0298, "psnr_y": 30.214,
+                          "lr": 1e-3, "elapsed_s": 61.2, "train_s": 50.0})
+    assert line == "epoch 2 step 40: train_loss 0.0312, valid_loss 0.0298, psnr_y 30.21  (61 s)"
+
+
+@pytest.mark.slow
+def test_lab_run_shows_its_folder_then_a_line_per_validation(tmp_path, capsys):
+    argv = ["run", "train", "--runs", str(tmp_path / "runs"), "-p", "data", "builtin:astronaut", "-p", "model",
+            "edsr_baseline", "-p", "model_kwargs", "{num_block: 1, num_feat: 8}", "-p", "epochs", "2", "-p", "repeat",
+            "8", "-p", "patch_size", "12", "-p", "batch_size", "4", "-p", "eval_sets", "", "-p", "valid_max_size", "24",
+            "-p", "profile_size", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert out[0].startswith(f"{run_dir.name}: running in {run_dir}"), out
+    assert [line.split()[:2] for line in out[1:3]] == [["epoch", "0"], ["epoch", "1"]], out
+    assert "valid_loss" in out[2], out
+    assert out[-1].startswith(f"{run_dir.name}: done"), out
+    assert main([*argv, "--quiet"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
