@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import papermill as pm
-from jupyter_client.kernelspec import find_kernel_specs
 from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
 from lab import runs
+from lab.kernelspec import kernel_of
 from lab.liveness import pid_alive
 from lab.params import RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 from lab.utils import PROJECT_ROOT, thread_env
@@ -69,9 +69,8 @@ def kernel_manager_for(run: runs.Run) -> type[IPCKernelManager]:
 
 
 def kernel_for(nb_path: str | os.PathLike) -> str:
-    """The notebook's kernel if installed (`restoration-lab` after `make setup`), else this Python's `python3`."""
-    name = json.loads(Path(nb_path).read_text())["metadata"].get("kernelspec", {}).get("name", "python3")
-    return name if name in find_kernel_specs() else "python3"
+    """The notebook's kernel: `restoration-lab`, registered for this Python on first use (`lab.kernelspec`)."""
+    return kernel_of(nb_path)
 
 
 def notebook_hash(nb_path: str | os.PathLike) -> str:
