@@ -22,7 +22,7 @@ LAYERS = [
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "checks", "execute", "sweep", "inference", "derive"],
     ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare", "lineage"],
-    ["bench", "bench_data", "cli", "cli_media"],
+    ["bench", "bench_data", "cli", "cli_media", "__main__"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 # Function-level imports of lab modules are allowed only here, each for a stated reason (see the module docstrings):
