@@ -256,3 +256,16 @@ def test_003_course_psnr_is_rgb_without_shave():
 
     assert "psnr_rgb" in SUMMARY_KEYS
     assert "psnr_y" in SUMMARY_KEYS
+
+
+def test_the_logs_table_counts_what_it_says():
+    if not DOCS.is_file():
+        pytest.skip("docs/logs.md is not in this checkout")
+    text = DOCS.read_text(encoding="utf-8")
+    rows = [r for r in text.splitlines() if r.startswith("| ") and not r.startswith(("| entry", "| ---"))]
+    status = [r.rstrip(" |").rsplit("|", 1)[1].strip() for r in rows]
+    assert set(status) <= {"mapped", "partly", "not"}
+    said = re.search(r"Counts below: (\d+) entries, (\d+) mapped, (\d+) partly, (\d+) not", text)
+    assert said is not None
+    counts = (len(rows), status.count("mapped"), status.count("partly"), status.count("not"))
+    assert counts == tuple(int(g) for g in said.groups())
