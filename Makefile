@@ -43,4 +43,4 @@ test-fast: lint
 	$(VENV)/bin/pytest -q -m "not slow"
 
 lab: setup
-	$(VENV)/bin/lab jupyter
+	$(VENV)/bin/lab jupyter $(JUPYTER_ARGS)

@@ -362,15 +362,17 @@ def cmd_data(a: argparse.Namespace) -> int:
 def cmd_jupyter(a: argparse.Namespace) -> int:
     import secrets
 
-    from lab.workspace import WORK_DIR, working_copies
+    from lab.runs import runs_dir
+    from lab.workspace import WORK_DIR, jupyter_command, link_runs, working_copies
 
-    for line in working_copies(a.dir or WORK_DIR):
-        print(line)
+    work = a.dir or WORK_DIR
+    for line in [*working_copies(work), link_runs(work, runs_dir())]:
+        if line:
+            print(line)
     token = os.environ.get("LAB_JUPYTER_TOKEN") or secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--no-browser",
-           f"--ServerApp.root_dir={a.dir or WORK_DIR}", f"--IdentityProvider.token={token}", *a.jupyter_args]
-    print(f"JupyterLab on your working copies in {a.dir or WORK_DIR} (notebooks/ stays the committed templates); "
-          f"open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
+    cmd = jupyter_command(work, token, a.jupyter_args)
+    print(f"JupyterLab on your working copies in {work} (notebooks/ stays the committed templates; runs/ beside "
+          f"them); open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
     os.execv(sys.executable, cmd)
 
 
@@ -562,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jupyter", help="JupyterLab on localhost (with a token) over per-user working copies of the "
                        "notebooks in work/ (git-ignored): the committed notebooks stay templates")
     j.add_argument("--dir", help="the working-copy folder (default: work/ in the repository)")
-    j.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="more arguments for jupyter lab")
+    j.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="any further options and paths, passed to "
+                   "jupyter lab in order (e.g. --port 8890 --allow-root); as root --allow-root is added")
     j.set_defaults(fn=cmd_jupyter)
 
     m = sub.add_parser("models", help="list registered models")
@@ -589,11 +592,36 @@ def message(e: BaseException) -> str:
     return " ".join(text.split()) or type(e).__name__
 
 
+def _split_jupyter_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`lab jupyter`'s own arguments (--dir, -h) and Jupyter's (the rest, in order; all of them after `--`)."""
+    own, theirs, i = [], [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            theirs += argv[i + 1:]
+            break
+        if tok == "--dir" and i + 1 < len(argv):
+            own += argv[i:i + 2]
+            i += 1
+        elif tok.startswith("--dir=") or tok in ("-h", "--help"):
+            own.append(tok)
+        else:
+            theirs.append(tok)
+        i += 1
+    return own, theirs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lab` console script. Exit codes: 0 done; 1 a run or the program failed (an internal
     error: the message says so, LAB_DEBUG=1 shows the traceback); 2 bad input or usage (one line on stderr, never a
     traceback); 130 interrupted."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["jupyter"]:  # every argument but --dir and -h is Jupyter's, in its order
+        own, theirs = _split_jupyter_args(argv[1:])
+        args = build_parser().parse_args(["jupyter", *own])
+        args.jupyter_args = theirs
+    else:
+        args = build_parser().parse_args(argv)
     try:
         from lab.kernelspec import ensure_kernel
         from lab.utils import PROJECT_ROOT

@@ -21,9 +21,14 @@ EXECUTION_PARAMS = (*RUNNER_PARAMS, RESUME_PARAM)  # how one execution starts, n
 
 
 def notebook_path(name_or_path: str | os.PathLike) -> Path:
-    """Resolve `train` / `train.ipynb` / a path to an existing notebook file; error lists the notebooks found."""
+    """Resolve `train` / `train.ipynb` / a path to an existing notebook file; error lists the notebooks found.
+
+    A bare name is a template of notebooks/ first, whatever the working directory (a kernel in work/ holds copies
+    of the same names); a path with a folder is taken as given."""
     p = Path(name_or_path)
     candidates = [p, p.with_suffix(".ipynb"), NOTEBOOKS_DIR / p, NOTEBOOKS_DIR / p.with_suffix(".ipynb")]
+    if len(p.parts) == 1:
+        candidates = candidates[2:] + candidates[:2]
     for c in candidates:
         if c.is_file() and c.suffix == ".ipynb":
             return c.resolve()

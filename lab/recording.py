@@ -86,7 +86,7 @@ def steps_done(learn: Any) -> int | None:
 class RecordHistory(RunCallback):
     """Append each training epoch's losses, metrics, epoch, phase, lr and time to the run's history: `elapsed_s`
     since the fit began (validations and recording included) and `train_s` spent in training epochs alone (what
-    a quality-per-minute curve plots); beat the heart at least every `beat_s` seconds during an epoch."""
+    a quality-per-minute curve plots), both counted over every attempt of a resumed run; beat the heart at least every `beat_s` seconds during an epoch."""
 
     order = 60  # after fastai's Recorder has logged the epoch's values
 
@@ -98,6 +98,10 @@ class RecordHistory(RunCallback):
         super().before_fit()
         self.t0 = self.last_beat = time.perf_counter()
         self.train_s = 0.0
+        # a resumed fit goes on from the attempts before it (the history was cut back to its checkpoint)
+        kept = [h for h in self.record.history if h.get("phase", "") == self.phase]
+        self.before_s = float(kept[-1].get("elapsed_s", 0.0)) if kept else 0.0
+        self.train_before_s = float(kept[-1].get("train_s", 0.0)) if kept else 0.0
 
     def before_train(self):
         super().before_train()
@@ -124,8 +128,8 @@ class RecordHistory(RunCallback):
         if self.phase:
             rec["phase"] = self.phase
         rec["lr"] = float(self.opt.hypers[-1]["lr"])
-        rec["elapsed_s"] = round(time.perf_counter() - self.t0, 2)
-        rec["train_s"] = round(self.train_s, 2)
+        rec["elapsed_s"] = round(self.before_s + time.perf_counter() - self.t0, 2)
+        rec["train_s"] = round(self.train_before_s + self.train_s, 2)
         self.record.log_epoch(rec)
         self.last_beat = time.perf_counter()
 

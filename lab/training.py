@@ -71,11 +71,18 @@ def init_weights(run: Run, net: nn.Module, source: str | os.PathLike) -> dict[st
 
 @dataclass
 class Outcome:
-    """How a training phase ended: whether the divergence guard stopped it, what it caught, how long it took."""
+    """How a training phase ended: whether the divergence guard stopped it, what it caught, how long it took (over
+    every attempt of a resumed run: the time recorded before its checkpoint included)."""
 
     diverged: bool = False
     guard_events: list[dict[str, Any]] = field(default_factory=list)
     minutes: float = 0.0
+
+
+def elapsed_before(run: Run, phase: str) -> float:
+    """Seconds a phase of `run` had trained before a resume: the `elapsed_s` of its last kept history record."""
+    kept = [h for h in run.history if h.get("phase", "") == phase]
+    return float(kept[-1].get("elapsed_s", 0.0)) if kept else 0.0
 
 
 def time_budget_steps(learn: Learner, seconds: float, valid_every: int = 0, margin: float = 1.25) -> Budget:
@@ -129,6 +136,8 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
               f"{budget.steps_per_epoch}")
     clock = TimeBudget(time_budget * 60 - (time.perf_counter() - t0)) if time_budget else None
 
+    before_s = [0.0]  # training time of the attempts before a resume (set in one_fit)
+
     def one_fit(lrn: Learner) -> None:
         nonlocal budget
         if clock is not None:
@@ -143,6 +152,7 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
                       f"{budget.steps}) from {resume}")
                 if run is not None and rank() == 0:
                     run.truncate_history("", start)
+                    before_s[0] = elapsed_before(run, "")
             fit_schedule(lrn, budget, lr, schedule, start_epoch=start, clock=clock, **kw)
         finally:
             if clock is not None:
@@ -156,7 +166,7 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
     else:
         one_fit(learn)
         res = divergence_outcome(learn)
-    out = Outcome(res["diverged"], res["guard_events"], (time.perf_counter() - t0) / 60)
+    out = Outcome(res["diverged"], res["guard_events"], (before_s[0] + time.perf_counter() - t0) / 60)
     if clock is not None and run is not None and rank() == 0:
         data = run.read("data", {}) or {}
         run.write_json("data", {**data, "budget": learn.dls.budget.to_dict(), "time_budget_minutes": time_budget,
@@ -178,12 +188,13 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
     if now is not None:
         check_built(now, glearn.dls, unwrap_model(glearn.model))
     gan_resume = sibling_checkpoint(resume, "last", "gan") if resume else None
-    start = 0
+    start, before = 0, 0.0
     if gan_resume is not None and gan_resume.is_file():
         start = load_resume_state(glearn, gan_resume)
         print(f"resuming the adversarial phase at epoch {start} of {epochs} from {gan_resume}")
         if run is not None:
             run.truncate_history("gan", start)
+            before = elapsed_before(run, "gan")
     elif critic_pretrain:
         # lab.gan imports fastai.vision.gan, which loads fastai.vision.all and torchvision (seconds at every
         # notebook start); only the adversarial phase needs it
@@ -192,7 +203,7 @@ def fit_gan(glearn: Learner, epochs: int, lr: float, *, run: Run | None = None, 
         print("critic-only steps:", pretrain_critic(glearn, critic_pretrain, lr))
     t0 = time.perf_counter()
     glearn.fit(epochs, lr, start_epoch=start)
-    return Outcome(minutes=(time.perf_counter() - t0) / 60)
+    return Outcome(minutes=(before + time.perf_counter() - t0) / 60)
 
 
 def finish(run: Run, net: nn.Module, summary: dict[str, Any], outcome: Outcome,

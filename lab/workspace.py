@@ -1,7 +1,7 @@
 """Notebooks stay templates: JupyterLab works on per-user copies, batch runs execute the committed notebooks.
 
 `make lab` (`lab jupyter`) opens JupyterLab on `work/` (git-ignored), where each template of `notebooks/` is copied
-once; edits, outputs and autosaves stay in the copies, so `notebooks/` never changes by accident and `lab run` never
+once and `work/runs` links to the runs folder (a run's notebook opens with a click); edits, outputs and autosaves stay in the copies, so `notebooks/` never changes by accident and `lab run` never
 inherits an unsaved interactive edit. A copy is never overwritten: when its template changed since, `lab jupyter`
 says so (delete the copy to take the new template). `template_changes` tells `lab run` when a committed notebook has
 uncommitted edits, which it warns about and records in the run.
@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Sequence
 
 from lab.params import NOTEBOOKS_DIR
 from lab.utils import PROJECT_ROOT
@@ -33,6 +35,31 @@ def working_copies(dest: str | os.PathLike = WORK_DIR, templates: str | os.PathL
         elif t.stat().st_mtime > copy.stat().st_mtime and t.read_bytes() != copy.read_bytes():
             out.append(f"{copy}: yours is kept, but {t} changed since you copied it (delete your copy to take it)")
     return out
+
+
+def link_runs(dest: str | os.PathLike, runs_root: str | os.PathLike) -> str | None:
+    """Make `dest/runs` a link to the runs folder, so JupyterLab (rooted at `dest`) shows the runs beside the copies;
+    one line saying what happened, or None when the link is already there."""
+    link, target = Path(dest) / "runs", Path(runs_root).resolve()
+    if link.is_symlink() and link.resolve() == target:
+        return None
+    if link.exists() or link.is_symlink():
+        return f"{link}: left as it is (not a link to {target}); the runs are in {target}"
+    target.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
+    return f"{link}: link to the runs in {target}"
+
+
+def jupyter_command(root: str | os.PathLike, token: str, extra: Sequence[str] = (),
+                    as_root: bool | None = None) -> list[str]:
+    """The `jupyter lab` command line of `lab jupyter`: localhost, a token, rooted at `root`; `--allow-root` when
+    run as root (`as_root` None: this process's user), then `extra` (any options or paths for Jupyter, a leading
+    `--` dropped) in order, so a later option given there wins."""
+    extra = list(extra)[1:] if list(extra)[:1] == ["--"] else list(extra)
+    root_user = (hasattr(os, "geteuid") and os.geteuid() == 0) if as_root is None else as_root
+    return [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--no-browser",
+            f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+            *(["--allow-root"] if root_user and "--allow-root" not in extra else []), *extra]
 
 
 def template_changes(nb_path: str | os.PathLike) -> str:

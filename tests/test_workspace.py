@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 
-from lab.workspace import template_changes, working_copies
+import pytest
+
+from lab.utils import PROJECT_ROOT
+from lab.workspace import jupyter_command, template_changes, working_copies
 
 
 def test_working_copies_are_made_once_and_never_overwritten(tmp_path):
@@ -42,3 +46,51 @@ def test_template_changes_show_the_diff(tmp_path):
     diff = template_changes(nb)
     assert '-{"patch_size": 48}' in diff
     assert '+{"patch_size": 24}' in diff
+
+
+def test_lab_jupyter_passes_every_argument_to_jupyter_and_allows_root(tmp_path, monkeypatch):
+    from lab import cli
+
+    seen = {}
+
+    def fake_execv(path, argv):
+        seen["argv"] = argv
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", fake_execv)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(SystemExit):
+        cli.main(["jupyter", "--port", "8890", "--dir", str(tmp_path / "work"), "--ServerApp.port_retries=0"])
+    argv = seen["argv"]
+    assert argv[argv.index("--allow-root") + 1:] == ["--port", "8890", "--ServerApp.port_retries=0"]
+    assert f"--ServerApp.root_dir={tmp_path / 'work'}" in argv
+    assert (tmp_path / "work" / "runs").resolve() == (tmp_path / "runs").resolve(), "runs/ shows beside the copies"
+    assert (tmp_path / "work" / "train.ipynb").is_file()
+
+
+def test_jupyter_command_as_root_or_a_user(tmp_path):
+    as_user = jupyter_command(tmp_path, "t", ["--", "--port", "9"], as_root=False)
+    assert "--allow-root" not in as_user
+    assert as_user[-2:] == ["--port", "9"], "a leading -- is dropped, the rest passed in order"
+    as_root = jupyter_command(tmp_path, "t", [], as_root=True)
+    assert as_root[-1] == "--allow-root"
+    assert jupyter_command(tmp_path, "t", ["--allow-root"], as_root=True).count("--allow-root") == 1
+
+
+def test_make_lab_passes_its_arguments_to_lab_jupyter():
+    out = subprocess.run(["make", "-n", "-o", ".venv/.setup-done", "lab", "JUPYTER_ARGS=--port 8890"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+    assert "lab jupyter --port 8890" in out
+
+
+def test_a_bare_notebook_name_is_the_template_whatever_the_working_directory(tmp_path, monkeypatch):
+    from lab.params import NOTEBOOKS_DIR, notebook_path
+    from lab.studies import load_study
+
+    shutil.copy(NOTEBOOKS_DIR / "train.ipynb", tmp_path / "train.ipynb")  # a working copy, as in work/
+    monkeypatch.chdir(tmp_path)
+    assert notebook_path("train") == NOTEBOOKS_DIR / "train.ipynb"
+    assert notebook_path("train.ipynb") == NOTEBOOKS_DIR / "train.ipynb"
+    assert notebook_path(tmp_path / "train.ipynb") == tmp_path / "train.ipynb", "a path is taken as given"
+    assert load_study("edsr")["sweep"] == "edsr", "studies are found from work/ too"
