@@ -592,32 +592,15 @@ def message(e: BaseException) -> str:
     return " ".join(text.split()) or type(e).__name__
 
 
-def _split_jupyter_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """`lab jupyter`'s own arguments (--dir, -h) and Jupyter's (the rest, in order; all of them after `--`)."""
-    own, theirs, i = [], [], 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            theirs += argv[i + 1:]
-            break
-        if tok == "--dir" and i + 1 < len(argv):
-            own += argv[i:i + 2]
-            i += 1
-        elif tok.startswith("--dir=") or tok in ("-h", "--help"):
-            own.append(tok)
-        else:
-            theirs.append(tok)
-        i += 1
-    return own, theirs
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lab` console script. Exit codes: 0 done; 1 a run or the program failed (an internal
     error: the message says so, LAB_DEBUG=1 shows the traceback); 2 bad input or usage (one line on stderr, never a
     traceback); 130 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["jupyter"]:  # every argument but --dir and -h is Jupyter's, in its order
-        own, theirs = _split_jupyter_args(argv[1:])
+        from lab.workspace import split_jupyter_args
+
+        own, theirs = split_jupyter_args(argv[1:])
         args = build_parser().parse_args(["jupyter", *own])
         args.jupyter_args = theirs
     else:

@@ -50,6 +50,25 @@ def link_runs(dest: str | os.PathLike, runs_root: str | os.PathLike) -> str | No
     return f"{link}: link to the runs in {target}"
 
 
+def split_jupyter_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`lab jupyter`'s own arguments (--dir, -h) and Jupyter's (the rest, in order; all of them after `--`)."""
+    own, theirs, i = [], [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            theirs += argv[i + 1:]
+            break
+        if tok == "--dir" and i + 1 < len(argv):
+            own += argv[i:i + 2]
+            i += 1
+        elif tok.startswith("--dir=") or tok in ("-h", "--help"):
+            own.append(tok)
+        else:
+            theirs.append(tok)
+        i += 1
+    return own, theirs
+
+
 def jupyter_command(root: str | os.PathLike, token: str, extra: Sequence[str] = (),
                     as_root: bool | None = None) -> list[str]:
     """The `jupyter lab` command line of `lab jupyter`: localhost, a token, rooted at `root`; `--allow-root` when
