@@ -23,10 +23,12 @@ $(STAMP): pyproject.toml $(LOCK)
 
 # Regenerate the lock after editing pyproject.toml's dependencies (pins kept where the ranges allow);
 # lock-upgrade takes the newest versions the ranges allow. Then `make setup` installs it.
-lock: setup
+lock:
+	test -x $(VENV)/bin/uv || $(MAKE) setup
 	$(PY) -m uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --quiet -o $(LOCK)
 
-lock-upgrade: setup
+lock-upgrade:
+	test -x $(VENV)/bin/uv || $(MAKE) setup
 	$(PY) -m uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --quiet --upgrade -o $(LOCK)
 
 demo: setup
