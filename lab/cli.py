@@ -28,33 +28,6 @@ def _failed_exit(err: dict) -> int:
     return 2 if err.get("type") in INPUT_ERRORS else 1
 
 
-def progress_line(rec: dict) -> str:
-    """One validation of a running run as a line: epoch (step), losses and metrics, time since the fit began."""
-    where = f"epoch {rec.get('epoch')}" + (f" step {rec['step']}" if rec.get("step") is not None else "")
-    if rec.get("phase"):
-        where = f"{rec['phase']} {where}"
-    skip = {"epoch", "step", "phase", "lr", "elapsed_s", "train_s", "time"}
-    vals = [f"{k} {v:.4g}" for k, v in rec.items() if k not in skip and isinstance(v, (int, float))]
-    took = f"  ({rec['elapsed_s']:.0f} s)" if isinstance(rec.get("elapsed_s"), (int, float)) else ""
-    return f"{where}: {', '.join(vals)}{took}"
-
-
-def _watch(run: Run, stop, every: float = 2.0) -> None:
-    """Print each new validation of `run` (its history) until `stop` is set, then the last ones."""
-    seen = 0
-    while True:
-        done = stop.wait(every)
-        try:
-            hist = run.history
-        except ValueError:  # a history being replaced: read it at the next tick
-            hist = []
-        for rec in hist[seen:]:
-            print(progress_line(rec), flush=True)
-        seen = max(seen, len(hist))
-        if done:
-            return
-
-
 def cmd_run(a: argparse.Namespace) -> int:
     import threading
 
@@ -62,6 +35,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from lab.execute import execute_run, prepare_run
     from lab.params import notebook_path, resolve
     from lab.sweep import load_spec
+    from lab.watch import watch_history
 
     overrides = _overrides(a.param)
     if a.from_run is not None:
@@ -82,7 +56,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"{run.name}: running in {run.dir}" + ("; a line per validation follows (--quiet: none)" if watch
                                                      else ""), flush=True)
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(run, stop), daemon=True) if watch else None
+    watcher = threading.Thread(target=watch_history, args=(run, stop), daemon=True) if watch else None
     if watcher:
         watcher.start()
     try:

@@ -140,7 +140,7 @@ def test_liveness_through_psutil():
 
 
 def test_progress_line_of_a_validation():
-    from lab.cli import progress_line
+    from lab.watch import progress_line
 
     line = progress_line({"epoch": 2, "step": 40, "train_loss": 0.0312, "valid_loss": 0.0298, "psnr_y": 30.214,
                           "lr": 1e-3, "elapsed_s": 61.2, "train_s": 50.0})
