@@ -9,10 +9,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from lab import cli_media
 from lab.runs import Run
+from lab.workspace import split_jupyter_args
 
 
 def _overrides(pairs: Sequence[Sequence[str]] | None) -> dict[str, str]:
@@ -238,7 +239,8 @@ def cmd_ledger(a: argparse.Namespace) -> int:
     if df.empty:
         print(f"no runs in {a.runs or 'runs/'}" + (" matching the filters" if (a.status or a.tag or a.verdict) else ""))
         return 0
-    out = df if a.all else ledger.view(df, a.columns.split(",") if a.columns else ledger.DEFAULT_VIEW)
+    columns = [c.strip() for c in a.columns.split(",") if c.strip()] if a.columns else None
+    out = df if a.all else ledger.view(df, columns or ledger.DEFAULT_VIEW, strict=columns is not None)
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
         print(out.astype(object).where(out.notna(), "").to_string(index=False))
     return 0
@@ -333,21 +335,11 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_jupyter(a: argparse.Namespace) -> int:
-    import secrets
-
+def cmd_jupyter(a: argparse.Namespace) -> NoReturn:
     from lab.runs import runs_dir
-    from lab.workspace import WORK_DIR, jupyter_command, link_runs, working_copies
+    from lab.workspace import WORK_DIR, open_jupyter
 
-    work = a.dir or WORK_DIR
-    for line in [*working_copies(work), link_runs(work, runs_dir())]:
-        if line:
-            print(line)
-    token = os.environ.get("LAB_JUPYTER_TOKEN") or secrets.token_hex(16)
-    cmd = jupyter_command(work, token, a.jupyter_args)
-    print(f"JupyterLab on your working copies in {work} (notebooks/ stays the committed templates; runs/ beside "
-          f"them); open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
-    os.execv(sys.executable, cmd)
+    open_jupyter(a.dir or WORK_DIR, runs_dir(), a.jupyter_args)
 
 
 def cmd_noise_bank(a: argparse.Namespace) -> int:
@@ -453,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     led = sub.add_parser("ledger", help="print the results ledger")
     _filters(led)
-    led.add_argument("--columns", help="comma-separated columns to show")
+    led.add_argument("--columns", help="comma-separated columns to show (an unknown name is refused)")
     led.add_argument("--all", action="store_true", help="show every column")
     led.add_argument("--lineage", type=int, metavar="RUN", help="the runs descending from RUN (derived, extended, "
                      "rerun), each with what it changed against its parent and its result")
@@ -571,14 +563,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     error: the message says so, LAB_DEBUG=1 shows the traceback); 2 bad input or usage (one line on stderr, never a
     traceback); 130 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["jupyter"]:  # every argument but --dir and -h is Jupyter's, in its order
-        from lab.workspace import split_jupyter_args
-
-        own, theirs = split_jupyter_args(argv[1:])
-        args = build_parser().parse_args(["jupyter", *own])
-        args.jupyter_args = theirs
-    else:
-        args = build_parser().parse_args(argv)
+    own, theirs = split_jupyter_args(argv[1:]) if argv[:1] == ["jupyter"] else (argv[1:], [])  # Jupyter's, in order
+    args = build_parser().parse_args(argv[:1] + own)
+    args.jupyter_args = theirs or getattr(args, "jupyter_args", [])
     try:
         from lab.kernelspec import ensure_kernel
         from lab.utils import PROJECT_ROOT

@@ -118,9 +118,19 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
     row.update(_cost(rec.profile, metrics))
     if rec.profile and rec.profile.get("busy"):  # timed while other runs shared the cores
         row["cost.busy"] = True
+    row["budget"] = _budget(params)
     row.update(_flatten("param.", params))
     row.update(_flatten("metric.", metrics))
     return row, params
+
+
+def _budget(params: dict[str, Any]) -> str | None:
+    """The training budget a run used, as the notebook reads its parameters: minutes, else steps, else epochs."""
+    if params.get("time_budget"):
+        return f"{params['time_budget']:g} min"
+    if params.get("steps"):
+        return f"{params['steps']} steps"
+    return f"{params['epochs']} epochs" if params.get("epochs") else None
 
 
 def _short(v: Any, n: int = 24) -> str:
@@ -250,15 +260,31 @@ def filter_runs(df: pd.DataFrame, *, status: str | Sequence[str] | None = None, 
     return out
 
 
-DEFAULT_VIEW = ("id", "name", "status", "param.model", "param.scale", "param.epochs", "metric.valid_psnr_y",
+DEFAULT_VIEW = ("id", "name", "status", "error", "param.model", "param.scale", "budget", "metric.valid_psnr_y",
                 "metric.set5_psnr_y", "metric.set5_gain_psnr_y", "metric.set5_ssim_y", "metric.train_minutes",
                 "cost.gflops", "cost.forward_ms", "cost.busy", "changed", "tags", "verdict")
 
 
-def view(df: pd.DataFrame, columns: tuple[str, ...] | list[str] = DEFAULT_VIEW) -> pd.DataFrame:
-    """The ledger columns people read first (those present), with short names."""
-    cols = [c for c in columns if c in df.columns]
-    out = df[cols].rename(columns=lambda c: c.split(".", 1)[-1] if not c.startswith("cost.") else c)
+def _short_name(column: str) -> str:
+    return column.split(".", 1)[-1] if not column.startswith("cost.") else column
+
+
+def view(df: pd.DataFrame, columns: tuple[str, ...] | list[str] = DEFAULT_VIEW, strict: bool = False) -> pd.DataFrame:
+    """The ledger columns people read first (those present), with short names; a failed run's error shortened to a
+    line. `strict` (columns a person typed, full or short names): an unknown name is a ValueError naming the known
+    ones, never dropped silently."""
+    short = {}
+    for c in df.columns:
+        short.setdefault(_short_name(c), c)
+    if strict:
+        unknown = [c for c in columns if c not in df.columns and c not in short]
+        if unknown:
+            raise ValueError(f"unknown column(s) {', '.join(map(repr, unknown))}; known: "
+                             f"{', '.join(sorted(set(short) | set(df.columns)))}")
+    cols = [c if c in df.columns else short[c] for c in columns if c in df.columns or (strict and c in short)]
+    out = df[cols].rename(columns=_short_name)
+    if "error" in out.columns:
+        out["error"] = out["error"].map(lambda v: v if not isinstance(v, str) or len(v) <= 60 else v[:59] + "…")
     return out
 
 

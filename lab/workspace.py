@@ -10,11 +10,12 @@ uncommitted edits, which it warns about and records in the run.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from lab.params import NOTEBOOKS_DIR
 from lab.utils import PROJECT_ROOT
@@ -79,6 +80,17 @@ def jupyter_command(root: str | os.PathLike, token: str, extra: Sequence[str] = 
     return [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--no-browser",
             f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
             *(["--allow-root"] if root_user and "--allow-root" not in extra else []), *extra]
+
+
+def open_jupyter(work: str | os.PathLike, runs_root: str | os.PathLike, extra: Sequence[str] = ()) -> NoReturn:
+    """`lab jupyter`: the working copies and the runs link made, JupyterLab started in place of this process."""
+    for line in [*working_copies(work), link_runs(work, runs_root)]:
+        if line:
+            print(line)
+    token = os.environ.get("LAB_JUPYTER_TOKEN") or secrets.token_hex(16)
+    print(f"JupyterLab on your working copies in {work} (notebooks/ stays the committed templates; runs/ beside "
+          f"them); open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
+    os.execv(sys.executable, jupyter_command(work, token, extra))
 
 
 def template_changes(nb_path: str | os.PathLike) -> str:

@@ -53,7 +53,8 @@ def create(params: dict[str, Any], *, name: str | None = None, root: str | os.Pa
     staging = Run(root / f".{path.name}.starting")  # filled, then renamed: no reader sees a half-made run
     staging.dir.mkdir()
     staging.write_json("params", params)
-    staging.write_json("meta", {"id": n, "name": path.name, "title": name or params.get("name") or slug,
+    given = name or params.get("name")
+    staging.write_json("meta", {"id": n, "name": path.name, "title": given or slug, "title_given": bool(given),
                                 "created": now(), "notebook": notebook, "parent": parent,
                                 "git": git_info(), "env": environment()})
     staging.set_status("running")
@@ -65,7 +66,8 @@ def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, n
           parent: int | None = None, **kw: Any) -> Run:
     """Start a run: attach to `run_dir` when a runner created it (papermill), else create a new one.
 
-    Attaching records `params`, the environment if missing, and the title / parent the notebook decided.
+    Attaching records `params`, the environment if missing, and the title / parent the notebook decided (a title
+    the runner was given, `lab run --name`, stays the run's title).
     """
     if run_dir:
         run = Run(run_dir)
@@ -75,7 +77,7 @@ def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, n
         meta = run.meta
         if "env" not in meta:
             meta.update(env=environment(), git=git_info())
-        if name:
+        if name and not meta.get("title_given"):
             meta["title"] = name
         if parent is not None:
             meta["parent"] = parent
