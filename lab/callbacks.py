@@ -20,7 +20,9 @@ from fastai.learner import Recorder
 from fastai.torch_core import find_bs
 from torch import nn
 
-CLIP_MODES = ("norm", "value")
+from lab import vocab
+
+CLIP_MODES = vocab.CLIP_MODES
 ON_FAIL = ("stop", "raise")
 
 
@@ -46,9 +48,7 @@ class ClipGrad(Callback):
     order = MixedPrecision.order + 1
 
     def __init__(self, value: float = 1.0, mode: str = "norm"):
-        if mode not in CLIP_MODES:
-            raise ValueError(f"unknown clip mode {mode!r}; accepted: {', '.join(CLIP_MODES)}")
-        self.value, self.mode, self.last_norm = float(value), mode, None
+        self.value, self.mode, self.last_norm = float(value), vocab.choose("clip mode", mode, CLIP_MODES), None
 
     def before_step(self):
         grads = [p.grad for p in self.learn.model.parameters() if p.grad is not None]

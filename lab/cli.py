@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from lab import cli_media
+from lab import cli_media, vocab
 from lab.runs import Run
 from lab.workspace import split_jupyter_args
 
@@ -88,11 +88,11 @@ def _run_derived(a: argparse.Namespace, changes: dict[str, str]) -> int:
     if a.spec:
         raise ValueError("--from and --spec both say where the params start; give one")
     job, warns = derive_job(a.from_run, changes, root=a.runs, name=a.name, cell_timeout=a.timeout)
-    if a.notebook and Path(job["notebook"]).stem != Path(a.notebook).stem:
-        raise ValueError(f"run {a.from_run} was made by notebook {Path(job['notebook']).name}, not {a.notebook!r}")
+    if a.notebook and Path(job.notebook).stem != Path(a.notebook).stem:
+        raise ValueError(f"run {a.from_run} was made by notebook {Path(job.notebook).name}, not {a.notebook!r}")
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"deriving from run {job['parent']}: {job['meta']['changes'] or 'no changes'}", file=sys.stderr)
+    print(f"deriving from run {job.parent}: {job.meta['changes'] or 'no changes'}", file=sys.stderr)
     return _print_job(run_job(job))
 
 
@@ -103,7 +103,7 @@ def cmd_extend(a: argparse.Namespace) -> int:
     job, warns = extend_job(a.run_id, a.steps, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
-    ext = job["meta"]["extended_from"]
+    ext = job.meta["extended_from"]
     print(f"extending run {ext['run']} from step {ext['steps_before']} to {a.steps} ({ext['checkpoint']})",
           file=sys.stderr)
     return _print_job(run_job(job))
@@ -162,7 +162,7 @@ def cmd_rerun(a: argparse.Namespace) -> int:
     job, warns = rerun_job(a.run_id, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"rerunning run {a.run_id} as {job['name']!r} (parent={job['parent']})", file=sys.stderr)
+    print(f"rerunning run {a.run_id} as {job.name!r} (parent={job.parent})", file=sys.stderr)
     return _print_job(run_job(job))
 
 
@@ -172,7 +172,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
     job = resume_job(a.run_id, root=a.runs, checkpoint=a.checkpoint, timeout=a.timeout,
                      cell_timeout=a.cell_timeout, force=a.force)
-    print(f"resuming {job['run_dir']} from {job['extra_params']['resume']}", file=sys.stderr)
+    print(f"resuming {job.run_dir} from {job.extra_params['resume']}", file=sys.stderr)
     return _print_job(run_job(job))
 
 
@@ -580,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lab {args.cmd}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the one place a command's error becomes its message
-        if os.environ.get("LAB_DEBUG"):
+        if os.environ.get(vocab.ENV_DEBUG):
             raise
         if isinstance(e, (KeyError, ValueError, OSError, TypeError)):
             print(f"lab {args.cmd}: {message(e)}", file=sys.stderr)

@@ -89,14 +89,14 @@ def derive_job(run_id: int | str, changes: dict[str, Any] | None = None, *, root
     job, warns = rerun_job(run_id, root=root, timeout=timeout, cell_timeout=cell_timeout)
     parent = runs.find(run_id, root)
     changes = dict(changes or {})
-    defaults = notebook_defaults(job["notebook"])
+    defaults = notebook_defaults(job.notebook)
     placed = place_changes(parent.params, changes, defaults)
-    job["overrides"].update(placed)
-    job["meta"] = {"derived_from": parent.id, "changes": changes, **(meta or {})}
+    job.overrides.update(placed)
+    job.meta = {"derived_from": parent.id, "changes": changes, **(meta or {})}
     if name:
-        job["name"] = name
+        job.name = name
     elif changes:
-        job["name"] = f"{parent.meta.get('title') or parent.name} " + " ".join(f"{k}={v}" for k, v in changes.items())
+        job.name = f"{parent.meta.get('title') or parent.name} " + " ".join(f"{k}={v}" for k, v in changes.items())
     return job, warns
 
 
@@ -137,11 +137,11 @@ def extend_job(run_id: int | str, steps: int, *, root: str | os.PathLike | None 
         changes["schedule_kwargs"] = kw
     job, warns = derive_job(parent.id, changes, root=root, timeout=timeout, cell_timeout=cell_timeout,
                             name=f"{parent.meta.get('title') or parent.name} steps {had}->{steps}")
-    if RESUME_PARAM not in notebook_defaults(job["notebook"]):
-        raise ValueError(f"notebook {Path(job['notebook']).name} has no {RESUME_PARAM!r} parameter to start from "
+    if RESUME_PARAM not in notebook_defaults(job.notebook):
+        raise ValueError(f"notebook {Path(job.notebook).name} has no {RESUME_PARAM!r} parameter to start from "
                          "a checkpoint")
-    job["overrides"][RESUME_PARAM] = str(ck)
-    job["meta"]["extended_from"] = {"run": parent.id, "checkpoint": str(ck), "steps_before": had}
+    job.overrides[RESUME_PARAM] = str(ck)
+    job.meta["extended_from"] = {"run": parent.id, "checkpoint": str(ck), "steps_before": had}
     return job, warns
 
 

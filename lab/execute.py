@@ -1,7 +1,7 @@
 """Executing one notebook with papermill as a recorded run, each execution in its own kernel process.
 
 - `run_notebook`: one execution in this process (the `lab run` command): `prepare_run` + `execute_run`.
-- `make_job` / `run_job`: one run in its own OS process (`python -m lab.execute --execute RUN_DIR`) with a
+- `Job`, `make_job` / `run_job`: one run in its own OS process (`python -m lab.execute --execute RUN_DIR`) with a
   whole-run timeout; what local sweep workers and Dask workers both call. A failing run is recorded, never raised.
 """
 
@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +29,7 @@ from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from lab import runs
+from lab import runs, vocab
 from lab.kernelspec import kernel_of
 from lab.liveness import pid_alive
 from lab.params import RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
@@ -36,8 +37,8 @@ from lab.utils import PROJECT_ROOT, thread_env
 from lab.workspace import template_changes
 
 KILL_GRACE_S = 20.0  # after a timeout: seconds between SIGTERM (run marked, kernel shut down) and SIGKILL
-STATIC_ENV = "LAB_PAPERMILL"  # set for kernels the runner starts: widgets draw static PNGs there
-RUNNER_ENV = "LAB_RUNNER_PID"  # the runner's pid, for the kernel's watchdog
+STATIC_ENV = vocab.ENV_PAPERMILL  # set for kernels the runner starts: widgets draw static PNGs there
+RUNNER_ENV = vocab.ENV_RUNNER_PID  # the runner's pid, for the kernel's watchdog
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -197,20 +198,50 @@ def run_notebook(nb: str = "train", overrides: dict[str, Any] | None = None, *, 
 # a job: one run in its own process
 
 
+@dataclass
+class Job:
+    """One run for `run_job`: a new run of `notebook` with `overrides`, or `run_dir` to execute into. Plain values
+    only, so it pickles for Dask workers and round-trips through `to_dict` / `from_dict` (JSON)."""
+
+    notebook: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    root: str = ""
+    parent: int | None = None
+    timeout: float | None = None
+    cell_timeout: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # recorded in the run's meta (sweep, tags, rerun_of, ...)
+    run_dir: str | None = None
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # torch/OpenMP threads of its process (and kernel); None: every core
+
+    def recorded_meta(self) -> dict[str, Any]:
+        """What the run records in its meta for this job (a study job adds its study's part)."""
+        return dict(self.meta)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as nested plain values (JSON-able)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Job:
+        """The job `to_dict` gave."""
+        return cls(**d)
+
+
 def make_job(nb: str | os.PathLike, overrides: dict[str, Any] | None = None, *, name: str | None = None,
              root: str | os.PathLike | None = None, parent: int | None = None, timeout: float | None = None,
              cell_timeout: float | None = None, meta: dict[str, Any] | None = None,
              run_dir: str | os.PathLike | None = None, extra_params: dict[str, Any] | None = None,
-             threads: int | None = None) -> dict[str, Any]:
-    """A job as a plain dict (picklable, JSON-able) for `run_job`: a new run, or `run_dir` to execute into.
+             threads: int | None = None) -> Job:
+    """A `Job` for `run_job`: a new run, or `run_dir` to execute into; the runs root resolved now (the worker may
+    run elsewhere).
 
     `threads`: the torch/OpenMP threads its process (and kernel) may use, e.g. a sweep worker's share of the
     cores; None: the runtime's default (every core)."""
-    return {"notebook": str(nb), "overrides": dict(overrides or {}), "name": name,
-            "root": str(runs.runs_dir(root).resolve()), "parent": parent, "timeout": timeout,
-            "cell_timeout": cell_timeout, "meta": dict(meta or {}),
-            "run_dir": str(run_dir) if run_dir else None, "extra_params": dict(extra_params or {}),
-            "threads": threads}
+    return Job(notebook=str(nb), overrides=dict(overrides or {}), name=name, root=str(runs.runs_dir(root).resolve()),
+               parent=parent, timeout=timeout, cell_timeout=cell_timeout, meta=dict(meta or {}),
+               run_dir=str(run_dir) if run_dir else None, extra_params=dict(extra_params or {}), threads=threads)
 
 
 LIVE: set[subprocess.Popen] = set()  # runner processes this process started and that have not ended
@@ -273,7 +304,7 @@ def job_summary(run: runs.Run, seconds: float | None = None) -> dict[str, Any]:
     return row
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_job(job: Job) -> dict[str, Any]:
     """Run one job (see `make_job`) in its own process with a whole-run timeout; returns its summary row.
 
     Never raises for a failing run: invalid params give status 'invalid' (no run directory), a failing cell or a
@@ -281,25 +312,25 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """
     t0 = time.monotonic()
     try:
-        if job.get("run_dir"):
-            run = runs.Run(job["run_dir"])
-            nb_path = Path(run.meta.get("notebook_path") or notebook_path(job["notebook"]))
+        if job.run_dir:
+            run = runs.Run(job.run_dir)
+            nb_path = Path(run.meta.get("notebook_path") or notebook_path(job.notebook))
         else:
-            run, nb_path, _ = prepare_run(job["notebook"], job["overrides"], name=job.get("name"),
-                                          root=job["root"], parent=job.get("parent"), meta=job.get("meta"))
+            run, nb_path, _ = prepare_run(job.notebook, job.overrides, name=job.name, root=job.root,
+                                          parent=job.parent, meta=job.recorded_meta())
     except (KeyError, ValueError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        return {"id": None, "name": job.get("name"), "status": "invalid", "seconds": 0.0,
+        return {"id": None, "name": job.name, "status": "invalid", "seconds": 0.0,
                 "error": f"{type(e).__name__}: {msg}", "error_cell": None, "path": None}
     cmd = [sys.executable, "-m", "lab.execute", "--execute", str(run.dir), "--notebook", str(nb_path)]
-    if job.get("cell_timeout"):
-        cmd += ["--cell-timeout", str(job["cell_timeout"])]
-    if job.get("extra_params"):
-        cmd += ["--extra", json.dumps(job["extra_params"])]
+    if job.cell_timeout:
+        cmd += ["--cell-timeout", str(job.cell_timeout)]
+    if job.extra_params:
+        cmd += ["--extra", json.dumps(job.extra_params)]
     env = {**os.environ, STATIC_ENV: "1", "PYTHONUNBUFFERED": "1"}
-    if job.get("threads"):
-        env.update(thread_env(job["threads"]))
-    timeout = job.get("timeout")
+    if job.threads:
+        env.update(thread_env(job.threads))
+    timeout = job.timeout
     timed_out = False
     with open(run.runner_log, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,

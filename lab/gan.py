@@ -23,21 +23,20 @@ from fastai.learner import Recorder
 from fastai.vision.gan import FixedGANSwitcher, GANLearner, GANTrainer
 from torch import nn
 
+from lab import vocab
 from lab.callbacks import BF16Autocast, DataEpoch
 from lab.learner import amp_callbacks, default_metrics, make_loss, make_opt
 from lab.models import create
 from lab.recording import RunCallback
 from lab.registry import Registry
 
-ADV_LOSSES = ("vanilla", "lsgan", "hinge", "ragan")
+ADV_LOSSES = vocab.ADV_LOSSES
 # Critic loss of the best discriminator that ignores its input (a constant logit): "D is at chance" level.
 CHANCE_LOSS = {"vanilla": math.log(2), "lsgan": 0.25, "hinge": 1.0, "ragan": math.log(2)}
 
 
 def _check_kind(kind: str) -> str:
-    if kind not in ADV_LOSSES:
-        raise ValueError(f"unknown adversarial loss {kind!r}; accepted: {', '.join(map(repr, ADV_LOSSES))}")
-    return kind
+    return vocab.choose("adversarial loss", kind, ADV_LOSSES, "adversarial losses")
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -324,8 +323,6 @@ SWITCHERS = Registry("switcher", {"adaptive": CriticStepper, "fixed": FixedGANSw
 def make_switcher(name: str = "adaptive", **kwargs: Any) -> Callback:
     """'fixed': fastai's FixedGANSwitcher(n_crit=1, n_gen=1); 'adaptive': CriticStepper(threshold, min_crit,
     max_crit, n_gen)."""
-    if name not in SWITCHERS:
-        raise ValueError(f"unknown switcher {name!r}; accepted: {', '.join(map(repr, SWITCHERS))}")
     bad, accepted = SWITCHERS.check_kwargs(name, kwargs)
     if bad:
         raise ValueError(f"switcher {name!r} does not take {bad}; it takes {accepted}")

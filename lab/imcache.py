@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lab.images import list_images, read_image
 from lab.utils import PROJECT_ROOT, atomic_write_bytes
+from lab.vocab import ENV_CACHE_DIR
 
 DEFAULT_CACHE_DIR = PROJECT_ROOT / "data" / "cache"
 _KEY_VERSION = "imcache-v1:rgb-uint8"  # part of every key: change it when read_image's decoding changes
@@ -33,7 +34,7 @@ _ENTRY_RE = re.compile(r"^[0-9a-f]{32}\.npy$")
 
 def cache_root(root: str | os.PathLike | None = None) -> Path:
     """The cache root: `root`, else `$LAB_CACHE_DIR`, else `<repo>/data/cache` (git-ignored)."""
-    return Path(root or os.environ.get("LAB_CACHE_DIR") or DEFAULT_CACHE_DIR)
+    return Path(root or os.environ.get(ENV_CACHE_DIR) or DEFAULT_CACHE_DIR)
 
 
 def cache_key(path: str | os.PathLike) -> str:

@@ -16,13 +16,14 @@ import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 from torch import nn
 
+from lab import vocab
 from lab.color import rgb_to_ycbcr, ycbcr_to_rgb
 from lab.images import check_image_tensor
 from lab.registry import Registry
 from lab.resize import imresize_tensor
 
 POST_OPS = ("nlm", "autocontrast", "dither")
-AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = {p: None if p == "fp32" else getattr(torch, t) for p, t in vocab.TORCH_DTYPES.items()}  # None: no autocast
 PROGRESS_MIN_TILES = 16  # show a progress bar from this many tiles on (progress=None)
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -321,8 +322,8 @@ def infer(model: nn.Module, lr: torch.Tensor, *, device: str | torch.device | No
     """
     check_image_tensor(lr, "lr")
     post_ops = _parse_post(post)
-    if amp not in (None, *AMP_DTYPES):
-        raise ValueError(f"amp={amp!r} not supported; accepted: None, {', '.join(map(repr, AMP_DTYPES))}")
+    if amp is not None:
+        vocab.choose("amp precision", amp, AMP_DTYPES)
     if not isinstance(pad_to, int) or pad_to < 1:
         raise ValueError(f"pad_to={pad_to!r}: expected an int >= 1 (e.g. 4 or 8 for U-Nets)")
     if device is not None:

@@ -14,6 +14,7 @@ from fastai.learner import Learner
 from fastai.optimizer import SGD, Adam
 from torch import nn
 
+from lab import vocab
 from lab.callbacks import EMA, BF16Autocast, ClipGrad, DataEpoch, DivergenceGuard, LossPartsLogger, TimeBudget
 from lab.data import Budget
 from lab.losses import parse_loss
@@ -22,7 +23,7 @@ from lab.mixup import RestorationMixup
 from lab.registry import Registry
 from lab.schedules import make_schedule
 
-AMP_MODES = (None, "none", "bf16", "fp16", "auto")
+AMP_MODES = (None, *vocab.AMP_MODES)
 OPTIMIZERS = Registry("optimizer", {  # name -> f(betas, eps) -> fastai optimizer function
     "adam": lambda betas, eps: partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=False),
     "adamw": lambda betas, eps: partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=True),
@@ -33,8 +34,6 @@ OPTIMIZERS = Registry("optimizer", {  # name -> f(betas, eps) -> fastai optimize
 def make_opt(name: str = "adam", betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8) -> Callable:
     """A fastai optimizer function by name: 'adam' (L2 weight decay), 'adamw' (decoupled), 'sgd' (momentum
     betas[0], as the notebook's `betas` parameter says)."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; accepted: {', '.join(OPTIMIZERS.names())}")
     return OPTIMIZERS[name](betas, eps)
 
 
@@ -57,9 +56,7 @@ def cpu_has_fast_bf16() -> bool:
 
 def amp_callbacks(amp: str | None, device: torch.device | str | None = None) -> list:
     """Mixed-precision callbacks: 'bf16' autocast (CPU with AMX, or CUDA), 'fp16' (CUDA), 'auto' picks per device."""
-    if amp not in AMP_MODES:
-        raise ValueError(f"unknown amp mode {amp!r}; accepted: {AMP_MODES}")
-    if amp in (None, "none"):
+    if vocab.choose("amp mode", amp, AMP_MODES) in (None, "none"):
         return []
     cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     if amp == "auto":

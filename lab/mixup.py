@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
+from lab import vocab
 from lab.color import linear_to_srgb, srgb_to_linear
 from lab.degrade import check_probability, check_seed, check_value
 from lab.images import check_image_tensor
@@ -36,8 +37,7 @@ def mixup_pair(lr: torch.Tensor, hr: torch.Tensor, rng: np.random.Generator, alp
     if lr.shape[0] != hr.shape[0]:
         raise ValueError(f"lr and hr batches differ: {lr.shape[0]} vs {hr.shape[0]}")
     alpha = check_value("mixup alpha", alpha, lo=0, lo_open=True)
-    if space not in ("srgb", "linear"):
-        raise ValueError(f"mixup space must be 'srgb' or 'linear', got {space!r}")
+    vocab.choose("mixup space", space, vocab.MIXUP_SPACES)
     b = lr.shape[0]
     lam = torch.from_numpy(rng.beta(alpha, alpha, size=b)).to(lr.dtype)
     perm = torch.from_numpy(rng.permutation(b)).long()

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import yaml
 
+from lab import vocab
 from lab.utils import PROJECT_ROOT
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -134,8 +135,8 @@ AT_LEAST_0 = ("scale", "steps", "valid_every", "save_every", "gan_epochs", "crit
 POSITIVE = ("lr", "gan_lr", "eps")
 NON_NEGATIVE = ("wd", "mixup", "adv_weight", "time_budget")
 FINITE = ("clip",)
-CHOICES = {"amp": ("none", "bf16", "fp16", "auto"), "clip_mode": ("norm", "value"), "mixup_space": ("srgb", "linear"),
-           "switcher": ("adaptive", "fixed"), "gan_loss": ("vanilla", "lsgan", "hinge", "ragan")}
+CHOICES = {"amp": vocab.AMP_MODES, "clip_mode": vocab.CLIP_MODES, "mixup_space": vocab.MIXUP_SPACES,
+           "switcher": vocab.SWITCHERS, "gan_loss": vocab.ADV_LOSSES}
 
 
 def _is_int(v: Any) -> bool:

@@ -2,8 +2,8 @@
 schedules, optimizers, GAN switchers, post-processing ops.
 
 A `Registry` maps names to builders. Entries are added with `@REG.register` (the function's name) or
-`REG.register(obj, name="...")`; registering a name twice is an error, and looking up an unknown name raises a
-KeyError that lists the known ones. `REG.check_kwargs(name, kwargs)` says which keyword arguments an entry does not
+`REG.register(obj, name="...")`; registering a name twice is an error, and looking up an unknown name raises
+`lab.vocab.UnknownName` (a KeyError) that lists the known ones. `REG.check_kwargs(name, kwargs)` says which keyword arguments an entry does not
 take, so each caller can refuse them with its own wording.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 from typing import Any, Callable, Iterator, TypeVar
+
+from lab.vocab import unknown
 
 T = TypeVar("T")
 
@@ -42,7 +44,7 @@ class Registry:
     def __getitem__(self, name: str) -> Any:
         key = self._key(name)
         if not isinstance(key, str) or key not in self._items:
-            raise KeyError(f"unknown {self.kind} {name!r}; known {self.plural}: {', '.join(self.names())}")
+            raise unknown(self.kind, name, self.names(), self.plural)
         return self._items[key]
 
     def get(self, name: str, default: Any = None) -> Any:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from lab import runs
 from lab.checks import check_names
-from lab.execute import make_job, notebook_hash, run_job, stop_all
+from lab.execute import Job, make_job, notebook_hash, run_job, stop_all
 from lab.params import RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 from lab.utils import threads_per_process
 
@@ -137,7 +137,7 @@ def run_title(spec: dict[str, Any], overrides: dict[str, Any], params: dict[str,
 
 
 def expand(spec: str | os.PathLike | dict[str, Any], *, root: str | os.PathLike | None = None,
-           timeout: float | None = None, combos: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+           timeout: float | None = None, combos: list[dict[str, Any]] | None = None) -> list[Job]:
     """The jobs of a sweep spec (base params + each combination, or each of `combos`), params checked against the
     notebook.
 
@@ -190,18 +190,18 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="run", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
-def share_cores(jobs: list[dict[str, Any]], workers: int) -> int:
+def share_cores(jobs: list[Job], workers: int) -> int:
     """Give each job of a local pool of `workers` its share of this machine's cores (torch and OpenMP threads),
     recorded in the run's meta (`sweep.threads`); returns the share. Without it every worker would use every core
     and the processes would fight over them (slower, and timings no one can compare)."""
     share = threads_per_process(workers)
     for j in jobs:
-        j["threads"] = share
-        j["meta"].setdefault("sweep", {})["threads"] = share
+        j.threads = share
+        j.meta.setdefault("sweep", {})["threads"] = share
     return share
 
 
-def _map_local(jobs: list[dict[str, Any]], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+def _map_local(jobs: list[Job], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lab-sweep") as pool:
         futures = [pool.submit(run_job, j) for j in jobs]
         try:
@@ -214,7 +214,7 @@ def _map_local(jobs: list[dict[str, Any]], workers: int, on_done: Callable[[dict
             raise
 
 
-def _map_dask(jobs: list[dict[str, Any]], address: Any, on_done: Callable[[dict[str, Any]], None],
+def _map_dask(jobs: list[Job], address: Any, on_done: Callable[[dict[str, Any]], None],
               security: Any = None) -> None:
     from dask.distributed import Client  # lazy: dask is only needed for --dask
     from dask.distributed import as_completed as dask_completed
@@ -251,20 +251,20 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
 
     spec_d = load_spec(spec)
     jobs = expand(spec_d, root=root, timeout=timeout)
-    refs = sorted({j["name"] for j in jobs if str(j["overrides"].get("init_from", "")).startswith("@")})
+    refs = sorted({j.name for j in jobs if str(j.overrides.get("init_from", "")).startswith("@")})
     if refs and not dry_run:
         raise ValueError(f"sweep {spec_d['sweep']!r}: {refs} start from another arm's run (init_from '@<arm>'), "
                          f"which only a study resolves; run it with `lab study {spec_d['sweep']}`")
     if dry_run:
-        return pd.DataFrame([{"run": i, "name": j["name"], "notebook": Path(j["notebook"]).name,
-                              "overrides": json.dumps(j["meta"]["sweep"]["overrides"]), "timeout": j["timeout"]}
+        return pd.DataFrame([{"run": i, "name": j.name, "notebook": Path(j.notebook).name,
+                              "overrides": json.dumps(j.meta["sweep"]["overrides"]), "timeout": j.timeout}
                              for i, j in enumerate(jobs)])
     n = int(workers or spec_d.get("workers") or 1)
     return summary_table(run_jobs(jobs, workers=n, dask=dask, progress=progress, desc=spec_d["sweep"],
                                   security=security))
 
 
-def run_jobs(jobs: list[dict[str, Any]], *, workers: int = 1, dask: Any = None, progress: bool = True,
+def run_jobs(jobs: list[Job], *, workers: int = 1, dask: Any = None, progress: bool = True,
              desc: str = "runs", security: Any = None) -> list[dict[str, Any]]:
     """Run jobs (see `lab.execute.make_job`) on `workers` local processes, each given its share of the cores, or on
     a Dask cluster; returns their summary rows in the order they finished. Failures are rows, never raised."""
@@ -328,7 +328,7 @@ def _notebook_of(run: runs.Run) -> Path:
 
 
 def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeout: float | None = None,
-              cell_timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
+              cell_timeout: float | None = None) -> tuple[Job, list[str]]:
     """The job that re-executes run `run_id` with exactly its recorded params (parent = it), and the warnings."""
     old = runs.find(run_id, root)
     nb = _notebook_of(old)
@@ -362,7 +362,7 @@ def rerun(run_id: int | str, *, root: str | os.PathLike | None = None, timeout: 
 
 def resume_job(run_id: int | str, *, root: str | os.PathLike | None = None, checkpoint: str | None = None,
                timeout: float | None = None, cell_timeout: float | None = None,
-               force: bool = False) -> dict[str, Any]:
+               force: bool = False) -> Job:
     """The job that continues run `run_id` in its own directory from its last checkpoint.
 
     The notebook must have a `resume` parameter (the checkpoint path to continue from); finished runs and runs

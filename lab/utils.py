@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lab.vocab import ENV_BENCHMARKS, ENV_REFERENCE_DATA
+
 try:  # orjson parses run files about 3x faster; plain json otherwise
     import orjson as _orjson
 except ImportError:  # pragma: no cover - optional
@@ -213,7 +215,7 @@ def environment() -> dict[str, Any]:
 
 def reference_data_dir() -> Path | None:
     """Where the shared reference data lives: `$LAB_REFERENCE_DATA`, else `../shared/data` beside the repo, else None."""
-    env = os.environ.get("LAB_REFERENCE_DATA")
+    env = os.environ.get(ENV_REFERENCE_DATA)
     candidates = [Path(env)] if env else []
     candidates.append(PROJECT_ROOT.parent / "shared" / "data")
     for c in candidates:
@@ -234,7 +236,7 @@ def user_path(path: str | os.PathLike) -> Path:
 
 def benchmarks_dir() -> Path | None:
     """Root holding benchmark sets (`<root>/Set5/HR`, ...): `$LAB_BENCHMARKS`, else the reference data's `benchmarks/`."""
-    env = os.environ.get("LAB_BENCHMARKS")
+    env = os.environ.get(ENV_BENCHMARKS)
     if env and Path(env).is_dir():
         return Path(env)
     ref = reference_data_dir()

@@ -17,11 +17,12 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
+from lab import vocab
 from lab.ledger import filter_runs
 from lab.plots import first_references, run_outputs
 from lab.runs import STATUSES, Run
 
-STATIC_ENVS = ("LAB_PAPERMILL", "LAB_STATIC")
+STATIC_ENVS = (vocab.ENV_PAPERMILL, vocab.ENV_STATIC)
 A_COLOR = (230, 60, 40)  # divider and zoom frame of image A (red)
 B_COLOR = (40, 120, 230)  # zoom frame of image B (blue)
 

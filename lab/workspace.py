@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from lab import vocab
 from lab.params import NOTEBOOKS_DIR
 from lab.utils import PROJECT_ROOT
 
@@ -87,7 +88,7 @@ def open_jupyter(work: str | os.PathLike, runs_root: str | os.PathLike, extra: S
     for line in [*working_copies(work), link_runs(work, runs_root)]:
         if line:
             print(line)
-    token = os.environ.get("LAB_JUPYTER_TOKEN") or secrets.token_hex(16)
+    token = os.environ.get(vocab.ENV_JUPYTER_TOKEN) or secrets.token_hex(16)
     print(f"JupyterLab on your working copies in {work} (notebooks/ stays the committed templates; runs/ beside "
           f"them); open http://127.0.0.1:8888/lab?token={token} (or the port JupyterLab prints)", flush=True)
     os.execv(sys.executable, jupyter_command(work, token, extra))

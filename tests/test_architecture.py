@@ -15,7 +15,7 @@ LAB = ROOT / "lab"
 
 # Bottom first; a module may import its own layer or lower ones. A new module must be placed here.
 LAYERS = [
-    ["utils", "registry"],
+    ["vocab", "utils", "registry"],
     ["params", "workspace", "liveness", "kernelspec", "runs", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache",
      "sizing", "video", "kernel_estimate"],
     ["sources", "prepare", "data", "degrade", "models", "infer", "export"],

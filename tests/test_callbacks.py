@@ -16,6 +16,7 @@ from torch import nn
 
 from lab.callbacks import EMA, BF16Autocast, ClipGrad, DivergenceGuard, LossPartsLogger, soft_clip_
 from lab.losses import L1Loss, parse_loss
+from lab.vocab import UnknownName
 
 
 def _dls(n_train=24, n_valid=8, size=8, bs=8, seed=0):
@@ -88,7 +89,7 @@ def test_clip_grad_value_mode_bounds_each_element():
     _fit(_learner([ClipGrad(1e-3, mode="value"), raw, after]), 1)
     assert max(raw.seen) > 1e-3
     assert max(after.seen) <= 1e-3 + 1e-9
-    with pytest.raises(ValueError, match="norm"):
+    with pytest.raises(UnknownName, match="unknown clip mode 'median'; known clip modes: norm, value"):
         ClipGrad(1.0, mode="median")
 
 

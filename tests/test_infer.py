@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lab.infer import POST_OPS, autocontrast, bayer_dither, ensemble_x8, infer, postprocess
+from lab.vocab import UnknownName
 
 
 class ConvNet(nn.Module):
@@ -195,7 +196,7 @@ def test_infer_applies_post_and_validates(image):
     assert out.max() <= 1
     with pytest.raises(ValueError, match="accepted"):
         infer(model, image, post=("sharpen",))
-    with pytest.raises(ValueError, match="amp"):
+    with pytest.raises(UnknownName, match="unknown amp precision 'int8'; known amp precisions: fp32, bf16, fp16"):
         infer(model, image, amp="int8")
     with pytest.raises(ValueError, match="pad_to"):
         infer(model, image, pad_to=0)

@@ -52,7 +52,7 @@ def test_a_dotted_change_merges_into_a_mapping_and_an_unknown_one_is_named(nb, t
     root = tmp_path / "runs"
     first = execute.run_job(execute.make_job(nb, {}, root=root))
     job, _ = derive.derive_job(first["id"], {"model_kwargs.channels": "[8, 16]"}, root=root)
-    assert job["overrides"]["model_kwargs"] == {"norm": "instance", "channels": [8, 16]}
+    assert job.overrides["model_kwargs"] == {"norm": "instance", "channels": [8, 16]}
     with pytest.raises(KeyError, match="unknown change 'colour'"):
         derive.derive_job(first["id"], {"colour": "red"}, root=root)
 
@@ -130,10 +130,10 @@ def test_extend_refuses_budget_shaped_schedules_and_continues_a_decay(nb, tmp_pa
     with pytest.raises(ValueError, match="must be more than the 100 steps"):
         derive.extend_job(dec.id, 50, root=root)
     job, _ = derive.extend_job(dec.id, 300, root=root)
-    assert job["parent"] == dec.id
-    assert job["overrides"]["steps"] == 300
-    assert job["overrides"]["schedule_kwargs"] == {"rate": 0.5, "decay_steps": 100}, "the same rate per step"
-    assert job["overrides"]["resume"] == str(dec.dir / "checkpoints" / "last.pth")
+    assert job.parent == dec.id
+    assert job.overrides["steps"] == 300
+    assert job.overrides["schedule_kwargs"] == {"rate": 0.5, "decay_steps": 100}, "the same rate per step"
+    assert job.overrides["resume"] == str(dec.dir / "checkpoints" / "last.pth")
     row = execute.run_job(job)
     assert runs.Run(row["path"]).meta["extended_from"]["steps_before"] == 100
     assert cli.main(["extend", str(cyc.id), "--steps", "200", "--runs", str(root)]) == 2

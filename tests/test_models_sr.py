@@ -304,3 +304,16 @@ def test_knobs_the_logs_use():
     assert isinstance(dw.lr_conv, nn.Conv2d)
     assert dw.lr_conv.groups == 1
     assert dw(torch.rand(1, 3, 6, 5)).shape == (1, 3, 18, 15)
+
+
+def test_edsr_bicubic_skip_is_optional_and_checked():
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 12, 12)
+    plain = models.create("edsr_baseline", scale=2, in_ch=1, out_ch=1, num_block=1, num_feat=8)
+    skip = models.create("edsr_baseline", scale=2, in_ch=1, out_ch=1, num_block=1, num_feat=8, skip="bicubic")
+    skip.load_state_dict(plain.state_dict())
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    assert torch.allclose(skip(x) - plain(x), up - plain.mean, atol=1e-6)
+    assert models.create("edsr_baseline").skip == "none", "the paper's EDSR has no bicubic skip"
+    with pytest.raises(ValueError, match="skip"):
+        models.create("edsr_baseline", skip="nearest")

@@ -7,6 +7,7 @@ from torch import nn
 
 from lab.models import create, fits_budget, layer_table, profile
 from lab.models.profile import count_flops, format_profile, summary
+from lab.vocab import UnknownName
 
 SMALL = {"channels": [4, 8], "num_block": 1}
 
@@ -53,7 +54,7 @@ def test_cpu_peak_memory_counts_activations():
 
 
 def test_profile_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="accepted"):
+    with pytest.raises(UnknownName, match="unknown dtype 'int8'; known dtypes: fp32, bf16, fp16"):
         profile(_plain_net(), (1, 3, 8, 8), dtypes=("int8",))
     with pytest.raises(ValueError, match="input_size"):
         profile(_plain_net(), (3, 8, 8))

@@ -9,11 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from lab import degrade, gan, infer, learner, models
+from lab import callbacks, degrade, gan, infer, learner, mixup, models, params, vocab
 from lab.degrade import sampling
 from lab.losses import LOSSES
+from lab.models.profile import DTYPES as PROFILE_DTYPES
 from lab.registry import Registry, build
 from lab.schedules import SCHEDULES
+from lab.vocab import UnknownName
 
 REGISTRIES = {"model": models.MODELS, "loss": LOSSES, "degradation op": degrade.OPS,
               "degradation preset": degrade.PRESETS, "schedule": SCHEDULES, "optimizer": learner.OPTIMIZERS,
@@ -29,8 +31,9 @@ def test_registry_refuses_duplicates_and_lists_known_names():
 
     with pytest.raises(KeyError, match="already registered"):
         reg.register(knob)
-    with pytest.raises(KeyError, match="unknown widget 'nob'; known widgets: knob"):
+    with pytest.raises(UnknownName, match="unknown widget 'nob'; known widgets: knob") as e:
         reg["nob"]
+    assert str(e.value) == "unknown widget 'nob'; known widgets: knob", "one line, without KeyError's repr quotes"
     assert reg.check_kwargs("knob", {"size": 2, "shape": 1}) == (["shape"], ["size", "color"])
     with pytest.raises(ValueError, match=r"does not take \['shape'\]; it takes \['size', 'color'\]"):
         build(reg, "knob", shape=1)
@@ -42,7 +45,7 @@ def test_every_registry_speaks_the_same_idiom(kind):
     reg = REGISTRIES[kind]
     assert isinstance(reg, Registry)
     assert len(reg) >= 2
-    with pytest.raises(KeyError, match=f"unknown {kind} 'no_such_thing'; known .*{reg.names()[0]}"):
+    with pytest.raises(UnknownName, match=f"unknown {kind} 'no_such_thing'; known .*{reg.names()[0]}"):
         reg["no_such_thing"]
 
 
@@ -113,7 +116,8 @@ def test_sgd_momentum_is_the_first_beta():
 
 @pytest.mark.parametrize("name", gan.SWITCHERS.names())
 def test_every_switcher_builds_and_refuses_foreign_options(name):
-    assert gan.make_switcher(name) is not None
+    sw = gan.make_switcher(name)
+    assert type(sw) is gan.SWITCHERS[name]
     with pytest.raises(ValueError, match="does not take"):
         gan.make_switcher(name, no_such_option=1)
 
@@ -125,3 +129,35 @@ def test_every_post_op_keeps_the_range_and_shape(name):
     assert y.shape == x.shape
     assert float(y.min()) >= 0
     assert float(y.max()) <= 1
+
+
+def test_the_vocabularies_live_in_one_place():
+    assert params.CHOICES == {"amp": vocab.AMP_MODES, "clip_mode": vocab.CLIP_MODES, "mixup_space": vocab.MIXUP_SPACES,
+                              "switcher": vocab.SWITCHERS, "gan_loss": vocab.ADV_LOSSES}
+    assert gan.SWITCHERS.names() == list(vocab.SWITCHERS)
+    assert list(gan.CHANCE_LOSS) == list(vocab.ADV_LOSSES)
+    assert callbacks.CLIP_MODES == vocab.CLIP_MODES
+    assert learner.AMP_MODES == (None, *vocab.AMP_MODES)
+    assert list(infer.AMP_DTYPES) == list(vocab.PRECISIONS)
+    assert list(PROFILE_DTYPES) == list(vocab.PRECISIONS)
+    assert PROFILE_DTYPES["bf16"] is torch.bfloat16
+    assert infer.AMP_DTYPES["fp32"] is None, "fp32 inference runs without autocast"
+
+
+LOOKUPS = {  # every fixed vocabulary, asked for a name it lacks
+    "adversarial loss": lambda: gan.GeneratorLoss(kind="no_such_thing"),
+    "switcher": lambda: gan.make_switcher("no_such_thing"),
+    "clip mode": lambda: callbacks.ClipGrad(1.0, mode="no_such_thing"),
+    "amp mode": lambda: learner.amp_callbacks("no_such_thing"),
+    "amp precision": lambda: infer.infer(nn.Identity(), torch.rand(1, 3, 4, 4), amp="no_such_thing"),
+    "mixup space": lambda: mixup.mixup_pair(
+        torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4), np.random.default_rng(0), space="no_such_thing"),
+    "model": lambda: models.create("no_such_thing"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOOKUPS))
+def test_every_vocabulary_lookup_fails_one_way_naming_the_known_names(kind):
+    with pytest.raises(UnknownName, match=f"^unknown {kind} 'no_such_thing'; known .+: .+") as e:
+        LOOKUPS[kind]()
+    assert isinstance(e.value, KeyError), "UnknownName is the KeyError every registry raises"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +70,12 @@ def test_every_study_validates_and_dry_runs(tmp_path, capsys):
         jobs = studies.plan(name, root=tmp_path)  # params checked against the notebook, names against the lab
         arms = studies.arm_overrides(spec)
         assert len(jobs) == len(arms) + len(st["seeds"]) - 1
-        base = [j for j in jobs if j["meta"]["study"]["arm"] == st["baseline"]]
-        assert sorted(j["overrides"]["seed"] for j in base) == st["seeds"], "the baseline runs at every seed"
-        assert len({j["name"] for j in jobs}) == len(jobs), "titles tell the runs apart"
-        assert all(j["meta"]["tags"] == [name] for j in jobs)
-        assert all(j["overrides"]["name"] == j["name"] for j in jobs), "the notebook titles runs by arm"
-        assert all(j["timeout"] for j in jobs)
+        base = [j for j in jobs if j.study.arm == st["baseline"]]
+        assert sorted(j.overrides["seed"] for j in base) == st["seeds"], "the baseline runs at every seed"
+        assert len({j.name for j in jobs}) == len(jobs), "titles tell the runs apart"
+        assert all(j.meta["tags"] == [name] for j in jobs)
+        assert all(j.overrides["name"] == j.name for j in jobs), "the notebook titles runs by arm"
+        assert all(j.timeout for j in jobs)
     assert main(["study", "edsr", "--dry-run", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "x3 from x2" in out
@@ -94,10 +95,11 @@ def test_full_profiles_name_missing_data_and_dry_run_with_the_real_layout(tmp_pa
         (tmp_path / "bench" / s / "HR").mkdir(parents=True)
     for name in studies.list_studies():
         jobs = studies.plan(name, "full", data_root=tmp_path, root=tmp_path / "runs")
-        assert all(j["overrides"]["data"] == str(tmp_path / "data" / "div2k_sub") for j in jobs), name
+        assert all(j.overrides["data"] == str(tmp_path / "data" / "div2k_sub") for j in jobs), name
+        assert all(j.overrides["steps"] >= 10000 for j in jobs), name
         # 002's SRGAN series validates on BSDS100 (B100); the others on Set5
-        assert all(j["overrides"]["steps"] >= 10000 and j["overrides"]["valid"] in ("Set5", "B100") for j in jobs), name
-    edsr = {j["meta"]["study"]["arm"]: j["overrides"] for j in studies.plan("edsr", "full", data_root=tmp_path)}
+        assert all(j.overrides["valid"] in ("Set5", "B100") for j in jobs), name
+    edsr = {j.study.arm: j.overrides for j in studies.plan("edsr", "full", data_root=tmp_path)}
     assert edsr["baseline"]["model_kwargs"] == {}
     assert edsr["wider"]["model_kwargs"]["num_feat"] == 256
     with pytest.raises(KeyError, match="no profile 'huge'"):
@@ -114,6 +116,19 @@ def test_relative_data_folders_are_taken_from_the_data_root_with_the_data_spec_g
     assert _absolute("a/b:2", tmp_path) == f"{tmp_path / 'a' / 'b'}:2"
     with pytest.raises(ValueError, match="give a weight to every source or to none"):
         _absolute("a/:0.7, b/", tmp_path)  # lab.sources.parse_data_spec's error, not a silent rewrite
+
+
+def test_a_study_job_round_trips_through_pickle_and_json_and_records_plain_meta(qnb, tmp_path):
+    jobs = studies.plan(quick_study(qnb), root=tmp_path)
+    child = next(j for j in jobs if j.study.arm == "child")
+    assert child.study.after == studies.ArmRun("up", 0)
+    assert child.study.after_key == ("quickstudy", "up", 0)
+    assert pickle.loads(pickle.dumps(child)) == child  # what a Dask worker receives
+    assert studies.StudyJob.from_dict(json.loads(json.dumps(child.to_dict()))) == child
+    recorded = json.loads(json.dumps(child.recorded_meta()))["study"]
+    assert sorted(recorded) == ["after", "arm", "name", "overrides", "profile", "seed", "title"]
+    assert recorded["after"] == {"arm": "up", "seed": 0}
+    assert child.recorded_meta()["tags"] == ["quickstudy"]
 
 
 def test_bad_study_sections_are_named(qnb):
@@ -137,7 +152,7 @@ def _rows(jobs, values, status="done", start=1):
     """Ledger rows as lab.ledger makes them, one per (job index, value)."""
     out = []
     for k, (i, v) in enumerate(values):
-        ov = jobs[i]["overrides"]
+        ov = jobs[i].overrides
         out.append({"id": start + k, "status": status, "tags": "quickstudy", "path": None, "metric.y": v,
                     "param.x": ov["x"], "param.seed": ov["seed"], "param.fail": False,
                     "param.init_from": ov.get("init_from", "")})
@@ -147,7 +162,7 @@ def _rows(jobs, values, status="done", start=1):
 def test_answer_labels_deltas_against_the_seed_spread(qnb):
     spec = quick_study(qnb, versus={"child": "up"})
     jobs = studies.plan(spec)
-    arm = {(j["meta"]["study"]["arm"], j["meta"]["study"]["seed"]): i for i, j in enumerate(jobs)}
+    arm = {(j.study.arm, j.study.seed): i for i, j in enumerate(jobs)}
     values = [(arm["base", 0], 10.0), (arm["base", 1], 10.2), (arm["up", 0], 10.5), (arm["same", 0], 10.15),
               (arm["down", 0], 9.5)]
     rows = _rows(jobs, values)
@@ -191,7 +206,7 @@ def test_an_arm_versus_null_is_a_reference_compared_with_nothing(qnb):
     """x3 from scratch is the reference of x3 from x2; its delta to the x2 baseline would mean nothing."""
     spec = quick_study(qnb, versus={"child": "up", "up": None})
     jobs = studies.plan(spec)
-    arm = {(j["meta"]["study"]["arm"], j["meta"]["study"]["seed"]): i for i, j in enumerate(jobs)}
+    arm = {(j.study.arm, j.study.seed): i for i, j in enumerate(jobs)}
     rows = _rows(jobs, [(arm["base", 0], 10.0), (arm["base", 1], 10.2), (arm["up", 0], 12.0),
                         (arm["down", 0], 9.5)])
     t = studies.answer(pd.DataFrame(rows), spec).set_index("arm")
@@ -207,7 +222,7 @@ def test_the_baseline_never_matches_an_arm_that_differs_only_by_a_param_the_base
     spec = quick_study(qnb)
     spec["list"].append({"arm": "flagged", "fail": True})
     jobs = studies.plan(spec)
-    arm = {(j["meta"]["study"]["arm"], j["meta"]["study"]["seed"]): i for i, j in enumerate(jobs)}
+    arm = {(j.study.arm, j.study.seed): i for i, j in enumerate(jobs)}
     rows = _rows(jobs, [(arm["base", 0], 10.0), (arm["base", 1], 10.1), (arm["flagged", 0], 3.0)])
     rows[-1]["param.fail"] = True
     found = studies.match_runs(pd.DataFrame(rows), jobs)
@@ -305,7 +320,7 @@ def test_one_tiny_combination_of_each_study_runs(tmp_path):
     jobs = []
     for name, arm in TINY_ARMS.items():
         planned = studies.plan(name, root=root, arms=[arm], overrides=TINY)
-        jobs += [j for j in planned if j["meta"]["study"]["seed"] == 0]
+        jobs += [j for j in planned if j.study.seed == 0]
     rows = studies.run_waves(jobs, workers=2, progress=False)
     bad = [(r["name"], r["status"], r.get("error")) for r in rows if r["status"] != "done"]
     assert not bad

@@ -1,18 +1,31 @@
 """Sweeps, reruns, resume and Dask dispatch: each run in its own process, failures recorded, the sweep goes on."""
 
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 from notebook_helpers import write_quick_notebook
 
-from lab import execute, ledger, runs, sweep
+from lab import execute, ledger, runs, sweep, utils
 from lab.params import NOTEBOOKS_DIR
 
 # tests/test_train_notebook.py's tiny run, with enough patches (1 image x repeat 4) for one batch of 4
 TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
         "epochs": "1", "repeat": "4", "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3"}
+
+
+# -- cores shared by a local pool --------------------------------------------------------------------------------
+
+def test_share_cores_sets_each_jobs_threads(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    jobs = [execute.Job("train", meta={"sweep": {"name": "s"}}) for _ in range(3)]
+    assert sweep.share_cores(jobs, 2) == 4
+    assert [j.threads for j in jobs] == [4] * len(jobs)
+    assert [j.meta["sweep"]["threads"] for j in jobs] == [4] * len(jobs)
+    assert sweep.share_cores(jobs, 16) == 1, "never fewer than one thread"
+    assert utils.thread_env(3) == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3"}
 
 
 # -- specs and dry runs (no execution) ----------------------------------------------------------------------------
@@ -42,8 +55,8 @@ def test_grid_zip_list_combine(quick, tmp_path):
     assert len(combos) == 2 * 2 * 3
     assert {"x": 2, "fail": True, "resume": "b"} in combos
     jobs = sweep.expand(spec, root=tmp_path / "none")
-    assert jobs[0]["overrides"] == {"sleep": 0.5, "x": 1, "fail": True, "resume": "a"}
-    assert jobs[0]["meta"]["sweep"]["of"] == 12
+    assert jobs[0].overrides == {"sleep": 0.5, "x": 1, "fail": True, "resume": "a"}
+    assert jobs[0].meta["sweep"]["of"] == 12
     with pytest.raises(KeyError, match="unknown parameter.*'lr'"):
         sweep.expand({"notebook": str(quick), "grid": {"lr": [1, 2]}})
     with pytest.raises(ValueError, match="equal lengths"):
@@ -58,10 +71,10 @@ def test_arm_labels_title_runs_and_tags_reach_the_meta(quick, tmp_path):
     spec = {"notebook": str(quick), "sweep": "labelled", "tags": ["study-x"],
             "list": [{"arm": "small", "x": 1}, {"arm": "large", "x": 9}]}
     jobs = sweep.expand(spec, root=tmp_path / "none")
-    assert [j["name"] for j in jobs] == ["labelled small", "labelled large"]
-    assert jobs[1]["overrides"] == {"x": 9}
-    assert jobs[1]["meta"]["sweep"]["arm"] == "large"
-    assert all(j["meta"]["tags"] == ["study-x"] for j in jobs)
+    assert [j.name for j in jobs] == ["labelled small", "labelled large"]
+    assert jobs[1].overrides == {"x": 9}
+    assert jobs[1].meta["sweep"]["arm"] == "large"
+    assert all(j.meta["tags"] == ["study-x"] for j in jobs)
     with pytest.raises(ValueError, match="'tags' must be a list of strings"):
         sweep.load_spec({**spec, "tags": "study-x"})
     with pytest.raises(ValueError, match="'arm' must be a non-empty label"):
@@ -75,8 +88,8 @@ def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path)
     assert row["status"] == "done"
     assert row["metric.y"] == 10
     job, warns = sweep.rerun_job(row["id"], root=root)
-    assert job["parent"] == row["id"]
-    assert job["overrides"]["x"] == 5
+    assert job.parent == row["id"]
+    assert job.overrides["x"] == 5
     assert not [w for w in warns if "notebook" in w]
     write_quick_notebook(quick, extra="\nprint('changed')")
     _, warns = sweep.rerun_job(row["id"], root=root)

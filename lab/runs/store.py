@@ -9,11 +9,12 @@ from typing import Any
 
 from lab.runs.layout import _ID_DIR, _RUN_RE, DEFAULT_RUNS_DIR, DEGRADATION_GRID, JSON_FILES
 from lab.runs.run import Run, _write_image
+from lab.vocab import ENV_RUNS_DIR
 from lab.utils import atomic_write_json, environment, git_info, now, slugify
 
 def runs_dir(path: str | os.PathLike | None = None) -> Path:
     """The runs root: `path`, else `$LAB_RUNS_DIR`, else `<repo>/runs`."""
-    return Path(path or os.environ.get("LAB_RUNS_DIR") or DEFAULT_RUNS_DIR)
+    return Path(path or os.environ.get(ENV_RUNS_DIR) or DEFAULT_RUNS_DIR)
 
 
 def allocate_id(root: str | os.PathLike) -> int:

@@ -59,11 +59,13 @@ root. `init_from: "@<arm>"` starts from that arm's run of the same seed: the run
 - `study_rows`, `answer`, `verdict`: the runs that answer a study, the table with the noise label, one sentence.
   The plots and the Markdown report are lab.studies.report's.
 
-One module per concept: `measures`, `spec` (loading and checking), `planning`, `matching` (a plan's runs in the
-ledger), `waves` (running), `answers`, `report` (plots, Markdown, the notebook display).
+One module per concept: `measures`, `spec` (loading and checking), `jobs` (typed study jobs), `planning`,
+`matching` (a plan's runs in the ledger), `waves` (running), `answers`, `report` (plots, Markdown, the notebook
+display).
 """
 
 from lab.studies.answers import answer, short, study_rows, verdict
+from lab.studies.jobs import ArmRun, StudyJob, StudyMeta
 from lab.studies.matching import match_runs
 from lab.studies.measures import MEASURES, checkerboard, measure, sharpness, valid_pair
 from lab.studies.planning import PATH_PARAMS, TITLE_PARAM, check_requires, plan, plan_table
@@ -82,6 +84,6 @@ from lab.studies.spec import (
 from lab.studies.waves import StudyResult, run_study, run_waves
 
 __all__ = ["CPU", "MEASURES", "OPTIONAL", "PATH_PARAMS", "PROFILE_KEYS", "REF", "REQUIRED", "STUDIES_DIR",
-           "TITLE_PARAM", "VIEWS", "StudyResult", "answer", "arm_overrides", "check_requires", "checkerboard",
+           "TITLE_PARAM", "VIEWS", "ArmRun", "StudyJob", "StudyMeta", "StudyResult", "answer", "arm_overrides", "check_requires", "checkerboard",
            "list_studies", "load_study", "match_runs", "measure", "plan", "plan_table", "run_study", "run_waves",
            "sharpness", "short", "study_rows", "valid_pair", "verdict"]

@@ -10,21 +10,22 @@ import numpy as np
 import pandas as pd
 
 from lab.ledger import is_missing
+from lab.studies.jobs import StudyJob
 from lab.studies.matching import match_runs
 from lab.studies.measures import measure
 from lab.studies.planning import plan
 from lab.studies.spec import arm_overrides, load_study
 
 
-def study_rows(df: pd.DataFrame, spec: dict[str, Any], jobs: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+def study_rows(df: pd.DataFrame, spec: dict[str, Any], jobs: Sequence[StudyJob] | None = None) -> pd.DataFrame:
     """The ledger rows that answer a study (one per planned job with a finished run), with `arm`, `seed` and the
     study's measures added."""
     spec = load_study(spec)
     jobs = plan(spec) if jobs is None else jobs
     recs = []
     for i, row in sorted(match_runs(df, jobs).items()):
-        m = jobs[i]["meta"]["study"]
-        recs.append({**row.to_dict(), "arm": m["arm"], "seed": m["seed"],
+        m = jobs[i].study
+        recs.append({**row.to_dict(), "arm": m.arm, "seed": m.seed,
                      **measure(row["path"], spec["study"]["measures"])})
     return pd.DataFrame(recs)
 
@@ -34,7 +35,7 @@ def short(col: str) -> str:
     return col if col.startswith("cost.") else col.split(".", 1)[-1]
 
 
-def answer(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[dict[str, Any]] | None = None,
+def answer(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[StudyJob] | None = None,
            rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """The table that answers a study: per arm (in the spec's order) the runs, the mean of the metric, its delta
     to the baseline and a label: 'baseline', 'better' / 'worse' when |delta| exceeds the spread of the baseline's

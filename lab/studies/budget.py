@@ -10,11 +10,12 @@ import torch
 
 from lab import models
 from lab.models.profile import count_flops, count_params
+from lab.studies.jobs import StudyJob
 
 COSTS = {"cost.gflops": "gflops", "cost.params": "params"}
 
 
-def budget_table(jobs: Sequence[dict[str, Any]], spec: dict[str, Any]) -> pd.DataFrame | None:
+def budget_table(jobs: Sequence[StudyJob], spec: dict[str, Any]) -> pd.DataFrame | None:
     """One row per arm (params, GFLOPs at one `profile_size` LR input, over budget), or None when the study has no
     budget on GFLOPs or params, or no `profile_size`. `df.attrs['line']` says where the line is drawn."""
     budget = spec["study"].get("budget")
@@ -22,7 +23,7 @@ def budget_table(jobs: Sequence[dict[str, Any]], spec: dict[str, Any]) -> pd.Dat
         return None
     rows, seen = [], set()
     for job in jobs:
-        p, arm = job["overrides"], job["meta"]["study"]["arm"]
+        p, arm = job.overrides, job.study.arm
         size, scale = int(p.get("profile_size") or 0), int(p.get("scale", 1))
         if arm in seen or not size or "model" not in p:
             continue

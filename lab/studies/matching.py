@@ -11,6 +11,7 @@ import pandas as pd
 
 from lab.ledger import has_tag, is_missing
 from lab.params import resolve
+from lab.studies.jobs import Key, StudyJob
 from lab.studies.planning import TITLE_PARAM
 
 
@@ -32,37 +33,28 @@ def _same(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-def _key(job: dict[str, Any]) -> tuple[str, str, int]:
-    m = job["meta"]["study"]
-    return m["name"], m["arm"], m["seed"]
-
-
-def _after(job: dict[str, Any]) -> tuple[str, str, int] | None:
-    m = job["meta"]["study"]
-    return (m["name"], m["after"]["arm"], m["after"]["seed"]) if m.get("after") else None
-
-
-def match_runs(df: pd.DataFrame, jobs: Sequence[dict[str, Any]]) -> dict[int, pd.Series]:
+def match_runs(df: pd.DataFrame, jobs: Sequence[StudyJob]) -> dict[int, pd.Series]:
     """{job index: ledger row} of the planned jobs that have a finished run: the newest done run tagged with the
     study whose params equal the job's (a job that starts from another arm: from that arm's matched run)."""
     found: dict[int, pd.Series] = {}
     if df.empty or "tags" not in df:
         return found
     done = df[df["status"] == "done"]
-    ids: dict[tuple[str, str, int], int] = {}
+    ids: dict[Key, int] = {}
     # every param that any job of the study sets is compared, also where this job leaves it at its default: the
     # baseline must not match the run of an arm that differs from it only by a param the baseline does not set
-    varied = sorted({k for j in jobs for k in j["overrides"] if k != TITLE_PARAM}
-                    | ({"init_from"} if any(_after(j) for j in jobs) else set()))
-    for i in sorted(range(len(jobs)), key=lambda k: _after(jobs[k]) is not None):
+    varied = sorted({k for j in jobs for k in j.overrides if k != TITLE_PARAM}
+                    | ({"init_from"} if any(j.study.after for j in jobs) else set()))
+    for i in sorted(range(len(jobs)), key=lambda k: jobs[k].study.after is not None):
         job = jobs[i]
-        overrides = dict(job["overrides"])
-        if _after(job):
-            if _after(job) not in ids:
+        overrides = dict(job.overrides)
+        after = job.study.after_key
+        if after:
+            if after not in ids:
                 continue
-            overrides["init_from"] = str(ids[_after(job)])
-        want = resolve(job["notebook"], overrides)
-        rows = done[has_tag(done, job["meta"]["study"]["name"])]
+            overrides["init_from"] = str(ids[after])
+        want = resolve(job.notebook, overrides)
+        rows = done[has_tag(done, job.study.name)]
         for k in varied:
             if rows.empty:
                 break
@@ -70,6 +62,6 @@ def match_runs(df: pd.DataFrame, jobs: Sequence[dict[str, Any]]) -> dict[int, pd
             rows = rows[rows[col].map(lambda v, w=want[k]: _same(v, w))] if col in rows else rows.iloc[0:0]
         if not rows.empty:
             found[i] = rows.iloc[-1]
-            ids[_key(job)] = int(rows.iloc[-1]["id"])
+            ids[job.study.key] = int(rows.iloc[-1]["id"])
     return found
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from lab.params import notebook_defaults
 from lab.sources import parse_data_spec
+from lab.studies.jobs import ArmRun, StudyJob, StudyMeta
 from lab.studies.spec import CPU, _ref, arm_overrides, load_study
 from lab.sweep import ARM_KEY, expand
 from lab.utils import PROJECT_ROOT, benchmarks_dir
@@ -69,7 +70,7 @@ def _profile(spec: dict[str, Any], profile: str | None) -> dict[str, Any]:
 def plan(study: str | os.PathLike | dict[str, Any], profile: str | None = None, *,
          root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
          timeout: float | None = None, arms: Sequence[str] | None = None,
-         overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+         overrides: dict[str, Any] | None = None) -> list[StudyJob]:
     """The jobs of a study at `profile` (None: the CPU scale): each arm once, the baseline at every seed, each run
     titled `<study>: <arm>` and tagged with the study. `arms` keeps some (with the arms they start from);
     `overrides` go over every run (dicts merged), e.g. a tiny budget for a test."""
@@ -94,28 +95,27 @@ def plan(study: str | os.PathLike | dict[str, Any], profile: str | None = None, 
         seeds = st["seeds"] if arm == st["baseline"] else st["seeds"][:1]
         for seed in seeds:
             ref = _ref(own)
-            after = {"arm": ref, "seed": seed if ref == st["baseline"] else st["seeds"][0]} if ref else None
+            after = ArmRun(ref, seed if ref == st["baseline"] else st["seeds"][0]) if ref else None
             combos.append({ARM_KEY: arm, **combo, "seed": seed})
-            metas.append({"name": name, "arm": arm, "seed": seed, "profile": profile or CPU, "after": after,
-                          "overrides": own, "title": f"{name}: {arm}" + (f" (seed {seed})" if len(seeds) > 1 else "")})
+            metas.append(StudyMeta(name=name, arm=arm, seed=seed, profile=profile or CPU, after=after, overrides=own,
+                                   title=f"{name}: {arm}" + (f" (seed {seed})" if len(seeds) > 1 else "")))
     run_spec = {**spec, "base": {}, "tags": [*(spec.get("tags") or []), name],
                 "timeout": prof.get("timeout", spec.get("timeout"))}
     run_spec.pop("_checked", None)
-    jobs = expand(run_spec, root=root, timeout=timeout, combos=combos)
+    jobs = [StudyJob.of(job, meta) for job, meta in zip(expand(run_spec, root=root, timeout=timeout, combos=combos),
+                                                          metas)]
     titled = TITLE_PARAM in notebook_defaults(spec["notebook"])
-    for job, meta in zip(jobs, metas):
-        job["name"] = meta["title"]
-        job["meta"]["study"] = meta
+    for job in jobs:
+        job.name = job.study.title
         if titled:  # the notebook titles its run from this parameter (else from the model)
-            job["overrides"][TITLE_PARAM] = meta["title"]
+            job.overrides[TITLE_PARAM] = job.study.title
     return jobs
 
 
-def plan_table(jobs: Sequence[dict[str, Any]], reused: dict[int, int] | None = None) -> pd.DataFrame:
+def plan_table(jobs: Sequence[StudyJob], reused: dict[int, int] | None = None) -> pd.DataFrame:
     """The planned runs as a table: arm, seed, what it waits for, the run reused (if any), its own overrides."""
     reused = reused or {}
-    return pd.DataFrame([{"arm": j["meta"]["study"]["arm"], "seed": j["meta"]["study"]["seed"],
-                          "after": (j["meta"]["study"]["after"] or {}).get("arm") or "",
+    return pd.DataFrame([{"arm": j.study.arm, "seed": j.study.seed, "after": j.study.after.arm if j.study.after else "",
                           "reuse": f"#{reused[i]}" if i in reused else "",
-                          "overrides": json.dumps(j["meta"]["study"]["overrides"])} for i, j in enumerate(jobs)])
+                          "overrides": json.dumps(j.study.overrides)} for i, j in enumerate(jobs)])
 

@@ -17,13 +17,14 @@ from lab.ledger import load as load_ledger
 from lab.metrics import flattest_window
 from lab.runs import Run
 from lab.studies.answers import answer, short, study_rows, verdict
+from lab.studies.jobs import StudyJob
 from lab.studies.measures import valid_pair
 from lab.studies.planning import plan
 from lab.studies.spec import CPU, load_study
 from lab.utils import atomic_write_text
 
 
-def figures(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[dict[str, Any]] | None = None,
+def figures(df: pd.DataFrame, spec: str | dict[str, Any], jobs: Sequence[StudyJob] | None = None,
             rows: pd.DataFrame | None = None) -> dict[str, Figure]:
     """The study's plots: 'answer' (the metric per arm, the baseline's noise band) and its view: 'pareto' (metric vs
     the budget's cost, the budget line), 'curves' (training curves, one run per arm) or 'grid' (the arms' outputs

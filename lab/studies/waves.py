@@ -13,50 +13,57 @@ import pandas as pd
 from lab.ledger import load as load_ledger
 from lab.runs import Run
 from lab.studies.answers import answer, verdict
-from lab.studies.matching import _after, _key, match_runs
+from lab.studies.jobs import Key, StudyJob, StudyMeta
+from lab.studies.matching import match_runs
 from lab.studies.planning import plan
 from lab.studies.spec import load_study
 from lab.sweep import run_jobs
 
 
-def run_waves(jobs: list[dict[str, Any]], *, workers: int = 2, reuse: dict[int, int] | None = None,
-            progress: bool = True) -> list[dict[str, Any]]:
+def run_waves(jobs: list[StudyJob], *, workers: int = 2, reuse: dict[int, int] | None = None,
+              progress: bool = True) -> list[dict[str, Any]]:
     """Run the jobs (of one or several studies) not in `reuse` ({job index: run id}) on `workers` processes, in
     waves: a job that starts from another arm's run ('@arm') goes once that run is done, with its id; when that
     run failed it is not run (status 'skipped'). Returns the summary rows (lab.sweep.run_jobs), each with the arm's
     `title`."""
-    ids = {_key(jobs[i]): rid for i, rid in (reuse or {}).items()}
-    by_title = {j["name"]: j for j in jobs}
+    ids: dict[Key, int] = {jobs[i].study.key: rid for i, rid in (reuse or {}).items()}
+    by_title = {j.name: j.study for j in jobs}
     pending, failed, rows = [i for i in range(len(jobs)) if i not in (reuse or {})], set(), []
     while pending:
         wave, waiting = [], []
         for i in pending:
-            dep = _after(jobs[i])
+            dep = jobs[i].study.after_key
             if dep is None or dep in ids:
                 if dep is not None:
-                    jobs[i]["overrides"]["init_from"] = str(ids[dep])
+                    jobs[i].overrides["init_from"] = str(ids[dep])
                 wave.append(i)
-            elif dep in failed or not any(_key(jobs[k]) == dep for k in pending):
-                failed.add(_key(jobs[i]))
-                rows.append({"id": None, "name": jobs[i]["name"], "title": jobs[i]["name"], "status": "skipped",
+            elif dep in failed or not any(jobs[k].study.key == dep for k in pending):
+                failed.add(jobs[i].study.key)
+                rows.append({"id": None, "name": jobs[i].name, "title": jobs[i].name, "status": "skipped",
                              "seconds": 0.0, "error": f"starts from {dep[1]} (seed {dep[2]}), which did not finish",
                              "error_cell": None, "path": None})
             else:
                 waiting.append(i)
         got = run_jobs([jobs[i] for i in wave], workers=workers, progress=progress,
-                       desc=", ".join(sorted({jobs[i]["meta"]["study"]["name"] for i in wave}))) if wave else []
+                       desc=", ".join(sorted({jobs[i].study.name for i in wave}))) if wave else []
         for row in got:
-            job = {"meta": Run(row["path"]).meta} if row.get("path") else by_title.get(row["name"])
-            if job is None or "study" not in job["meta"]:
+            study = _recorded_study(row) if row.get("path") else by_title.get(row["name"])
+            if study is None:
                 continue
-            row["title"] = job["meta"]["study"]["title"]
+            row["title"] = study.title
             if row["status"] == "done":
-                ids[_key(job)] = int(row["id"])
+                ids[study.key] = int(row["id"])
             else:
-                failed.add(_key(job))
+                failed.add(study.key)
         rows += got
         pending = waiting
     return rows
+
+
+def _recorded_study(row: dict[str, Any]) -> StudyMeta | None:
+    """The study metadata a finished job's run recorded (None for a run of no study)."""
+    d = Run(row["path"]).meta.get("study")
+    return StudyMeta.from_dict(d) if d else None
 
 
 @dataclass
@@ -64,7 +71,7 @@ class StudyResult:
     """What `run_study` did: the plan, the runs reused and run, the answer, its verdict and the wall time."""
 
     spec: dict[str, Any]
-    jobs: list[dict[str, Any]]
+    jobs: list[StudyJob]
     reused: dict[int, int] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     answer: pd.DataFrame | None = None
