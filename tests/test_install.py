@@ -6,7 +6,7 @@ in test_setup.py: conda is not installed here.
 The dependencies (torch alone is 5.5 GB) are not installed again: the fresh venv is made without pip and sees this
 environment's site-packages through a .pth file, so what each test proves is the lab's own install (metadata,
 entry point, editable finder, kernel registration), not the download of its dependencies (`make setup` in CI is
-that test)."""
+that test). The build backend (setuptools) is fetched as pip does by default, in an isolated build environment."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _fresh_venv(tmp_path: Path) -> Path:
 
 def _pip(py: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet", "--no-deps",
-                           "--no-build-isolation", *args], capture_output=True, text=True, env=env, timeout=600)
+                           *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_pip_install_editable_then_the_first_lab_command_registers_the_kernel(tmp_path):
@@ -88,7 +88,7 @@ def test_pip_install_non_editable_is_refused_in_one_line(tmp_path):
     env = _env(tmp_path)
     target = tmp_path / "site"
     t0 = time.monotonic()
-    got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+    got = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                           "--target", str(target), str(ROOT)], capture_output=True, text=True, env=env, timeout=600)
     assert got.returncode == 0, got.stderr
     took = time.monotonic() - t0
