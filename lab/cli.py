@@ -342,24 +342,6 @@ def cmd_jupyter(a: argparse.Namespace) -> NoReturn:
     open_jupyter(a.dir or WORK_DIR, runs_dir(), a.jupyter_args)
 
 
-def cmd_noise_bank(a: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from lab.images import read_image
-    from lab.noise_bank import extract_noise_patches
-
-    src = read_image(a.source) if Path(a.source).is_file() else a.source
-    bank = extract_noise_patches(src, patch=a.patch, max_patches=a.max_patches, denoise=a.denoise,
-                                 denoise_sigma=a.denoise_sigma, median_size=a.median_size, nlm_h=a.nlm_h,
-                                 stride=a.stride, flat_quantile=a.flat_quantile, max_flat_std=a.max_flat_std,
-                                 max_grad_corr=a.max_grad_corr, max_var_ratio=a.max_var_ratio,
-                                 bias_correct=not a.no_bias_correct)
-    path = bank.save(a.out)
-    print(f"{len(bank)} noise patches of {bank.patch_size}px (std {bank.std():.4f} in [0, 1] units) -> {path}")
-    print(f"use it with: -p degradation realsr -p degradation_kwargs '{{noise_bank: {path}, kernel_bank: <folder>}}'")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `lab` command."""
     from lab import __version__
@@ -490,26 +472,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "800 = DIV2K's size, about 3 GB of PNGs and 6.6 GB decoded)")
     b.set_defaults(fn=cmd_bench)
 
-    nb = sub.add_parser("noise-bank",
-                        help="extract real-noise patches from photos (flat regions, two-stage) into a bank")
-    nb.add_argument("source", help="a folder of real photos (or one image file)")
-    nb.add_argument("out", help="the bank file to write (.npz)")
-    nb.add_argument("--patch", type=int, default=32, help="patch side in pixels")
-    nb.add_argument("--max-patches", type=int, help="keep at most this many (the flattest)")
-    nb.add_argument("--denoise", default="gaussian", help="stage 1 denoiser: gaussian, median or nlm")
-    nb.add_argument("--denoise-sigma", type=float, default=2.0, help="gaussian: filter sigma in px")
-    nb.add_argument("--median-size", type=int, default=5, help="median: window side (3 or 5)")
-    nb.add_argument("--nlm-h", type=float, default=5.0, help="nlm: strength in 0-255 units")
-    nb.add_argument("--stride", type=int, help="step between candidate windows in px (default: the patch side)")
-    nb.add_argument("--flat-quantile", type=float, default=0.25, help="keep the flattest fraction of windows")
-    nb.add_argument("--max-flat-std", type=float, help="and only windows whose denoised std is at most this (0-1)")
-    nb.add_argument("--max-grad-corr", type=float, default=0.3, help="stage 2: drop a residual whose energy "
-                    "correlates with the image gradient beyond this")
-    nb.add_argument("--max-var-ratio", type=float, default=3.0, help="stage 2: drop a residual whose quadrant "
-                    "variances differ by more than this ratio")
-    nb.add_argument("--no-bias-correct", action="store_true", help="gaussian: keep the residual's white-noise "
-                    "under-report uncorrected")
-    nb.set_defaults(fn=cmd_noise_bank)
 
     d = sub.add_parser("data", help="prepare training data: sub-images (crops of large images), or a decoded cache")
     d.add_argument("action", choices=("prepare", "cache", "frames"), help="prepare: overlapping crops written as PNGs "
