@@ -162,3 +162,18 @@ def test_lab_run_shows_its_folder_then_a_line_per_validation(tmp_path, capsys):
     assert out[-1].startswith(f"{run_dir.name}: done"), out
     assert main([*argv, "--quiet"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_the_bench_sees_other_lab_processes_through_psutil():
+    import subprocess
+    import sys
+
+    from lab.bench.common import lab_processes
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "lab.execute"])
+    try:
+        assert any(p.split()[0] == str(child.pid) for p in lab_processes())
+    finally:
+        child.kill()
+        child.wait()
+    assert not any(p.split()[0] == str(child.pid) for p in lab_processes())

@@ -8,7 +8,6 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -107,19 +106,18 @@ TRAINING_COMMANDS = ("run", "sweep", "rerun", "resume")  # `lab` commands that t
 
 def lab_processes() -> list[str]:
     """Other processes on this machine running a notebook or a training command of the lab, wherever their runs
-    folder is (Linux /proc; empty elsewhere): '<pid> <command line>'."""
+    folder is (psutil: Linux, macOS, Windows): '<pid> <command line>'."""
+    import psutil
+
     out = []
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (d / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if int(d.name) == os.getpid():
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        argv = proc.info.get("cmdline") or []  # None when access is denied
+        if proc.info["pid"] == os.getpid() or not argv:
             continue
         lab_cmd = any(a.endswith("/lab") or a == "lab" for a in argv[:2]) and any(
             a in TRAINING_COMMANDS for a in argv[1:3])
         if "lab.execute" in argv or lab_cmd:
-            out.append(f"{d.name} {' '.join(a.rsplit('/', 1)[-1] for a in argv[1:] if a)[:70]}")
+            out.append(f"{proc.info['pid']} {' '.join(a.rsplit('/', 1)[-1] for a in argv[1:] if a)[:70]}")
     return out
 
 
