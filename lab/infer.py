@@ -119,7 +119,7 @@ def receptive_field(model: nn.Module, tol: float = 1e-5, start: int = 32, max_si
     input), plus one pixel of margin. For plain conv stacks this is the structural receptive field; for networks
     with global paths (channel attention pools the whole image: `GLOBAL_POOLS`) the gradient through those pools
     is left out, since no finite context reproduces a whole-image statistic: their tiles differ from untiled
-    inference by how a tile's channel statistics differ from the image's (`lab bench tiles` measures it).
+    inference by how a tile's channel statistics differ from the image's (`lab bench P5` measures it).
     The input grows from `start` until the radius is resolved inside it (at most `max_size`). Cached per model.
     Tiled inference with this much context per tile matches untiled inference to about `tol` (`lab.infer.tiled`).
     """

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lab import bench, runs
-from lab.bench import common, quality, steps, tiles
+from lab.bench import common, quality, steps, summary, tiles
 from lab.bench.common import Sizes
 from lab.cli import main
 from lab.infer import infer
@@ -66,10 +66,24 @@ def test_tiled_check_on_a_small_input():
 
 
 def test_sections_parse_and_refuse_unknown_names():
-    assert bench.parse_sections("p1, train,P4,tiles") == ["P1", "P2", "P4", "P5"]
+    assert bench.parse_sections("p1, p2,P4,p5, P4,LEVERS") == ["P1", "P2", "P4", "P5", "levers"]
     assert bench.parse_sections(None) == list(bench.GOALS)
     with pytest.raises(ValueError, match="accepted: P1"):
         bench.parse_sections("P7")
+    with pytest.raises(ValueError, match="unknown bench section 'train'; accepted: P1, P2, P3, P4, P5, P6, models, "
+                                         "bicubic, data, levers$"):
+        bench.parse_sections("train")  # no second set of names for the sections
+
+
+def test_every_goal_has_summary_rows_and_a_failed_section_is_one_row():
+    assert set(bench.GOALS) <= set(summary.ROWS)
+    assert bench.summarise("P6", {"error": "OSError: disk full", "traceback": "..."}) == [
+        {"goal": "P6", "measured": "failed: OSError: disk full", "target": "", "met": "?"}]
+    assert bench.summarise("models", [{"model": "srcnn"}]) == [], "an extra without rows shows only when it fails"
+    assert summary.ok(0.96, 0.95) == "yes"
+    assert summary.ok(0.94, 0.95) == "no"
+    assert summary.ok(float("nan"), 0.95) == "?"
+    assert summary.ok(0.5, 0.6, higher=False) == "yes"
 
 
 def test_refuses_while_another_run_is_active(tmp_path, monkeypatch):

@@ -171,8 +171,8 @@ def test_cost_timing_and_status_columns(tmp_path):
 
 
 def test_load_many_synthetic_runs(tmp_path):
-    """Many run directories load into one row each (how fast: `lab bench ledger`, 10,000 runs)."""
-    from lab.bench import write_synthetic_runs
+    """Many run directories load into one row each (how fast: `lab bench P6`, 10,000 runs)."""
+    from lab.bench.ledger_scale import write_synthetic_runs
 
     write_synthetic_runs(tmp_path, 300)
     df = ledger.load(tmp_path)

@@ -29,7 +29,7 @@ import torch
 
 from lab.bench import data, ledger_scale, quality, steps, tiles
 from lab.bench.common import Sizes, active_runs, machine
-from lab.bench.ledger_scale import write_synthetic_runs  # noqa: F401  (ledger tests build their fixtures with it)
+from lab.bench.summary import summarise
 from lab.evaluate import evaluate_benchmark
 from lab.models import create
 from lab.models.profile import profile
@@ -37,8 +37,6 @@ from lab.utils import atomic_write_json, thread_env, usable_cores
 
 GOALS = ("P1", "P2", "P3", "P4", "P5", "P6")
 EXTRAS = ("models", "bicubic", "data", "levers")
-ALIASES = {"learner": "P1", "train": "P2", "flops": "P2", "degrade": "P3", "quality": "P4", "tiles": "P5",
-           "ledger": "P6", "papermill": "P6"}  # earlier section names
 DEFAULT_MODELS = ("srcnn", "fsrcnn", "vdsr", "edsr_baseline", "srresnet", "imdn", "imdn_rtc", "imdn_dw", "rdn",
                   "rcan", "drln_slim")
 
@@ -48,15 +46,13 @@ class OtherRunsActive(RuntimeError):
 
 
 def parse_sections(spec: str | Sequence[str] | None) -> list[str]:
-    """Section names from 'P1,P4' (case-insensitive; earlier names such as 'train' map to their goal); default:
-    P1-P6. ValueError names an unknown one."""
+    """Section names from 'P1,P4' (case-insensitive); default: P1-P6. ValueError names an unknown one."""
     items = spec.split(",") if isinstance(spec, str) else list(spec or GOALS)
     out = []
     for raw in (s.strip() for s in items if s.strip()):
-        name = ALIASES.get(raw.lower(), raw.upper() if raw.upper() in GOALS else raw.lower())
+        name = raw.upper() if raw.upper() in GOALS else raw.lower()
         if name not in GOALS + EXTRAS:
-            raise ValueError(f"unknown bench section {raw!r}; accepted: {', '.join(GOALS + EXTRAS)} "
-                             f"(or {', '.join(ALIASES)})")
+            raise ValueError(f"unknown bench section {raw!r}; accepted: {', '.join(GOALS + EXTRAS)}")
         if name not in out:
             out.append(name)
     return out or list(GOALS)
@@ -81,89 +77,6 @@ def bench_bicubic_set5() -> list[dict[str, float]]:
         out.append({"scale": s, "bicubic_psnr_y": float(df["baseline_psnr_y"].mean()),
                     "bicubic_ssim_y": float(df["baseline_ssim_y"].mean())})
     return out
-
-
-def _ok(value: float | None, target: float, higher: bool = True) -> str:
-    if value is None or value != value:
-        return "?"
-    return "yes" if (value >= target if higher else value <= target) else "no"
-
-
-def summarise(name: str, res: Any) -> list[dict[str, str]]:
-    """The summary-table rows of one section's result (goal, measured, target, met)."""
-    if isinstance(res, dict) and "error" in res and len(res) <= 2:
-        return [{"goal": name, "measured": f"failed: {res['error']}", "target": "", "met": "?"}]
-    rows: list[dict[str, str]] = []
-    add = lambda goal, measured, target="", met="": rows.append(  # noqa: E731
-        {"goal": goal, "measured": measured, "target": target, "met": met})
-    if name == "P1":
-        for r in res:
-            if "skipped" in r:
-                add(f"P1 Learner / hand loop, {r['amp']}", f"skipped: {r['skipped']}", ">= 0.95", "-")
-                continue
-            add(f"P1 Learner / hand loop, {r['amp']}", f"{r['ratio']:.3f} steps/s ratio (quartiles {r['ratio_q1']:.3f}"
-                f"-{r['ratio_q3']:.3f}, {r['rounds']} rounds of {r['block']} steps; {r['learner_steps_s']:.2f} vs "
-                f"{r['hand_steps_s']:.2f} steps/s; losses agree to {r['loss_rel_diff_max']:.1e}; the Learner's own "
-                f"cost {r['overhead_ms']:.1f} ms/step = {r['overhead_share']:.1%} of a step)", ">= 0.95",
-                _ok(r["ratio"], 0.95))
-    elif name == "P2":
-        b = res["fp32_breakdown"]
-        add("P2 fp32 step GFLOP/s / conv peak", f"{res['fp32_fraction_of_peak']:.0%} ({res['fp32_gflops_s']:.1f} of "
-            f"{res['fp32_conv_peak_gflops_s']:.1f} GFLOP/s, the faster of a large conv "
-            f"({res['fp32_conv_large_gflops_s']:.0f}) and the step's conv shape ({res['fp32_conv_step_gflops_s']:.0f}) "
-            f"alone; convs {b['conv_share']:.0%} of the step: forward at "
-            f"{b['conv_fwd_gflops_s']:.1f}, backward at {b['conv_bwd_gflops_s']:.1f} GFLOP/s)", ">= 60 %",
-            _ok(res["fp32_fraction_of_peak"], 0.6))
-        if "bf16_speedup" in res:
-            add("P2 bf16 / fp32 steps/s", f"{res['bf16_speedup']:.2f}x ({res['bf16_fraction_of_peak']:.0%} of the "
-                "bf16 conv peak)", ">= 2x", _ok(res["bf16_speedup"], 2.0))
-        else:
-            add("P2 bf16 / fp32 steps/s", f"skipped: {res['bf16_skipped']}", ">= 2x", "-")
-    elif name == "P3":
-        for r in res:
-            add(f"P3 data wait / step, {r['preset']}, {r['workers']} workers",
-                f"{r['data_fraction_of_step']:.1%} ({r['data_wait_ms']:.0f} ms wait, {r['step_ms']:.0f} ms step, "
-                f"step x{r['step_slowdown']:.2f} of alone)")
-    elif name == "P4":
-        if res.get("status") != "done":
-            add("P4 demo quality per minute", f"run {res.get('status')}: {res.get('error', '')}", ">= 37.5 dB", "?")
-        else:
-            budget = (f"; of its {res['time_budget']:g} min budget, validating took {res['valid_minutes']:.1f}"
-                      if res.get("time_budget") else "")
-            add(f"P4 demo PSNR-Y, {res['scored_on'].split(' (')[0]}",
-                f"{res['final_psnr_y']:.2f} dB after {res['train_minutes']:.1f} min, {res['steps']} steps "
-                f"(bicubic {res['bicubic_psnr_y']:.2f}, {res['gain_db']:+.2f} dB{budget}); curve {res['png']}",
-                ">= 37.5 dB in 10 min", "- (a --quick budget)" if res.get("quick") else
-                _ok(res["final_psnr_y"], 37.5) if res["train_minutes"] <= 10 else "no")
-    elif name == "P5":
-        for r in res:
-            c = r["compare"]
-            add(f"P5 tiled = untiled, {r['model']}", f"max |diff| {c['max_abs_diff']:.1e}, "
-                f"{c['pixels_differing_8bit']} of {c['output_pixels']:,} px differ in 8 bit (by up to "
-                f"{c['max_8bit_levels']} level; {c['tiles']} tiles of {c['tile']} px, context {r['receptive_field_px']}"
-                f" px; {r['compared_on']})", "<= 1e-4, 0 px",
-                "yes" if c["max_abs_diff"] <= 1e-4 and c["pixels_differing_8bit"] == 0 else "no")
-            times = "; ".join(f"tile {t['tile']}: {t['frame_seconds']:.0f} s"
-                              f"{'*' if t['frame_seconds_estimated'] else ''}, {t['peak_mb'] or float('nan'):.0f} MB"
-                              for t in r["tiles"])
-            skipped = sorted(r.get("tiles_not_timed", {}).items(), key=lambda kv: int(kv[0]))
-            left = "; ".join(f"tile {t}: not timed ({why})" for t, why in skipped)
-            add(f"P5 {r['frame']} x2 time, peak memory, {r['model']}",
-                (times + (" (* extrapolated from " + r["tiled_on"].split(";")[0] + ")" if "extrapolated" in
-                          r["tiled_on"] else "") + (f"; {left}" if left else "")) if times else
-                f"not timed ({left or r['tiled_on']}); untiled {r['untiled_s_per_mpx']:.1f} s/Mpx")
-    elif name == "levers":
-        add(f"levers: the demo's step ({res['amp']}, {res['batch']} x {res['patch']} px)",
-            f"channels_last {res['channels_last_speedup']:.2f}x, torch.compile ({res['backend']}) "
-            f"{res['compiled_speedup']:.2f}x the eager steps/s (compiling took {res['compile_s']:.0f} s; "
-            f"eager {res['eager_step_ms']:.0f} ms/step, {res['rounds']} rounds)")
-    elif name == "P6":
-        lg, pm_ = res["ledger"], res["papermill"]
-        add(f"P6 ledger load, {lg['runs']:,} runs", f"{lg['warm_s']:.2f} s warm, {lg['first_s']:.2f} s first "
-            f"({lg['kb_per_run']:.0f} KB, {lg['epochs_per_run']} epochs per run)")
-        add("P6 papermill overhead per run", f"{pm_['to_first_cell_s']:.1f} s to the first cell, "
-            f"{pm_['one_cell_run_s']:.1f} s for a one-cell notebook")
-    return rows
 
 
 def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str | os.PathLike = "bench_p4.png",
