@@ -10,7 +10,6 @@ import math
 import statistics
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Any, Iterable
 
 import torch
@@ -21,6 +20,7 @@ from fastai.torch_core import find_bs
 from torch import nn
 
 from lab import vocab
+from lab.data import apply_budget
 
 CLIP_MODES = vocab.CLIP_MODES
 ON_FAIL = ("stop", "raise")
@@ -356,22 +356,28 @@ class DataEpoch(Callback):
 class TimeBudget(Callback):
     """End training after `seconds` of wall time, validations included, with the LR schedule completed.
 
-    The scheduler's position follows the clock (`lab.learner.StepScheduler` takes the later of step and time), so
-    the last step lands at the schedule's end; the epoch that runs out of time is cut after that step, then
-    validated and checkpointed as the run's last, and the step budget of the loaders shrinks to the steps taken
-    (the history and checkpoints count real steps). A resumed run continues the clock where its checkpoint was.
+    The scheduler's position follows the clock (`lab.learner.StepScheduler`), so the last step lands at the
+    schedule's end. With `replan` (a step budget on the loaders) the run's epochs are planned from the clock, not
+    from one early measurement: each epoch starts with the time left shared evenly among the epochs still to
+    come (the validations' measured time set aside), ends at its share's mark, and its loader holds `margin` x
+    the steps that the last epoch's measured rate fits, so the clock, not the step count, ends it; the budget
+    then records the steps each epoch really took. The epoch that runs out of time is cut after that step,
+    validated and checkpointed as the run's last. A resumed run continues the clock where its checkpoint was.
     """
 
     order = 99  # after every other callback's after_batch (recorder, scheduler, guard)
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, replan: bool = False, step_s: float = 0.0, margin: float = 3.0):
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
             raise ValueError(f"time budget must be a number of seconds > 0, got {seconds!r}")
+        if not margin >= 1:
+            raise ValueError(f"margin must be >= 1 (loader steps over the steps that fit), got {margin!r}")
         self.seconds, self.spent, self.cut, self.budget_state = float(seconds), 0.0, False, None
-        self.t0 = time.perf_counter()
+        self.replans, self.step_s, self.margin, self.valid_s = replan, float(step_s), float(margin), []
+        self.t0, self.mark, self.epoch_cut, self.t_valid = time.perf_counter(), math.inf, False, None
 
     def before_fit(self):
-        self.t0, self.cut = time.perf_counter() - self.spent, False
+        self.t0, self.cut, self.t_valid = time.perf_counter() - self.spent, False, None
 
     @property
     def elapsed(self) -> float:
@@ -381,33 +387,83 @@ class TimeBudget(Callback):
         """The fraction of the time budget spent, in [0, 1]."""
         return min(1.0, self.elapsed / self.seconds)
 
-    def after_batch(self):
-        if not self.training or self.elapsed < self.seconds:
+    def before_epoch(self):
+        if self.cut or self.epoch >= self.n_epoch:
+            raise CancelFitException
+        if self.t_valid is not None:  # a validation as the plan sees it: validating, recording, checkpointing
+            self.valid_s = [*self.valid_s[-4:], time.perf_counter() - self.t_valid]
+        self.epoch_cut, self.mark, self.t_valid = False, math.inf, None
+        budget = getattr(self.dls, "budget", None)
+        if not self.replans or budget is None:
             return
-        self.cut = True
+        left, share, steps = plan_epoch(self.seconds - self.elapsed, self.n_epoch - self.epoch, self.valid_s,
+                                        self.step_s, self.margin)
+        self.learn.n_epoch = self.epoch + left  # fewer validations when they would eat the time
+        self.mark = self.elapsed + share if left > 1 else math.inf  # the last epoch ends with the budget
+        apply_budget(self.dls, budget.replan(self.epoch, steps or budget.steps_per_epoch, self.n_epoch))
+
+    def before_train(self):
+        self.t_train = time.perf_counter()
+
+    def after_train(self):
+        self.t_valid = time.perf_counter()
+        if self.iter >= 0:  # the measured rate of this epoch (loading and callbacks included) plans the next
+            self.step_s = (self.t_valid - self.t_train) / (self.iter + 1)
+
+    def after_validate(self):
+        if self.replans and not self.cut and self.elapsed >= self.seconds:  # the time ran out while validating:
+            self.cut = True  # this epoch is the last (checkpointed as such), the budget the steps taken
+            budget = self.dls.budget
+            apply_budget(self.dls, budget.cut(self.epoch, budget.steps_in(self.epoch)))
+            self.learn.n_epoch = self.epoch + 1
+
+    def after_batch(self):
+        if not self.training:
+            return
+        t = self.elapsed
+        if t < self.seconds and t < self.mark:
+            return
+        if self.valid_s and t + self.valid_s[-1] + self.step_s >= self.seconds:
+            t = self.seconds  # no step would fit after this epoch's validation: it is the last
         budget = getattr(self.dls, "budget", None)
         if budget is not None:
-            done = replace(budget, steps=budget.steps_before(self.epoch) + self.iter + 1)
-            self.dls.budget = done
-            self.dls.train.budget = done
-        self.learn.n_epoch = self.epoch + 1  # so the checkpointing callbacks treat this epoch as the last
+            done = budget.cut(self.epoch, self.iter + 1)
+            apply_budget(self.dls, done if t >= self.seconds else
+                         done.replan(self.epoch + 1, budget.steps_per_epoch, self.n_epoch))
+        self.epoch_cut = True
+        if t >= self.seconds:
+            self.cut = True
+            self.learn.n_epoch = self.epoch + 1  # so the checkpointing callbacks treat this epoch as the last
         raise CancelTrainException
 
     def after_cancel_train(self):
         # fastai's Recorder (order 50) drops a cancelled epoch's train loss from its log, which shifts every later
         # column of the row by one (valid_loss read as train_loss, PSNR as valid_loss...); the cut epoch's steps
         # really trained, so its smoothed train loss is kept
-        if self.cut and hasattr(self.learn, "recorder"):
+        if self.epoch_cut and hasattr(self.learn, "recorder"):
             self.learn.recorder.cancel_train = False
-
-    def before_epoch(self):
-        if self.cut:
-            raise CancelFitException
 
     def resume_state(self) -> dict[str, Any]:
         budget = getattr(self.dls, "budget", None)
-        return {"spent": self.elapsed, "budget": None if budget is None else
-                {"steps": budget.steps, "steps_per_epoch": budget.steps_per_epoch, "save_every": budget.save_every}}
+        return {"spent": self.elapsed, "step_s": self.step_s, "valid_s": self.valid_s,
+                "budget": None if budget is None else budget.state()}
 
     def restore_resume_state(self, state: dict[str, Any]) -> None:
         self.spent, self.budget_state = float(state["spent"]), state.get("budget")
+        self.step_s = float(state.get("step_s", self.step_s))
+        self.valid_s = list(state.get("valid_s", self.valid_s))
+
+
+def plan_epoch(left_s: float, epochs: int, valid_s: list[float], step_s: float, margin: float = 3.0,
+               valid_share: float = 0.02) -> tuple[int, float, int]:
+    """The plan of a time budget's next epoch with `left_s` seconds and `epochs` epochs left: (epochs left, its
+    training seconds, the steps its loader holds: `margin` x the steps that fit at `step_s`, 0 without a rate).
+    The validations before the budget's end (the last comes after it) take at most `valid_share` of the time at
+    their measured median, fewer epochs when they would take more; the time left is shared evenly."""
+    v = statistics.median(valid_s) if valid_s else 0.0
+    if v > 0:
+        epochs = max(1, min(epochs, 1 + int(valid_share * left_s / v)))
+    share = max(0.0, left_s - (epochs - 1) * v) / epochs
+    steps = max(1, math.ceil(margin * share / step_s)) if step_s > 0 else 0
+    return epochs, share, steps
+

@@ -231,12 +231,15 @@ class Budget:
     """A run's length in optimizer steps, cut into epochs of `steps_per_epoch` (the last may be shorter), each
     ending in a validation; the resume checkpoint is saved every `save_every` steps and at the end.
 
+    `taken`: the lengths of the first epochs when they differ from `steps_per_epoch` (a time budget replans the
+    epochs still to come from the steps actually taken, `replan`); the later epochs are uniform as above.
     Epochs past the budget (a later phase on the same loader, e.g. the adversarial one) are whole.
     """
 
     steps: int
     steps_per_epoch: int
     save_every: int
+    taken: tuple[int, ...] = ()
 
     def __post_init__(self):
         for k in ("steps", "steps_per_epoch", "save_every"):
@@ -246,10 +249,15 @@ class Budget:
         if self.save_every % self.steps_per_epoch:
             raise ValueError(f"save_every={self.save_every} must be a multiple of valid_every="
                              f"{self.steps_per_epoch} (checkpoints are saved after a validation)")
+        object.__setattr__(self, "taken", tuple(self.taken))
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.taken) or \
+                sum(self.taken) > self.steps:
+            raise ValueError(f"taken must be epoch lengths (ints >= 1) summing to at most steps={self.steps}, "
+                             f"got {self.taken!r}")
 
     @property
     def epochs(self) -> int:
-        return math.ceil(self.steps / self.steps_per_epoch)
+        return len(self.taken) + math.ceil((self.steps - sum(self.taken)) / self.steps_per_epoch)
 
     @property
     def save_every_epochs(self) -> int:
@@ -257,19 +265,61 @@ class Budget:
 
     def steps_in(self, epoch: int) -> int:
         """Optimizer steps of epoch `epoch` (0-based)."""
+        if epoch < len(self.taken):
+            return self.taken[epoch]
         if epoch == self.epochs - 1:
-            return self.steps - epoch * self.steps_per_epoch
+            return self.steps - self.steps_before(epoch)
         return self.steps_per_epoch
 
     def steps_before(self, epoch: int) -> int:
         """Optimizer steps taken before epoch `epoch` starts."""
+        k = len(self.taken)
+        if epoch <= k:
+            return sum(self.taken[:epoch])
         if epoch <= self.epochs:
-            return min(epoch * self.steps_per_epoch, self.steps)
+            return min(sum(self.taken) + (epoch - k) * self.steps_per_epoch, self.steps)
         return self.steps + (epoch - self.epochs) * self.steps_per_epoch
 
-    def to_dict(self) -> dict[str, int]:
-        return {"steps": self.steps, "valid_every": self.steps_per_epoch, "save_every": self.save_every,
-                "epochs": self.epochs}
+    def replan(self, epoch: int, steps_per_epoch: int, epochs: int | None = None) -> Budget:
+        """This budget with the epochs before `epoch` kept as taken and the rest (up to `epochs` in all, default the
+        same count) of `steps_per_epoch` steps each; the checkpoint interval keeps its number of epochs."""
+        epochs = self.epochs if epochs is None else epochs
+        if not 0 <= epoch < epochs or steps_per_epoch < 1:
+            raise ValueError(f"replan needs an epoch before the end ({epoch} of {epochs}) and steps_per_epoch >= 1, "
+                             f"got {steps_per_epoch}")
+        taken = tuple(self.steps_in(e) for e in range(epoch))
+        every = min(self.save_every_epochs, epochs - epoch)
+        return Budget(sum(taken) + (epochs - epoch) * steps_per_epoch, steps_per_epoch, steps_per_epoch * every,
+                      taken)
+
+    def cut(self, epoch: int, steps: int) -> Budget:
+        """This budget ended after `steps` steps of epoch `epoch` (a time budget ran out): the steps taken."""
+        taken = tuple(self.steps_in(e) for e in range(epoch)) + (steps,)
+        return Budget(sum(taken), self.steps_per_epoch, self.save_every, taken)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": self.steps, "valid_every": self.steps_per_epoch,
+                               "save_every": self.save_every, "epochs": self.epochs}
+        if self.taken:
+            out["epoch_steps"] = [self.steps_in(e) for e in range(self.epochs)]
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """The constructor's arguments (what a checkpoint keeps to rebuild it: `Budget(**state)`)."""
+        return {"steps": self.steps, "steps_per_epoch": self.steps_per_epoch, "save_every": self.save_every,
+                "taken": list(self.taken)}
+
+
+def apply_budget(dls: DataLoaders, budget: Budget) -> None:
+    """Make `budget` the step budget of `dls` (the data epochs and the history's steps follow it); a PatchDataset
+    draws as many patches as the longest epoch takes."""
+    dls.budget = budget
+    dls.train.budget = budget
+    ds = dls.train.dataset
+    if isinstance(getattr(ds, "items", None), int):
+        longest = max([budget.steps_per_epoch, *budget.taken, budget.steps_in(budget.epochs - 1)])
+        ds.items = longest * dls.train.bs
+    dls.train.set_epoch(getattr(dls.train, "epoch", 0))
 
 
 def make_budget(items_per_epoch: int, batch_size: int, epochs: int = 1, steps: int = 0, valid_every: int = 0,

@@ -113,13 +113,17 @@ def training_callbacks(clip: float = 0.0, clip_mode: str = "norm", ema: float = 
 class StepScheduler(ParamScheduler):
     """fastai's ParamScheduler with the position taken from the optimizer step within the run's budget:
     pos = (steps before this epoch + batch index) / total steps, exact at every step, also when the run's last
-    epoch is shorter or a resumed fit skips epochs."""
+    epoch is shorter or a resumed fit skips epochs. With a time budget's clock, the later of step and time; the
+    time alone when the clock replans the steps (`lab.callbacks.TimeBudget`)."""
 
     def __init__(self, scheds: dict[str, Callable[[float], float]], budget: Budget, clock: TimeBudget | None = None):
         super().__init__(scheds)
         self.budget, self.clock = budget, clock
 
     def before_batch(self):
+        if self.clock is not None and self.clock.replans:  # the clock plans the steps: it alone is the position
+            self._update_val(self.clock.pos())
+            return
         pos = (self.budget.steps_before(self.epoch) + self.iter) / self.budget.steps
         self._update_val(pos if self.clock is None else max(pos, self.clock.pos()))
 

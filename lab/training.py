@@ -5,7 +5,6 @@ phase exactly, one or several processes, and how the run ends (done or diverged,
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,9 +14,9 @@ from fastai.learner import Learner
 from torch import nn
 
 from lab.callbacks import TimeBudget, divergence_outcome
-from lab.data import Budget
+from lab.data import Budget, apply_budget
 from lab.distributed import fit_distributed, rank
-from lab.learner import as_budget, fit_schedule, step_seconds
+from lab.learner import as_budget, fit_schedule
 from lab.models import checkpoint_payload, create, init_from_checkpoint
 from lab.recording import load_resume_state, unwrap_model
 from lab.runs import Run, find, sibling_checkpoint
@@ -85,24 +84,17 @@ def elapsed_before(run: Run, phase: str) -> float:
     return float(kept[-1].get("elapsed_s", 0.0)) if kept else 0.0
 
 
-def time_budget_steps(learn: Learner, seconds: float, valid_every: int = 0, margin: float = 1.25) -> Budget:
-    """The step ceiling of a time-budgeted run: `margin` x the steps that fit in `seconds` at the measured step time
-    (`lab.learner.step_seconds`), so the clock, not the ceiling, ends the run; validated every `valid_every` steps
-    (default: ten times over the ceiling)."""
-    per_step = step_seconds(learn)
-    steps = max(1, math.ceil(margin * seconds / per_step))
-    spe = min(steps, valid_every or max(1, math.ceil(steps / 10)))
-    return Budget(steps, spe, spe)
+def time_budget_plan(budget: Budget, validations: int = 10, first_steps: int = 2000) -> Budget:
+    """The first plan of a time-budgeted run: `validations` epochs (checkpointed as often as `budget` says), the
+    first epoch's loader holding `first_steps` steps, more than its share of the time takes on a CPU (on a faster
+    device the first epoch ends early). Only a start: `lab.callbacks.TimeBudget` replans each epoch by the clock."""
+    every = min(budget.save_every_epochs, validations)
+    return Budget(validations * first_steps, first_steps, first_steps * every)
 
 
 def use_budget(learn: Learner, budget: Budget) -> None:
     """Make `budget` the step budget of the learner's loaders (the data epochs, the history's steps follow it)."""
-    learn.dls.budget = budget
-    learn.dls.train.budget = budget
-    ds = learn.dls.train.dataset
-    if isinstance(getattr(ds, "items", None), int):  # a PatchDataset draws as many patches as an epoch takes
-        ds.items = budget.steps_per_epoch * learn.dls.train.bs
-    learn.dls.train.set_epoch(getattr(learn.dls.train, "epoch", 0))
+    apply_budget(learn.dls, budget)
 
 
 def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cycle",
@@ -113,28 +105,30 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
     checkpoint `resume` (a run's `last`) it continues where that run stopped, its history cut back to that
     checkpoint. With `procs` > 1 the fit runs on that many processes (DDP), each building its learner with
     `make_learner`; the trained weights come back into `learn`'s network. The guard's events are recorded in
-    `run`. `time_budget` > 0: train for that many minutes (timing the step first, to set the step ceiling and
-    the validations), the schedule spread over the time and completed when it ends (`lab.callbacks.TimeBudget`);
-    the steps taken are recorded in the run's data record. `session` (a notebook's `lab.session.Session`): the
-    parameters its kernel holds now are recorded, and training is refused if the data or network were built from
-    other values."""
+    `run`. `time_budget` > 0: train for that many minutes, the steps and validations planned from the clock
+    each epoch, the schedule spread over the time and completed when it ends (`lab.callbacks.TimeBudget`); the
+    steps the budget became are recorded in the run's data record (`budget`, `time_budget_steps`). `session` (a
+    notebook's `lab.session.Session`): the parameters its kernel holds now are recorded, and training is refused
+    if the data or network were built from other values."""
     kw = dict(schedule_kwargs or {})
     budget = as_budget(learn, budget)
     now = session.sync_params("train") if session is not None else None
     if now is not None:
         check_built(now, learn.dls, unwrap_model(learn.model))
-    t0 = time.perf_counter()
+    t0, replan = time.perf_counter(), False
     if time_budget:
         if procs > 1:
             raise ValueError(f"time_budget={time_budget!r} with procs={procs}: a time budget trains in one process")
         if not isinstance(time_budget, (int, float)) or isinstance(time_budget, bool) or time_budget < 0:
             raise ValueError(f"time_budget must be minutes >= 0, got {time_budget!r}")
-        if not resume and getattr(learn.dls, "budget", None) is not None:
-            budget = time_budget_steps(learn, time_budget * 60, valid_every=getattr(learn.dls, "valid_every", 0))
+        replan = getattr(learn.dls, "budget", None) is not None
+        if not resume and replan:
+            given = getattr(learn.dls, "valid_every", 0)  # then as many validations as the step budget has
+            budget = time_budget_plan(learn.dls.budget, learn.dls.budget.epochs if given else 10)
             use_budget(learn, budget)
-        print(f"time budget {time_budget:g} min: at most {budget.steps} steps, validated every "
-              f"{budget.steps_per_epoch}")
-    clock = TimeBudget(time_budget * 60 - (time.perf_counter() - t0)) if time_budget else None
+        print(f"time budget {time_budget:g} min, {budget.epochs} validations"
+              + ("; the steps follow the clock" if replan else ""))
+    clock = TimeBudget(time_budget * 60 - (time.perf_counter() - t0), replan=replan) if time_budget else None
 
     before_s = [0.0]  # training time of the attempts before a resume (set in one_fit)
 
@@ -144,7 +138,7 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
             lrn.add_cb(clock)
         try:
             start = load_resume_state(lrn, resume) if resume else 0
-            if clock is not None and clock.budget_state:  # the ceiling the interrupted run had measured
+            if clock is not None and clock.budget_state:  # the plan of the interrupted run
                 budget = Budget(**clock.budget_state)
                 use_budget(lrn, budget)
             if start:
@@ -169,8 +163,10 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
     out = Outcome(res["diverged"], res["guard_events"], (before_s[0] + time.perf_counter() - t0) / 60)
     if clock is not None and run is not None and rank() == 0:
         data = run.read("data", {}) or {}
-        run.write_json("data", {**data, "budget": learn.dls.budget.to_dict(), "time_budget_minutes": time_budget,
-                                "time_budget_cut": clock.cut})
+        done = learn.dls.budget
+        run.write_json("data", {**data, "budget": done.to_dict(), "time_budget_minutes": time_budget,
+                                "time_budget_cut": clock.cut, "time_budget_steps": done.steps})
+        print(f"time budget {time_budget:g} min: {done.steps} steps in {done.epochs} epochs")
     if run is not None and out.guard_events:
         run.write_json("guard_events", out.guard_events)
     if out.diverged:
