@@ -374,7 +374,7 @@ class TimeBudget(Callback):
             raise ValueError(f"margin must be >= 1 (loader steps over the steps that fit), got {margin!r}")
         self.seconds, self.spent, self.cut, self.budget_state = float(seconds), 0.0, False, None
         self.replans, self.step_s, self.margin, self.valid_s = replan, float(step_s), float(margin), []
-        self.t0, self.mark, self.epoch_cut, self.t_valid = time.perf_counter(), math.inf, False, None
+        self.t0, self.mark, self.ended_early, self.t_valid = time.perf_counter(), math.inf, False, None
 
     def before_fit(self):
         self.t0, self.cut, self.t_valid = time.perf_counter() - self.spent, False, None
@@ -392,7 +392,7 @@ class TimeBudget(Callback):
             raise CancelFitException
         if self.t_valid is not None:  # a validation as the plan sees it: validating, recording, checkpointing
             self.valid_s = [*self.valid_s[-4:], time.perf_counter() - self.t_valid]
-        self.epoch_cut, self.mark, self.t_valid = False, math.inf, None
+        self.ended_early, self.mark, self.t_valid = False, math.inf, None
         budget = getattr(self.dls, "budget", None)
         if not self.replans or budget is None:
             return
@@ -430,7 +430,7 @@ class TimeBudget(Callback):
             done = budget.cut(self.epoch, self.iter + 1)
             apply_budget(self.dls, done if t >= self.seconds else
                          done.replan(self.epoch + 1, budget.steps_per_epoch, self.n_epoch))
-        self.epoch_cut = True
+        self.ended_early = True
         if t >= self.seconds:
             self.cut = True
             self.learn.n_epoch = self.epoch + 1  # so the checkpointing callbacks treat this epoch as the last
@@ -440,7 +440,7 @@ class TimeBudget(Callback):
         # fastai's Recorder (order 50) drops a cancelled epoch's train loss from its log, which shifts every later
         # column of the row by one (valid_loss read as train_loss, PSNR as valid_loss...); the cut epoch's steps
         # really trained, so its smoothed train loss is kept
-        if self.epoch_cut and hasattr(self.learn, "recorder"):
+        if self.ended_early and hasattr(self.learn, "recorder"):
             self.learn.recorder.cancel_train = False
 
     def resume_state(self) -> dict[str, Any]:

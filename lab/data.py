@@ -301,7 +301,7 @@ class Budget:
         out: dict[str, Any] = {"steps": self.steps, "valid_every": self.steps_per_epoch,
                                "save_every": self.save_every, "epochs": self.epochs}
         if self.taken:
-            out["epoch_steps"] = [self.steps_in(e) for e in range(self.epochs)]
+            out["steps_by_epoch"] = [self.steps_in(e) for e in range(self.epochs)]
         return out
 
     def state(self) -> dict[str, Any]:

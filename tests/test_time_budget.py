@@ -138,7 +138,7 @@ def test_time_budget_follows_the_clock_when_the_first_steps_mislead(tmp_path, mo
     rec = run.read("data")
     assert rec["time_budget_steps"] == len(clock.lrs), "the steps the budget became are recorded"
     assert rec["budget"]["steps"] == len(clock.lrs)
-    assert sum(rec["budget"]["epoch_steps"]) == len(clock.lrs), rec["budget"]
+    assert sum(rec["budget"]["steps_by_epoch"]) == len(clock.lrs), rec["budget"]
     assert [h["step"] for h in run.history][-1] == len(clock.lrs)
     cos = schedules.make_schedule("cosine", 2e-3, 100)
     assert clock.lrs[-1] <= cos(1 - 2 * slowest / budget_s) + 1e-9, "the schedule reached its end with the time"
@@ -167,7 +167,7 @@ def test_budget_replan_keeps_the_epochs_taken():
     assert c.steps == 4 * 3 + 10 + 10 + 2
     assert c.epochs == 6
     assert data.Budget(**c.state()) == c
-    assert c.to_dict()["epoch_steps"] == [4, 4, 4, 10, 10, 2]
+    assert c.to_dict()["steps_by_epoch"] == [4, 4, 4, 10, 10, 2]
     with pytest.raises(ValueError, match="taken"):
         data.Budget(5, 1, 1, (3, 3))
 
