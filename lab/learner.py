@@ -161,32 +161,3 @@ def fit_schedule(learn: Learner, epochs: int | Budget, lr: float, schedule: str 
     budget = as_budget(learn, epochs)
     learn.fit(budget.epochs, lr, cbs=schedule_callbacks(budget, lr, schedule, clock, **schedule_kw),
               start_epoch=start_epoch)
-
-
-def step_seconds(learn: Learner, repeats: int = 3) -> float:
-    """Median seconds of one training step of `learn`'s network on a batch of its shape (forward in its precision,
-    L1 backward, Adam step), timed on a copy so the run's weights, optimizer and data order stay untouched."""
-    import copy
-    import statistics
-    import time
-
-    dls = learn.dls
-    net = copy.deepcopy(learn.model).train()
-    dev = next(net.parameters()).device
-    c_in = getattr(net, "in_ch", 3)
-    p, s, bs = dls.patch_size, dls.scale, dls.train.bs
-    x = torch.rand(bs, c_in, p, p, device=dev)
-    y = torch.rand(bs, getattr(net, "out_ch", c_in), p * s, p * s, device=dev)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-5)
-    bf16 = any(isinstance(cb, BF16Autocast) for cb in learn.cbs)
-    times = []
-    for _ in range(repeats + 1):
-        t = time.perf_counter()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            out = net(x)
-        loss = (out.float() - y).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])
