@@ -132,39 +132,75 @@ def _mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return x / dist.get_world_size()
 
 
+class LossWatch:
+    """Judges each training loss against the recent good ones: bad when it is not finite, or when it exceeds
+    `spike_factor` x the median of the last `window` good losses (once `min_history` are known; `spike_factor=None`
+    checks finiteness only)."""
+
+    def __init__(self, spike_factor: float | None = 10.0, window: int = 50, min_history: int = 10):
+        if spike_factor is not None and not spike_factor > 1:
+            raise ValueError(f"spike_factor must be > 1 (or None), got {spike_factor}")
+        self.spike_factor, self.min_history = spike_factor, min_history
+        self.history: deque[float] = deque(maxlen=window)
+
+    def why_bad(self, loss: float) -> str | None:
+        """Why `loss` is bad, or None when it is good (and then it joins the history)."""
+        if not math.isfinite(loss):
+            return "non-finite loss"
+        if self.spike_factor and len(self.history) >= self.min_history:
+            med = statistics.median(self.history)
+            if loss > self.spike_factor * med:
+                return f"loss spike ({loss:.4g} > {self.spike_factor} x median {med:.4g})"
+        self.history.append(loss)
+        return None
+
+
+class Snapshot:
+    """A learner's weights and optimizer state at one moment, to go back to; restoring keeps the optimizer's
+    current (scheduled) hyper-parameters."""
+
+    def __init__(self, learn: Any):
+        self.model = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+        self.opt = copy.deepcopy(learn.opt.state_dict())
+
+    def restore(self, learn: Any) -> None:
+        """Put the saved weights and optimizer state back into `learn`."""
+        learn.model.load_state_dict(self.model)
+        sd = copy.deepcopy(self.opt)
+        if "hypers" in sd:  # fastai Optimizer
+            sd["hypers"] = learn.opt.hypers
+        elif "param_groups" in sd:  # torch optimizer behind OptimWrapper
+            for saved, cur in zip(sd["param_groups"], learn.opt.opt.param_groups):
+                saved.update({k: v for k, v in cur.items() if k != "params"})
+        learn.opt.load_state_dict(sd)
+
+
 class DivergenceGuard(Callback):
     """Catch a diverging step, undo it and retry with a smaller learning rate; give up after `max_retries`.
 
-    A training loss is bad when it is not finite, or when it exceeds `spike_factor` x the median of the last
-    `window` good losses (once `min_history` are known; `spike_factor=None` checks finiteness only). On a bad
-    loss the step is skipped, the weights and optimizer state are restored from the last snapshot (taken every
-    `snapshot_every` good steps, and at the start of fit), and a persistent LR multiplier `lr_mult` is multiplied
-    by `lr_factor`: it is applied to the optimizer's `lr` hyper-parameter right before each step and undone right
-    after, so it survives fastai's ParamScheduler (which sets the lr every batch). The skipped batch is hidden from
-    the Recorder (its targets are cleared). After more than `max_retries` detections in one fit `learn.diverged` is
-    set True and the fit stops (on_fail='stop': CancelFitException) or raises RuntimeError (on_fail='raise'), with
-    the last good weights in place. `events` lists all detections; `lr_mult` carries over to later fits.
-    In a distributed run the ranks judge the loss averaged over all of them, so they skip, restore and stop
-    together (one rank stopping alone would leave the others waiting in DDP's gradient reduction).
-    Memory: one copy of the weights and of the optimizer state. Idle during `lr_find`.
+    A bad loss (`LossWatch`) skips its step, restores the last `Snapshot` (taken at the start of fit and every
+    `snapshot_every` good steps) and multiplies a persistent LR multiplier `lr_mult` by `lr_factor`; the multiplier
+    is applied to the optimizer's `lr` right before each step and undone right after, so it survives fastai's
+    ParamScheduler. The skipped batch is hidden from the Recorder (its targets are cleared). After more than
+    `max_retries` detections in one fit `learn.diverged` is set True and the fit stops (on_fail='stop') or raises
+    RuntimeError (on_fail='raise'), the last good weights in place. `events` lists every detection; `lr_mult`
+    carries over to later fits. In a distributed run the ranks judge the loss averaged over all of them, so they
+    skip, restore and stop together (one rank stopping alone would leave the others waiting in DDP's gradient
+    reduction). Memory: one copy of the weights and of the optimizer state. Idle during `lr_find`.
     """
 
     order, run_valid = 20, False
 
     def __init__(self, spike_factor: float | None = 10.0, window: int = 50, min_history: int = 10,
                  snapshot_every: int = 20, lr_factor: float = 0.5, max_retries: int = 3, on_fail: str = "stop"):
-        if spike_factor is not None and not spike_factor > 1:
-            raise ValueError(f"spike_factor must be > 1 (or None), got {spike_factor}")
         if window < 1 or min_history < 1 or snapshot_every < 1 or max_retries < 0:
             raise ValueError(f"window, min_history, snapshot_every must be >= 1 and max_retries >= 0, got "
                              f"{window}, {min_history}, {snapshot_every}, {max_retries}")
+        LossWatch(spike_factor, window, min_history)  # checks spike_factor
         if not 0 < lr_factor <= 1:
             raise ValueError(f"lr_factor must be in (0, 1], got {lr_factor}")
-        if on_fail not in ON_FAIL:
-            raise ValueError(f"unknown on_fail {on_fail!r}; accepted: {', '.join(ON_FAIL)}")
-        self.spike_factor, self.window, self.min_history = spike_factor, window, min_history
-        self.snapshot_every, self.lr_factor, self.max_retries, self.on_fail = (
-            snapshot_every, lr_factor, max_retries, on_fail)
+        self.watch_args, self.on_fail = (spike_factor, window, min_history), vocab.choose("on_fail", on_fail, ON_FAIL)
+        self.snapshot_every, self.lr_factor, self.max_retries = snapshot_every, lr_factor, max_retries
         self.lr_mult, self.events = 1.0, []
 
     def before_fit(self):
@@ -172,56 +208,30 @@ class DivergenceGuard(Callback):
 
     def before_train(self):
         if self.fresh:  # the first training epoch of a real fit (not validate/get_preds, which also call before_fit)
-            self.learn.diverged, self.fresh = False, False
-            self.history, self._base_lrs, self.retries = deque(maxlen=self.window), None, 0
-            self._snapshot()
-
-    def _snapshot(self):
-        self.good_model = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
-        self.good_opt = copy.deepcopy(self.learn.opt.state_dict())
-        self.since_snapshot = 0
-
-    def _restore(self):
-        self.learn.model.load_state_dict(self.good_model)
-        sd = copy.deepcopy(self.good_opt)
-        if "hypers" in sd:  # fastai Optimizer: keep the current (scheduled) hyper-parameters
-            sd["hypers"] = self.learn.opt.hypers
-        elif "param_groups" in sd:  # torch optimizer behind OptimWrapper
-            for saved, cur in zip(sd["param_groups"], self.learn.opt.opt.param_groups):
-                saved.update({k: v for k, v in cur.items() if k != "params"})
-        self.learn.opt.load_state_dict(sd)
-
-    def _why_bad(self, loss: float) -> str | None:
-        if not math.isfinite(loss):
-            return "non-finite loss"
-        if self.spike_factor and len(self.history) >= self.min_history:
-            med = statistics.median(self.history)
-            if loss > self.spike_factor * med:
-                return f"loss spike ({loss:.4g} > {self.spike_factor} x median {med:.4g})"
-        return None
+            self.learn.diverged, self.fresh, self.retries, self._base_lrs = False, False, 0, None
+            self.watch, self.snapshot, self.since_snapshot = LossWatch(*self.watch_args), Snapshot(self.learn), 0
 
     def after_loss(self):
         loss = float(_mean_over_ranks(self.learn.loss.detach().float().mean()))
-        why = self._why_bad(loss)
+        why = self.watch.why_bad(loss)
         if why is None:
             if self.since_snapshot >= self.snapshot_every:
-                self._snapshot()
-            self.history.append(loss)
+                self.snapshot, self.since_snapshot = Snapshot(self.learn), 0
             self.since_snapshot += 1
             return
-        self._restore()
+        self.snapshot.restore(self.learn)
         self.lr_mult *= self.lr_factor
         self.events.append({"iter": self.learn.train_iter, "epoch": self.learn.epoch, "loss": loss, "reason": why,
                             "lr_mult": self.lr_mult})
         self.learn.yb = ()  # fastai's Recorder skips batches without targets: keep the NaN out of smooth_loss
         self.retries += 1
-        if self.retries > self.max_retries:
-            self.learn.diverged = True
-            if self.on_fail == "raise":
-                raise RuntimeError(f"training diverged: {why} at iteration {self.learn.train_iter} after "
-                                   f"{self.max_retries} retries")
-            raise CancelFitException()
-        raise CancelBatchException()
+        if self.retries <= self.max_retries:
+            raise CancelBatchException()
+        self.learn.diverged = True
+        if self.on_fail == "raise":
+            raise RuntimeError(f"training diverged: {why} at iteration {self.learn.train_iter} after "
+                               f"{self.max_retries} retries")
+        raise CancelFitException()
 
     def before_step(self):
         if self.lr_mult != 1.0:
@@ -251,12 +261,17 @@ def _to_float(x: Any) -> Any:
 
 
 class BF16Autocast(Callback):
-    """bfloat16 autocast for the model's forward pass on CPU or CUDA; the outputs come back as float32, so the loss
-    and the metrics are computed in fp32. No GradScaler is needed (bf16 has fp32's range).
+    """bfloat16 autocast for the networks' forward passes on CPU or CUDA; their outputs come back as float32, so the
+    loss and the metrics are computed in fp32. No GradScaler is needed (bf16 has fp32's range).
 
-    The model's `forward` is wrapped in `torch.autocast(device, dtype=torch.bfloat16)` for the fit (training and
-    validation) and unwrapped after it, so an exception mid-batch never leaves autocast switched on globally.
-    `device_type`: 'cpu' or 'cuda'; default: where the model's parameters are. On CUDA, fp16 with loss scaling is
+    Autocast is entered and left by forward hooks on each network (`networks()`: the learner's model; a GAN's
+    generator and critic, `lab.gan.GANBF16Autocast`), added for the fit and removed after it; the closing hook is
+    registered with `always_call=True`, so a forward that raises never leaves autocast switched on.
+    Why not fastai's `MixedPrecision(amp_mode="bf16")`: in fastai 2.8 it builds `autocast("cuda")` and a CUDA
+    GradScaler whatever the device, so on a CPU it autocasts nothing; and it enters autocast in `before_batch` and
+    leaves it in `after_loss`, so a loss with convolutions (VGG, SSIM) would run in bf16 too, and an exception in
+    the forward would leave autocast on for the rest of the process (fastai runs no event on an error).
+    `device_type`: 'cpu' or 'cuda'; default: where each network's parameters are. On CUDA, fp16 with loss scaling is
     fastai's `MixedPrecision()`; `lab.learner.amp_callbacks` picks between them.
     """
 
@@ -265,35 +280,34 @@ class BF16Autocast(Callback):
     def __init__(self, device_type: str | None = None):
         if device_type not in (None, "cpu", "cuda"):
             raise ValueError(f"unknown autocast device {device_type!r}; accepted: 'cpu', 'cuda' or None (auto)")
-        self.device_type, self._model = device_type, None
+        self.device_type, self.handles, self.open = device_type, [], []
+
+    def networks(self) -> list[nn.Module]:
+        """The modules whose forward runs under autocast."""
+        return [self.learn.model]
 
     def before_fit(self):
-        model = self._model = self.learn.model
-        dev = self.device_type or next(model.parameters()).device.type
-        if dev not in ("cpu", "cuda"):
-            raise ValueError(f"bf16 autocast supports 'cpu' and 'cuda' models, this one is on {dev!r}")
-        own = model.__dict__.get("forward")
-        if getattr(own, "bf16_autocast", False):  # left behind by a fit that raised: unwrap it first
-            own = own.original
-        self._own = own
-        inner = own if own is not None else type(model).forward.__get__(model)
+        self.after_fit()  # hooks left by a fit that raised are replaced, not stacked
+        for net in self.networks():
+            dev = self.device_type or next(net.parameters()).device.type
+            if dev not in ("cpu", "cuda"):
+                raise ValueError(f"bf16 autocast supports 'cpu' and 'cuda' models, this one is on {dev!r}")
+            self.handles += [net.register_forward_pre_hook(lambda m, a, dev=dev: self._enter(dev)),
+                             net.register_forward_hook(self._leave, always_call=True)]
 
-        def forward(*args, **kwargs):
-            with torch.autocast(dev, dtype=torch.bfloat16):
-                out = inner(*args, **kwargs)
-            return _to_float(out)
+    def _enter(self, dev: str) -> None:
+        ctx = torch.autocast(dev, dtype=torch.bfloat16)
+        ctx.__enter__()
+        self.open.append(ctx)
 
-        forward.bf16_autocast, forward.original = True, own
-        model.forward = forward
+    def _leave(self, module: nn.Module, args: Any, out: Any) -> Any:
+        self.open.pop().__exit__(None, None, None)
+        return None if out is None else _to_float(out)
 
     def after_fit(self):
-        if self._model is None:
-            return
-        if self._own is None:
-            self._model.__dict__.pop("forward", None)
-        else:
-            self._model.forward = self._own
-        self._model = None
+        for h in self.handles:
+            h.remove()
+        self.handles = []
 
 
 class LossPartsLogger(Callback):

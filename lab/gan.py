@@ -292,29 +292,13 @@ class GANPartsLogger(Callback):
                               self.n_crit, self.n_gen]
 
 
-class GANBF16Autocast(Callback):
+class GANBF16Autocast(BF16Autocast):
     """`lab.callbacks.BF16Autocast` for a GANLearner: autocasts the generator and the critic themselves, since
     fastai's GANLoss calls them directly (outside the GAN module's forward); losses stay float32."""
 
-    order = BF16Autocast.order
-
-    def __init__(self, device_type: str | None = None):
-        self.device_type = device_type
-        self.parts = [BF16Autocast(device_type), BF16Autocast(device_type)]
-
-    def before_fit(self):
-        for cb, m in zip(self.parts, (self.learn.model.generator, self.learn.model.critic)):
-            cb.learn = _ModelHolder(m)  # BF16Autocast wraps `learn.model`: point it at one network
-            cb.before_fit()
-
-    def after_fit(self):
-        for cb in self.parts:
-            cb.after_fit()
-
-
-class _ModelHolder:
-    def __init__(self, model: nn.Module):
-        self.model = model
+    def networks(self) -> list[nn.Module]:
+        """The generator and the critic."""
+        return [self.learn.model.generator, self.learn.model.critic]
 
 
 SWITCHERS = Registry("switcher", {"adaptive": CriticStepper, "fixed": FixedGANSwitcher})
@@ -373,7 +357,7 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
     _check_kind(gan_loss)
     cbs = list(cbs or [])
     for cb in cbs:
-        if isinstance(cb, BF16Autocast):
+        if type(cb) is BF16Autocast:  # the GAN one (a subclass) autocasts both networks
             raise ValueError("BF16Autocast in cbs would autocast only part of a GAN's forward: pass amp='bf16'")
     scale = scale or getattr(dls, "scale", None) or getattr(generator, "scale", 1)
     ch = {"rgb": 3, "y": 1}.get(getattr(dls, "channels", "rgb"), 3)

@@ -14,7 +14,16 @@ from fastai.learner import Learner
 from fastai.optimizer import Adam
 from torch import nn
 
-from lab.callbacks import EMA, BF16Autocast, ClipGrad, DivergenceGuard, LossPartsLogger, soft_clip_
+from lab.callbacks import (
+    EMA,
+    BF16Autocast,
+    ClipGrad,
+    DivergenceGuard,
+    LossPartsLogger,
+    LossWatch,
+    Snapshot,
+    soft_clip_,
+)
 from lab.losses import L1Loss, parse_loss
 from lab.vocab import UnknownName
 
@@ -233,7 +242,7 @@ def test_guard_gives_up_after_max_retries_and_marks_diverged():
     with pytest.raises(RuntimeError, match="diverged"):
         _fit(learn, 3)
     assert learn.diverged is True
-    with pytest.raises(ValueError, match="stop"):
+    with pytest.raises(UnknownName, match="unknown on_fail 'ignore'; known on_fails: stop, raise"):
         DivergenceGuard(on_fail="ignore")
 
 
@@ -245,6 +254,36 @@ def test_guard_lr_multiplier_survives_param_scheduler_without_compounding():
     _fit(learn, 2, cbs=[ParamScheduler({"lr": SchedNo(1e-3, 1e-3)})])
     assert used.seen == pytest.approx([2.5e-4] * 6)
     assert learn.recorder.lrs == pytest.approx([1e-3] * 6)  # the scheduler's value is left as it was
+
+
+def test_loss_watch_flags_non_finite_losses_and_spikes_over_the_median():
+    watch = LossWatch(spike_factor=3.0, window=4, min_history=3)
+    assert watch.why_bad(1.0) is None
+    assert watch.why_bad(100.0) is None, "no spike judged before min_history good losses"
+    assert watch.why_bad(float("nan")) == "non-finite loss"
+    assert list(watch.history) == [1.0, 100.0], "a bad loss stays out of the history"
+    for v in (1.0, 1.0):
+        assert watch.why_bad(v) is None
+    assert list(watch.history) == [1.0, 100.0, 1.0, 1.0]
+    assert watch.why_bad(3.5).startswith("loss spike (3.5 > 3.0 x median 1")
+    assert watch.why_bad(2.9) is None
+    assert list(watch.history) == [100.0, 1.0, 1.0, 2.9], "the window keeps the last good losses"
+    assert LossWatch(spike_factor=None).why_bad(1e9) is None
+    with pytest.raises(ValueError, match="spike_factor must be > 1"):
+        LossWatch(spike_factor=1.0)
+
+
+def test_a_snapshot_restores_weights_and_optimizer_state_but_keeps_the_scheduled_lr():
+    learn = _learner([])
+    learn.create_opt()
+    snap = Snapshot(learn)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    _fit(learn, 2)
+    assert any(not torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    learn.opt.set_hyper("lr", 0.123)
+    snap.restore(learn)
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert all(h["lr"] == 0.123 for h in learn.opt.hypers)
 
 
 # ---------------------------------------------------------------- bf16 autocast
@@ -266,6 +305,8 @@ def test_bf16_autocast_runs_conv_in_bf16_loss_in_fp32_and_trains():
     assert loss_dtypes == {torch.float32}
     assert learn.recorder.values[-1][1] < 0.5 * model_first[0]  # the valid loss went down
     assert "forward" not in learn.model.__dict__
+    assert not learn.model._forward_pre_hooks, "the autocast hooks are removed after the fit"
+    assert not learn.model._forward_hooks
     assert not torch.is_autocast_enabled("cpu")
     conv_dtypes.clear()
     assert learn.model(torch.rand(1, 3, 8, 8)).dtype == torch.float32
@@ -289,8 +330,10 @@ def test_bf16_autocast_does_not_leak_when_forward_raises():
         _fit(learn, 1)
     assert not torch.is_autocast_enabled("cpu")
     learn.model.fail = False
-    _fit(learn, 1)  # the wrapper left by the failed fit is replaced, not stacked
+    _fit(learn, 1)  # the hooks left by the failed fit are replaced, not stacked
     assert "forward" not in learn.model.__dict__
+    assert not learn.model._forward_pre_hooks
+    assert not learn.model._forward_hooks
 
 
 # ---------------------------------------------------------------- LossPartsLogger
