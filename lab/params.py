@@ -18,7 +18,8 @@ from lab.utils import PROJECT_ROOT
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 RUNNER_PARAMS = ("run_dir",)  # set by the runner (`lab run`): the run directory to execute into
 RESUME_PARAM = "resume"  # notebook parameter that names the checkpoint to continue from (set by `lab resume`)
-EXECUTION_PARAMS = (*RUNNER_PARAMS, RESUME_PARAM)  # how one execution starts, not what the run is
+PARENT_PARAM = "parent"  # notebook parameter naming the run this one derives from (recorded in the meta, not params)
+EXECUTION_PARAMS = (*RUNNER_PARAMS, RESUME_PARAM, PARENT_PARAM)  # how one execution starts, not what the run is
 
 
 def notebook_path(name_or_path: str | os.PathLike) -> Path:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from lab import runs
 from lab.checks import check_names
 from lab.execute import Job, make_job, notebook_hash, run_job, stop_all
-from lab.params import RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
+from lab.params import EXECUTION_PARAMS, RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
 from lab.utils import threads_per_process
 
 SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers", "tags",
@@ -339,7 +339,7 @@ def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeo
     if dropped:
         warn.append(f"recorded params not in {nb.name}'s parameters cell now (derived or removed), left out: "
                     f"{dropped}")
-    missing = [k for k in known if k not in recorded and k not in (*RUNNER_PARAMS, RESUME_PARAM)]
+    missing = [k for k in known if k not in recorded and k not in EXECUTION_PARAMS]
     if missing:
         warn.append(f"params of {nb.name} that run {old.id} did not record, taking today's defaults: {missing}")
     overrides = {k: v for k, v in recorded.items() if k in known}

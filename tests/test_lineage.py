@@ -137,3 +137,12 @@ def test_extend_refuses_budget_shaped_schedules_and_continues_a_decay(nb, tmp_pa
     row = execute.run_job(job)
     assert runs.Run(row["path"]).meta["extended_from"]["steps_before"] == 100
     assert cli.main(["extend", str(cyc.id), "--steps", "200", "--runs", str(root)]) == 2
+
+
+def test_a_notebook_parent_parameter_is_looked_up_and_recorded(tmp_path):
+    root = tmp_path / "runs"
+    first = runs.create({"x": 1}, root=root, name="first")
+    child = runs.start({"x": 2}, parent=first.name, root=root)  # the train notebook's `parent = "0001-first"`
+    assert child.meta["parent"] == first.id
+    with pytest.raises(FileNotFoundError):
+        runs.start({"x": 3}, parent="77", root=root)

@@ -64,12 +64,15 @@ def create(params: dict[str, Any], *, name: str | None = None, root: str | os.Pa
 
 
 def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, name: str | None = None,
-          parent: int | None = None, **kw: Any) -> Run:
+          parent: int | str | None = None, **kw: Any) -> Run:
     """Start a run: attach to `run_dir` when a runner created it (papermill), else create a new one.
 
     Attaching records `params`, the environment if missing, and the title / parent the notebook decided (a title
-    the runner was given, `lab run --name`, stays the run's title).
+    the runner was given, `lab run --name`, stays the run's title; a parent given as a run number or name is looked
+    up in the same runs folder).
     """
+    if isinstance(parent, str):
+        parent = find(parent, Path(run_dir).parent if run_dir else kw.get("root")).id
     if run_dir:
         run = Run(run_dir)
         if not run.dir.is_dir():
