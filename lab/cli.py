@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import NoReturn, Sequence
 
-from lab import cli_media, vocab
+from lab import cli_lineage, cli_media, vocab
 from lab.runs import Run
 from lab.workspace import split_jupyter_args
 
@@ -40,7 +39,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     overrides = _overrides(a.param)
     if a.from_run is not None:
-        return _run_derived(a, overrides)
+        return _print_job(cli_lineage.run_derived(a, overrides))
     if not a.notebook:
         raise ValueError("lab run needs a notebook (e.g. `lab run train`) or --from RUN")
     if a.spec:  # a spec's base params (e.g. the demo's), -p on top
@@ -78,35 +77,6 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"the executed notebook is kept at {run.notebook}", file=sys.stderr)
         return _failed_exit(err)
     return 0
-
-
-def _run_derived(a: argparse.Namespace, changes: dict[str, str]) -> int:
-    """`lab run --from 42 -p norm none`: run 42's recorded params with the changes on top, parent = 42."""
-    from lab.derive import derive_job
-    from lab.execute import run_job
-
-    if a.spec:
-        raise ValueError("--from and --spec both say where the params start; give one")
-    job, warns = derive_job(a.from_run, changes, root=a.runs, name=a.name, cell_timeout=a.timeout)
-    if a.notebook and Path(job.notebook).stem != Path(a.notebook).stem:
-        raise ValueError(f"run {a.from_run} was made by notebook {Path(job.notebook).name}, not {a.notebook!r}")
-    for w in warns:
-        print(f"warning: {w}", file=sys.stderr)
-    print(f"deriving from run {job.parent}: {job.meta['changes'] or 'no changes'}", file=sys.stderr)
-    return _print_job(run_job(job))
-
-
-def cmd_extend(a: argparse.Namespace) -> int:
-    from lab.derive import extend_job
-    from lab.execute import run_job
-
-    job, warns = extend_job(a.run_id, a.steps, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
-    for w in warns:
-        print(f"warning: {w}", file=sys.stderr)
-    ext = job.meta["extended_from"]
-    print(f"extending run {ext['run']} from step {ext['steps_before']} to {a.steps} ({ext['checkpoint']})",
-          file=sys.stderr)
-    return _print_job(run_job(job))
 
 
 def _print_job(row: dict) -> int:
@@ -397,14 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--force", action="store_true", help="resume even a run marked done or still running")
     rs.set_defaults(fn=cmd_resume)
 
-    xt = sub.add_parser("extend", help="carry a finished run on to a larger step budget: a new run (parent = it) "
-                        "from its last checkpoint, its LR schedule continued (one-cycle and cosine refused)")
-    xt.add_argument("run_id", help="run number (42) or directory name")
-    xt.add_argument("--steps", type=int, required=True, help="the new total step budget (more than the run's)")
-    xt.add_argument("--runs", help="runs directory")
-    xt.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
-    xt.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
-    xt.set_defaults(fn=cmd_extend)
+    cli_lineage.add_commands(sub, seconds, _print_job)
 
     no = sub.add_parser("note", help="attach a note, tags or a verdict to a run (no text: list its notes)")
     no.add_argument("run_id", help="run number (42) or directory name")

@@ -21,8 +21,9 @@ import yaml
 
 from lab import runs
 from lab.execute import make_job, run_job
+from lab.logimport import STEP_PARAMS
 from lab.models import MODELS
-from lab.params import RESUME_PARAM, coerce, notebook_defaults, notebook_path
+from lab.params import RESUME_PARAM, coerce, notebook_defaults, notebook_path, resolve
 from lab.sweep import rerun_job, summary_table
 
 DICT_PARAM_FOR_SHORTCUTS = "model_kwargs"  # `-p norm none` on a run whose model takes `norm` goes here
@@ -64,12 +65,15 @@ def place_changes(params: dict[str, Any], changes: dict[str, Any], defaults: dic
             out[k] = coerce(k, v, defaults[k])
             continue
         if dot and isinstance(defaults.get(head), dict):
+            model = out.get("model", params.get("model"))
+            if head == DICT_PARAM_FOR_SHORTCUTS and model in MODELS and key not in model_keywords(model):
+                raise KeyError(f"model {model!r} takes no {key!r}; it takes {model_keywords(model)}")
             base = dict(out.get(head, params.get(head) or {}))
             base[key] = coerce(key, v, base.get(key))
             out[head] = base
             continue
         if takes is None:
-            takes = model_keywords(params.get("model"))
+            takes = model_keywords(out.get("model", params.get("model")))
         if DICT_PARAM_FOR_SHORTCUTS in defaults and k in takes:
             base = dict(out.get(DICT_PARAM_FOR_SHORTCUTS, params.get(DICT_PARAM_FOR_SHORTCUTS) or {}))
             base[k] = coerce(k, v, base.get(k))
@@ -149,7 +153,7 @@ def extend_job(run_id: int | str, steps: int, *, root: str | os.PathLike | None 
 # lineage specs: a log's shape, run in dependency order
 
 LINEAGE_KEYS = ("notebook", "sweep", "base", "entries", "timeout", "cell_timeout", "tags", "scale")
-ENTRY_KEYS = ("id", "from", "params", "vary", "chosen", "note", "unmapped")
+ENTRY_KEYS = ("id", "from", "params", "vary", "chosen", "extend", "note")
 
 
 def is_lineage_spec(spec: str | os.PathLike | dict[str, Any]) -> bool:
@@ -205,6 +209,9 @@ def load_lineage(spec: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
         vary = e.get("vary") or {}
         if not (isinstance(vary, dict) and all(isinstance(v, list) and v for v in vary.values())):
             raise ValueError(f"lineage entry {eid!r}: 'vary' must map params to non-empty lists of values")
+        if e.get("extend") is not None and (src is None or vary or e.get("params")):
+            raise ValueError(f"lineage entry {eid!r}: 'extend' carries its 'from' run on to more steps; it needs a "
+                             "'from' and takes no 'params' or 'vary'")
         chosen = e.get("chosen")
         if chosen is not None and not (isinstance(chosen, dict) and all(
                 k in vary and v in vary[k] for k, v in chosen.items())):
@@ -244,25 +251,72 @@ def plan(spec: str | os.PathLike | dict[str, Any]) -> list[dict[str, Any]]:
         parent = picked.get(e["from"]) if e["from"] is not None else None
         for label, changes in _runs_of(e):
             rows.append({"label": label, "entry": e["id"], "from": parent, "changes": changes,
-                         "note": e.get("note")})
+                         "extend": e.get("extend"), "note": e.get("note")})
         chosen = e.get("chosen")
         picked[e["id"]] = (e["id"] + "/" + ",".join(f"{k}={v}" for k, v in chosen.items())) if chosen else \
             rows[-1]["label"]
     return rows
 
 
+def scaled(changes: dict[str, Any], scale: dict[str, Any] | None) -> dict[str, Any]:
+    """`changes` at a spec's CPU scale: the step counts it names (`scale.params`, default `STEP_PARAMS`) divided by
+    `scale.divide_steps_by` (at least 1 step)."""
+    f = (scale or {}).get("divide_steps_by") or 1
+    names = (scale or {}).get("params") or STEP_PARAMS
+    if not (isinstance(f, (int, float)) and f >= 1):
+        raise ValueError(f"lineage spec: scale.divide_steps_by must be a number >= 1, got {f!r}")
+
+    def div(v: Any) -> Any:
+        return max(1, round(v / f)) if isinstance(v, (int, float)) and not isinstance(v, bool) and v else v
+
+    out = dict(changes)
+    for k, v in changes.items():
+        if k in names:
+            out[k] = div(v)
+        elif isinstance(v, dict):
+            out[k] = {kk: div(vv) if f"{k}.{kk}" in names else vv for kk, vv in v.items()}
+    return out
+
+
+def _job_of(d: dict[str, Any], r: dict[str, Any], src: dict[str, Any] | None, root: Any, timeout: float | None,
+            meta: dict[str, Any]) -> dict[str, Any]:
+    """The job of one planned lineage run: from the base params, derived from `src`'s run, or `src` extended."""
+    title = f"{d.get('sweep', 'lineage')} {r['label']}"
+    kw = {"root": root, "timeout": timeout or d.get("timeout"), "cell_timeout": d.get("cell_timeout")}
+    changes = scaled(r["changes"], d.get("scale"))
+    if r.get("extend") is not None:
+        job, _ = extend_job(src["id"], scaled({"extend": r["extend"]}, d.get("scale"))["extend"], **kw)
+        job.name, job.meta = title, {**job.meta, **meta}
+        return job
+    if src is not None:
+        return derive_job(src["id"], changes, name=title, meta=meta, **kw)[0]
+    nb = notebook_path(d["notebook"])
+    placed = place_changes(resolve(nb, d["base"]), changes, notebook_defaults(nb))
+    return make_job(nb, {**d["base"], **placed}, name=title, meta=meta, **kw)
+
+
 def run_lineage(spec: str | os.PathLike | dict[str, Any], *, root: str | os.PathLike | None = None,
                 timeout: float | None = None, dry_run: bool = False,
                 on_done: Callable[[dict[str, Any]], None] | None = None) -> Any:
     """Run a lineage spec entry by entry in dependency order, each run derived from the run of its `from` entry
-    (the first from the base params); a run whose parent did not finish is recorded as skipped, not run. Returns
-    the summary table (`dry_run`: the plan)."""
+    (the first from the base params), step counts at the spec's CPU `scale`; a run whose parent did not finish is
+    recorded as skipped, not run. Returns the summary table (`dry_run`: the plan, params checked)."""
     import pandas as pd
 
     d = load_lineage(spec)
     rows = plan(d)
     if dry_run:
-        return pd.DataFrame([{"run": r["label"], "from": r["from"] or "(base)", "changes": r["changes"],
+        nb = notebook_path(d["notebook"])
+        defaults, chain = notebook_defaults(nb), {}
+        for r in rows:  # every change names a parameter or a keyword of the model it applies to
+            before = chain[r["from"]] if r["from"] else resolve(nb, d["base"])
+            try:
+                chain[r["label"]] = {**before, **place_changes(before, scaled(r["changes"], d.get("scale")), defaults)}
+            except KeyError as e:
+                raise KeyError(f"lineage entry {r['label']!r}: {e.args[0]}") from None
+        return pd.DataFrame([{"run": r["label"], "from": r["from"] or "(base)",
+                              "changes": scaled(r["changes"], d.get("scale")) if r.get("extend") is None else
+                              {"extend to steps": scaled({"extend": r["extend"]}, d.get("scale"))["extend"]},
                               "note": r["note"]} for r in rows])
     tag = f"{d.get('sweep', 'lineage')}-{_dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
     made: dict[str, dict[str, Any]] = {}
@@ -276,14 +330,7 @@ def run_lineage(spec: str | os.PathLike | dict[str, Any], *, root: str | os.Path
             row = {"name": r["label"], "status": "skipped", "seconds": 0.0, "id": None, "error_cell": None,
                    "error": f"its parent {r['from']} did not finish"}
         else:
-            title = f"{d.get('sweep', 'lineage')} {r['label']}"
-            if src is None:
-                job = make_job(d["notebook"], {**d["base"], **r["changes"]}, name=title, root=root,
-                               timeout=timeout or d.get("timeout"), cell_timeout=d.get("cell_timeout"), meta=meta)
-            else:
-                job, _ = derive_job(src["id"], r["changes"], root=root, name=title,
-                                    timeout=timeout or d.get("timeout"), cell_timeout=d.get("cell_timeout"), meta=meta)
-            row = run_job(job)
+            row = run_job(_job_of(d, r, src, root, timeout, meta))
         made[r["label"]] = row
         out.append(row)
         if on_done is not None:

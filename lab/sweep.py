@@ -33,7 +33,7 @@ from lab.params import EXECUTION_PARAMS, RESUME_PARAM, RUNNER_PARAMS, notebook_d
 from lab.utils import threads_per_process
 
 SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers", "tags",
-             "study", "profiles")
+             "study", "profiles", "entries", "scale")  # entries, scale: a lineage spec's (lab.derive)
 ARM_KEY = "arm"  # a list item's label (not a parameter)
 
 
@@ -250,6 +250,9 @@ def sweep(spec: str | os.PathLike | dict[str, Any], *, workers: int | None = Non
     import pandas as pd
 
     spec_d = load_spec(spec)
+    if "entries" in spec_d:
+        raise ValueError(f"{spec_d['sweep']!r} is a lineage spec (entries derived from one another): run it with "
+                         "`lab sweep` or lab.derive.run_lineage")
     jobs = expand(spec_d, root=root, timeout=timeout)
     refs = sorted({j.name for j in jobs if str(j.overrides.get("init_from", "")).startswith("@")})
     if refs and not dry_run:

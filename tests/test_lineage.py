@@ -146,3 +146,27 @@ def test_a_notebook_parent_parameter_is_looked_up_and_recorded(tmp_path):
     assert child.meta["parent"] == first.id
     with pytest.raises(FileNotFoundError):
         runs.start({"x": 3}, parent="77", root=root)
+
+
+@pytest.mark.slow
+def test_extended_run_continues_the_parents_weights_and_decay(tmp_path):
+    import torch
+
+    from lab.execute import run_notebook
+
+    tiny = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}", "data": "builtin:astronaut",
+            "patch_size": "12", "batch_size": "4", "eval_sets": "", "seed": "3", "profile_size": "0",
+            "valid_every": "2", "schedule": "exp_decay", "schedule_kwargs": "{rate: 0.5, decay_steps: 4}"}
+    parent = run_notebook("train", {**tiny, "steps": "4"}, root=tmp_path)
+    whole = run_notebook("train", {**tiny, "steps": "8"}, root=tmp_path)
+    job, _ = derive.extend_job(parent.id, 8, root=tmp_path)
+    ext = runs.Run(execute.run_job(job)["path"])
+    for r in (parent, whole, ext):
+        assert r.status == "done", r.status_record.get("error")
+    assert ext.meta["parent"] == parent.id
+    assert [h["epoch"] for h in ext.history] == [2, 3], "the extension starts after the parent's last epoch"
+    assert [h["lr"] for h in ext.history] == pytest.approx([h["lr"] for h in whole.history][2:], rel=1e-9)
+    a = torch.load(whole.checkpoint("final"), weights_only=True)["state_dict"]
+    b = torch.load(ext.checkpoint("final"), weights_only=True)["state_dict"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), f"{k}: carrying on differs from training in one go"
