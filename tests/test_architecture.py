@@ -25,6 +25,8 @@ LAYERS = [
     ["bench", "bench_data", "cli", "cli_media", "cli_lineage", "__main__"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
+# Inside a package with an order of its own, a module imports only the ones before it (its __init__ gathers them).
+PACKAGE_ORDER = {"studies": ["jobs", "measures", "spec", "planning", "matching", "answers", "waves", "budget", "report"]}
 # Function-level imports of lab modules are allowed only here, each for a stated reason (see the module docstrings):
 LAZY_OK = {"lab.cli": "commands import what they need, so `lab ledger` starts without torch",
            "lab.cli_media": "as lab.cli: its commands import what they need",
@@ -107,6 +109,19 @@ def test_imports_point_down_the_layers():
                 bad.append(f"{MODULES[mod].relative_to(ROOT)}:{line} imports {target} (layer "
                            f"{LAYER_OF[_top(target)]} > {LAYER_OF[_top(mod)]})")
     assert not bad, "imports that go up a layer:\n" + "\n".join(bad)
+
+
+def test_modules_of_an_ordered_package_import_only_earlier_ones():
+    bad, missing = [], []
+    for pkg, order in PACKAGE_ORDER.items():
+        missing += [m for m in MODULES if m.startswith(f"lab.{pkg}.") and m.rpartition(".")[2] not in order]
+        for mod in (f"lab.{pkg}.{name}" for name in order):
+            for target, line, _ in GRAPH.get(mod, []):
+                sub = target.split(".")[2] if target.startswith(f"lab.{pkg}.") else None
+                if sub is not None and order.index(sub) >= order.index(mod.rpartition(".")[2]):
+                    bad.append(f"{MODULES[mod].relative_to(ROOT)}:{line} imports {target}")
+    assert not missing, f"place these modules in PACKAGE_ORDER: {missing}"
+    assert not bad, "imports against the package's order:\n" + "\n".join(bad)
 
 
 def test_no_import_circles():
