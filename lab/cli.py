@@ -190,6 +190,11 @@ def cmd_export(a: argparse.Namespace) -> int:
         print(f"wrote study {a.study!r} to {path} (plots beside it)")
         return 0
     df = _filtered(a)
+    if a.tensorboard or a.mlflow:
+        return cli_lineage.export_tracking(a, df)
+    if not a.path:
+        raise ValueError("lab export needs an output file (log.md, runs.csv, report.html), --tensorboard DIR or "
+                         "--mlflow URI")
     path = report.export(df, a.path, a.format)
     print(f"wrote {len(df)} runs to {path}")
     return 0
@@ -397,7 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     led.set_defaults(fn=cmd_ledger)
 
     ex = sub.add_parser("export", help="write the ledger as Markdown (experiment log), CSV or a standalone HTML report")
-    ex.add_argument("path", help="output file; the suffix (.md, .csv, .html) picks the format")
+    ex.add_argument("path", nargs="?", help="output file; the suffix (.md, .csv, .html) picks the format")
+    ex.add_argument("--tensorboard", metavar="DIR", help="write every run (history, params, final metrics) as "
+                    "TensorBoard event files, a folder per run (needs tensorboard)")
+    ex.add_argument("--mlflow", metavar="URI", help="log every run to this MLflow tracking store, e.g. file:./mlruns "
+                    "(needs mlflow-skinny; sqlite: needs mlflow)")
     ex.add_argument("--format", choices=("md", "csv", "html"), help="format when the suffix does not say")
     ex.add_argument("--study", help="write this study's report instead (Markdown: question, answer table, verdict; "
                     "its plots as PNGs beside the file)")

@@ -1,4 +1,5 @@
-"""The `lab` commands of runs made from runs: `lab run --from` (its part), `lab extend`, `lab log import`.
+"""The `lab` commands of runs made from runs: `lab run --from` (its part), `lab extend`, `lab log import`; and the
+ledger in other trackers' formats (`lab export --tensorboard/--mlflow`, its part).
 
 Each command imports what it needs when it runs, as in `lab.cli`.
 """
@@ -75,6 +76,22 @@ def cmd_log(a: argparse.Namespace) -> int:
         for line in d.get("_unmapped", []):
             print(f"  unmapped, {d['note'].split(':')[0]}: {line}")
     print(f"wrote {out}; check it with `lab sweep {out} --dry-run`")
+    return 0
+
+
+def export_tracking(a: argparse.Namespace, df: Any) -> int:
+    """`lab export --tensorboard DIR` / `--mlflow URI`: the runs of the (filtered) ledger in those formats."""
+    from lab.runs import Run
+    from lab.tracking_export import to_mlflow, to_tensorboard
+
+    chosen = [Run(p) for p in df["path"]] if not df.empty else []
+    if a.tensorboard:
+        to_tensorboard(chosen, a.tensorboard)
+        print(f"wrote {len(chosen)} runs as TensorBoard event files to {a.tensorboard} "
+              f"(tensorboard --logdir {a.tensorboard})")
+    if a.mlflow:
+        to_mlflow(chosen, a.mlflow)
+        print(f"logged {len(chosen)} runs to MLflow at {a.mlflow} (experiment 'restoration-lab')")
     return 0
 
 

@@ -21,7 +21,7 @@ LAYERS = [
     ["sources", "prepare", "data", "degrade", "models", "infer", "export"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "checks", "execute", "sweep", "inference", "derive"],
-    ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare", "lineage", "watch"],
+    ["ledger", "report", "plots", "widgets", "explorer", "studies", "compare", "lineage", "tracking_export", "watch"],
     ["bench", "bench_data", "cli", "cli_media", "cli_lineage", "__main__"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
