@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
 
+from lab import vocab
 from lab.images import IMAGE_EXTS, list_images, read_image, tensor_to_uint8, uint8_to_tensor, write_image
-from lab.infer import AMP_DTYPES, POST_OPS, infer, resolve_device
+from lab.infer import POST_OPS, infer, resolve_device
 from lab.metrics import hf_energy_ratio
 from lab.models import load_model
 from lab.resize import imresize_tensor
@@ -38,7 +39,7 @@ from lab.video import AUDIO_NOTE, DEDUP_THRESHOLD, FlickerMeter, is_video, read_
 
 KIND = "infer"  # the params' `kind` of an inference run
 LABEL = "infer"  # the set label its per-picture table is kept under
-PRECISIONS = tuple(AMP_DTYPES)
+PRECISIONS = vocab.PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,7 @@ def _bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None, mode: s
 def _check_settings(size: tuple[int, int] | None, fit_mode: str, precision: str, post: Sequence[str],
                     tile: int) -> None:
     check_fit_mode(fit_mode)
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    vocab.choose("precision", precision, PRECISIONS)
     bad = [p for p in post if p not in POST_OPS]
     if bad:
         raise ValueError(f"unknown post-processing op {bad[0]!r}; accepted: {', '.join(POST_OPS)}")
