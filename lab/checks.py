@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab import user_code
 from lab.degrade import build
 from lab.evaluate import check_sets, parse_sets
 from lab.learner import OPTIMIZERS
@@ -15,7 +16,10 @@ from lab.schedules import SCHEDULES
 
 
 def check_names(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` if its names are known (only the keys present are checked); KeyError / ValueError otherwise."""
+    """`params` if its names are known (only the keys present are checked); KeyError / ValueError otherwise. A
+    user module (`models_from`) is loaded first, so the names it registers are known."""
+    if params.get(user_code.PARAM):
+        user_code.load(params[user_code.PARAM])
     for key in ("eval_sets", "sets"):
         if isinstance(params.get(key), str):
             check_sets([spec for spec, _ in parse_sets(params[key]).values()])

@@ -129,7 +129,7 @@ def cmd_rerun(a: argparse.Namespace) -> int:
     from lab.execute import run_job
     from lab.sweep import rerun_job
 
-    job, warns = rerun_job(a.run_id, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
+    job, warns = rerun_job(a.run_id, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout, trust=a.trust)
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
     print(f"rerunning run {a.run_id} as {job.name!r} (parent={job.parent})", file=sys.stderr)
@@ -330,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the parent's)")
     r.add_argument("--from", dest="from_run", metavar="RUN", help="start from this run's recorded params (-p changes "
                    "them; `norm` or `model_kwargs.norm` reach the model's keywords); the run records it as parent")
+    r.add_argument("--trust", action="store_true", help="with --from: " + cli_lineage.TRUST_HELP)
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     r.add_argument("--name", help="run title (default: the 'name' parameter or the model)")
     r.add_argument("--spec", help="start from the base params of a sweep spec in notebooks/sweeps/ (e.g. demo); "
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--runs", help="runs directory")
     rr.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
     rr.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
+    rr.add_argument("--trust", action="store_true", help=cli_lineage.TRUST_HELP)
     rr.set_defaults(fn=cmd_rerun)
 
     rs = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, in its directory")

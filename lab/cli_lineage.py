@@ -11,6 +11,31 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+TRUST_HELP = ("run the code the run carries (its own model file, copied into it) even if you have not run it "
+              "before: read it first (lab trust RUN lists it)")
+
+
+def cmd_trust(a: argparse.Namespace) -> int:
+    """`lab trust 42`: list the code run 42 carries and add its hash to your trust list."""
+    from lab.runs import find
+    from lab.user_code import carried, check_trust, trust_file
+
+    run = find(a.run_id, a.runs)
+    got = carried(run)
+    if got is None:
+        print(f"run {run.name} carries no code")
+        return 0
+    rec, digest = got
+    for f in rec["files"]:
+        print(f"  {run.dir / 'code' / f}")
+    print(f"sha256 {digest} (copied from {rec.get('source')})")
+    if digest != rec.get("sha256"):
+        print("warning: the files changed since the run copied them (the hash differs from its record)",
+              file=sys.stderr)
+    check_trust(run, trust=True)
+    print(f"trusted: lab rerun {run.id} and lab evaluate of it will run this code ({trust_file()})")
+    return 0
+
 
 def run_derived(a: argparse.Namespace, changes: dict[str, str]) -> dict[str, Any]:
     """`lab run --from 42 -p norm none`: run 42's recorded params with the changes on top, parent = 42; returns the
@@ -20,7 +45,7 @@ def run_derived(a: argparse.Namespace, changes: dict[str, str]) -> dict[str, Any
 
     if a.spec:
         raise ValueError("--from and --spec both say where the params start; give one")
-    job, warns = derive_job(a.from_run, changes, root=a.runs, name=a.name, cell_timeout=a.timeout)
+    job, warns = derive_job(a.from_run, changes, root=a.runs, name=a.name, cell_timeout=a.timeout, trust=a.trust)
     if a.notebook and Path(job.notebook).stem != Path(a.notebook).stem:
         raise ValueError(f"run {a.from_run} was made by notebook {Path(job.notebook).name}, not {a.notebook!r}")
     for w in warns:
@@ -34,7 +59,8 @@ def extend(a: argparse.Namespace) -> dict[str, Any]:
     from lab.derive import extend_job
     from lab.execute import run_job
 
-    job, warns = extend_job(a.run_id, a.steps, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout)
+    job, warns = extend_job(a.run_id, a.steps, root=a.runs, timeout=a.timeout, cell_timeout=a.cell_timeout,
+                            trust=a.trust)
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
     ext = job.meta["extended_from"]
@@ -104,6 +130,7 @@ def add_commands(sub: Any, seconds: Callable[[str], float], print_job: Callable[
     xt.add_argument("--runs", help="runs directory")
     xt.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
     xt.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
+    xt.add_argument("--trust", action="store_true", help=TRUST_HELP)
     xt.set_defaults(fn=lambda a: print_job(extend(a)))
 
     lg = sub.add_parser("log", help="import a hand-kept experiment log (## entries, key: value lines, A => B, "
@@ -116,3 +143,9 @@ def add_commands(sub: Any, seconds: Callable[[str], float], print_job: Callable[
     lg.add_argument("--scale", type=int, default=1, help="CPU scale: divide the step counts by this when run")
     lg.add_argument("--name", help="the log's name in the entries' notes (default: the file's stem)")
     lg.set_defaults(fn=cmd_log)
+
+    tr = sub.add_parser("trust", help="list the code a run carries (its own model file) and consent to run it "
+                        "(lab rerun, lab evaluate, lab run --from)")
+    tr.add_argument("run_id", help="run number (42) or directory name")
+    tr.add_argument("--runs", help="runs directory")
+    tr.set_defaults(fn=cmd_trust)

@@ -87,10 +87,10 @@ def place_changes(params: dict[str, Any], changes: dict[str, Any], defaults: dic
 
 def derive_job(run_id: int | str, changes: dict[str, Any] | None = None, *, root: str | os.PathLike | None = None,
                name: str | None = None, timeout: float | None = None, cell_timeout: float | None = None,
-               meta: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+               meta: dict[str, Any] | None = None, trust: bool = False) -> tuple[Any, list[str]]:
     """The job of a run derived from run `run_id`: its recorded params with `changes` on top, parent = it; and the
-    warnings a rerun would give (code changed since)."""
-    job, warns = rerun_job(run_id, root=root, timeout=timeout, cell_timeout=cell_timeout)
+    warnings a rerun would give (code changed since). Code the parent carries runs only if trusted (or `trust`)."""
+    job, warns = rerun_job(run_id, root=root, timeout=timeout, cell_timeout=cell_timeout, trust=trust)
     parent = runs.find(run_id, root)
     changes = dict(changes or {})
     defaults = notebook_defaults(job.notebook)
@@ -105,7 +105,8 @@ def derive_job(run_id: int | str, changes: dict[str, Any] | None = None, *, root
 
 
 def extend_job(run_id: int | str, steps: int, *, root: str | os.PathLike | None = None,
-               timeout: float | None = None, cell_timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
+               timeout: float | None = None, cell_timeout: float | None = None,
+               trust: bool = False) -> tuple[Any, list[str]]:
     """The job that carries finished run `run_id` on to `steps` total steps: a new run (parent = it) starting from
     its last checkpoint. Refused with the reason for a schedule that is a function of the budget (one-cycle,
     cosine: extending them would restart or reshape the decay already trained), a run without a step budget, or
@@ -139,7 +140,7 @@ def extend_job(run_id: int | str, steps: int, *, root: str | os.PathLike | None 
     changes: dict[str, Any] = {"steps": steps, **({} if p.get("valid_every") else {"valid_every": spe})}
     if kw != (p.get("schedule_kwargs") or {}):
         changes["schedule_kwargs"] = kw
-    job, warns = derive_job(parent.id, changes, root=root, timeout=timeout, cell_timeout=cell_timeout,
+    job, warns = derive_job(parent.id, changes, root=root, timeout=timeout, cell_timeout=cell_timeout, trust=trust,
                             name=f"{parent.meta.get('title') or parent.name} steps {had}->{steps}")
     if RESUME_PARAM not in notebook_defaults(job.notebook):
         raise ValueError(f"notebook {Path(job.notebook).name} has no {RESUME_PARAM!r} parameter to start from "

@@ -99,6 +99,7 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
         "id": run.id, "name": run.name, "title": meta.get("title"), "date": meta.get("created"),
         "status": eff, "notebook": meta.get("notebook"), "git_commit": git.get("commit"),
         "git_dirty": git.get("dirty"), "parent": meta.get("parent"),
+        "code": (meta.get("code") or {}).get("entry") if isinstance(meta.get("code"), dict) else None,
         "sweep": sweep.get("name") if isinstance(sweep, dict) else sweep,
         "started": status.get("started"), "finished": status.get("finished"),
         "duration_s": (end - started) if (started is not None and end is not None) else None,

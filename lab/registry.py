@@ -17,6 +17,9 @@ from lab.vocab import unknown
 T = TypeVar("T")
 
 
+REGISTRIES: list[Registry] = []  # every registry made, in order (lab.user_code sees what a user module added)
+
+
 class Registry:
     """Names -> objects of one kind (`kind` is used in messages: "unknown model 'x'; known models: ...")."""
 
@@ -24,6 +27,7 @@ class Registry:
                  lower: bool = False):
         self.kind, self.plural, self.lower = kind, plural or f"{kind}s", lower
         self._items: dict[str, Any] = {}
+        REGISTRIES.append(self)
         for name, obj in (entries or {}).items():
             self.register(obj, name=name)
 
@@ -40,6 +44,10 @@ class Registry:
             return o
 
         return add if obj is None else add(obj)
+
+    def unregister(self, name: str) -> None:
+        """Remove `name` (a user module loaded again registers its names anew, lab.user_code)."""
+        self._items.pop(self._key(name), None)
 
     def __getitem__(self, name: str) -> Any:
         key = self._key(name)

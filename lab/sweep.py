@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from lab import runs
+from lab import runs, user_code
 from lab.checks import check_names
 from lab.execute import Job, make_job, notebook_hash, run_job, stop_all
 from lab.params import EXECUTION_PARAMS, RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
@@ -331,8 +331,9 @@ def _notebook_of(run: runs.Run) -> Path:
 
 
 def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeout: float | None = None,
-              cell_timeout: float | None = None) -> tuple[Job, list[str]]:
-    """The job that re-executes run `run_id` with exactly its recorded params (parent = it), and the warnings."""
+              cell_timeout: float | None = None, trust: bool = False) -> tuple[Job, list[str]]:
+    """The job that re-executes run `run_id` with exactly its recorded params (parent = it), and the warnings. A run
+    that carries its own code (`lab.user_code`) is rebuilt from its copy, which runs only if trusted (or `trust`)."""
     old = runs.find(run_id, root)
     nb = _notebook_of(old)
     recorded = {k: v for k, v in old.params.items() if k not in RUNNER_PARAMS}
@@ -348,6 +349,9 @@ def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeo
     overrides = {k: v for k, v in recorded.items() if k in known}
     if RESUME_PARAM in overrides:
         overrides[RESUME_PARAM] = known[RESUME_PARAM]  # a rerun starts from scratch
+    code = user_code.check_trust(old, trust)
+    if code is not None and user_code.PARAM in known:
+        overrides[user_code.PARAM] = code  # the copy it trained with, not the file as it is now
     title = old.meta.get("title") or old.name
     job = make_job(nb, overrides, name=title, root=root or old.dir.parent, parent=old.id, timeout=timeout,
                    cell_timeout=cell_timeout, meta={"rerun_of": old.id})

@@ -16,7 +16,7 @@ LAB = ROOT / "lab"
 # Bottom first; a module may import its own layer or lower ones. A new module must be placed here.
 LAYERS = [
     ["vocab", "utils", "registry"],
-    ["params", "workspace", "liveness", "kernelspec", "runs", "logimport", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache",
+    ["params", "workspace", "liveness", "kernelspec", "runs", "logimport", "user_code", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache",
      "sizing", "video", "kernel_estimate"],
     ["sources", "prepare", "data", "degrade", "models", "infer", "export"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],

@@ -16,6 +16,7 @@ Layout of `runs/NNNN-<slug>/` (no other module names these files; everyone asks 
   data.json                the step budget, the training sources (images, weights) and the validation degradation
   init_from.json           the weights a fine-tuned run started from
   guard_events.json        what the divergence guard caught
+  code.json, code/          the user code the run loaded (models_from): where from, its SHA-256, the files copied
   runner.log               output of the process that executed the notebook
   pulse                    an empty file the running kernel touches every 30 s (its mtime is the heartbeat)
   notebook.ipynb           the executed notebook; earlier attempts of a resumed run as notebook.1.ipynb, ...

@@ -20,8 +20,9 @@ JSON_FILES = {  # key -> file, for Run.read / Run.write_json
     "params": "params.json", "meta": "meta.json", "status": "status.json", "history": "history.json",
     "metrics": "metrics.json", "profile": "profile.json", "degradation": "degradation.json",
     "init_from": "init_from.json", "guard_events": "guard_events.json", "data": "data.json",
-    "degradation_samples": "degradation_samples.json",
+    "degradation_samples": "degradation_samples.json", "code": "code.json",
 }
+CODE_DIR = "code"  # a copy of the user code a run loaded (models_from), so it can be rebuilt after the file changed
 PULSE_FILE = "pulse"  # touched by the running kernel every few seconds (lab.liveness.PULSE_S)
 NOTES_DIR = "notes"  # one JSON file per note
 NOTES_FILE = "notes.jsonl"  # the single append-only file of runs recorded before notes had a folder (still read)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lab.liveness import HOST, STALE_AFTER_S, effective_status
-from lab.runs.layout import (_RUN_RE, _SAMPLE_RE, CHECKPOINT_DIR, EVAL_DIR, JSON_FILES, NOTEBOOK_FILE, NOTES_DIR,
+from lab.runs.layout import (_RUN_RE, _SAMPLE_RE, CHECKPOINT_DIR, CODE_DIR, EVAL_DIR, JSON_FILES, NOTEBOOK_FILE, NOTES_DIR,
                              NOTES_FILE, PHASES, PULSE_FILE, REFERENCE_DIR, REFERENCE_KINDS, RUNNER_LOG, SAMPLES_DIR,
                              STATUSES, RunRecord, Sample, _prefix, checkpoint_name)
 from lab.utils import JSON_ERRORS, atomic_write_bytes, atomic_write_json, now, read_json_file, read_jsonl
@@ -270,6 +270,29 @@ class Run:
         return out
 
     # -- checkpoints
+    # -- user code a run carries (lab.user_code)
+
+    def save_code(self, files: dict[str, bytes], entry: str, record: dict[str, Any]) -> Path:
+        """Copy the user code a run loaded into `code/` (relative paths kept) with its record (`code.json`: entry,
+        hash, where it came from) and mark the meta, so the ledger shows the run carries code; returns the entry."""
+        for rel, data in files.items():
+            atomic_write_bytes(self.dir / CODE_DIR / rel, data)
+        self.write_json("code", {**record, "entry": entry, "files": sorted(files)})
+        self.update_meta(code={"entry": entry, "sha256": record.get("sha256")})
+        return self.dir / CODE_DIR / entry
+
+    def code(self) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        """The record and the files (relative path -> bytes) of the code the run carries; None when it carries none."""
+        rec = self.read("code")
+        if not isinstance(rec, dict):
+            return None
+        return rec, {rel: (self.dir / CODE_DIR / rel).read_bytes() for rel in rec.get("files", [])}
+
+    def code_entry(self) -> Path | None:
+        """The copied module (or package `__init__.py`) the run loaded; None when it carries no code."""
+        rec = self.read("code")
+        return self.dir / CODE_DIR / rec["entry"] if isinstance(rec, dict) and rec.get("entry") else None
+
     def checkpoint(self, kind: str = "last", phase: str = "") -> Path:
         """Path of a checkpoint of this run (`kind` last | best | final, `phase` '' | 'gan'); it may not exist."""
         return self.dir / CHECKPOINT_DIR / checkpoint_name(kind, phase)
