@@ -141,7 +141,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
     from lab.sweep import resume_job
 
     job = resume_job(a.run_id, root=a.runs, checkpoint=a.checkpoint, timeout=a.timeout,
-                     cell_timeout=a.cell_timeout, force=a.force)
+                     cell_timeout=a.cell_timeout, force=a.force, changes=_overrides(a.param))
     print(f"resuming {job.run_dir} from {job.extra_params['resume']}", file=sys.stderr)
     return _print_job(run_job(job))
 
@@ -372,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--timeout", type=seconds, help="whole-run timeout in seconds")
     rs.add_argument("--cell-timeout", type=seconds, help="per-cell timeout in seconds")
     rs.add_argument("--force", action="store_true", help="resume even a run marked done or still running")
+    rs.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="change lr, schedule "
+                    "or schedule_kwargs from the checkpoint on (recorded in the meta's param_changes with its step)")
     rs.set_defaults(fn=cmd_resume)
 
     cli_lineage.add_commands(sub, seconds, _print_job)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from lab import runs, user_code
 from lab.checks import check_names
 from lab.execute import Job, make_job, notebook_hash, run_job, stop_all
-from lab.params import EXECUTION_PARAMS, RESUME_PARAM, RUNNER_PARAMS, notebook_defaults, notebook_path, resolve
+from lab.params import EXECUTION_PARAMS, RESUME_PARAM, RUNNER_PARAMS, coerce, notebook_defaults, notebook_path, resolve
 from lab.utils import threads_per_process
 
 SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers", "tags",
@@ -369,11 +369,12 @@ def rerun(run_id: int | str, *, root: str | os.PathLike | None = None, timeout: 
 
 def resume_job(run_id: int | str, *, root: str | os.PathLike | None = None, checkpoint: str | None = None,
                timeout: float | None = None, cell_timeout: float | None = None,
-               force: bool = False) -> Job:
+               force: bool = False, changes: dict[str, Any] | None = None) -> Job:
     """The job that continues run `run_id` in its own directory from its last checkpoint.
 
     The notebook must have a `resume` parameter (the checkpoint path to continue from); finished runs and runs
-    whose process is alive are refused unless `force`.
+    whose process is alive are refused unless `force`. `changes` (the learning rate or schedule only) apply from
+    the checkpoint on, recorded in the meta's `param_changes` with the step they took effect.
     """
     run = runs.find(run_id, root)
     status, st = run.effective_status(), run.status_record
@@ -390,11 +391,32 @@ def resume_job(run_id: int | str, *, root: str | os.PathLike | None = None, chec
     ck = Path(checkpoint) if checkpoint else run.resume_checkpoint()
     if not ck.is_file():
         raise FileNotFoundError(f"checkpoint {str(ck)!r} does not exist")
+    known = notebook_defaults(nb)
+    bad = [k for k in (changes or {}) if k not in RESUME_CHANGES or k not in known]
+    if bad:
+        raise ValueError(f"lab resume -p {bad[0]}: a resumed run keeps what it trained with except "
+                         f"{list(RESUME_CHANGES)}; derive a new run for other changes (lab run --from {run.id} -p ...)")
+    typed = {k: coerce(k, v, known[k]) for k, v in (changes or {}).items()}
+    now_changed = {k: [run.params.get(k), v] for k, v in typed.items() if run.params.get(k) != v}
+    if now_changed:
+        run.update_meta(param_changes=[*run.meta.get("param_changes", []),
+                                       {"time": runs.now(), "phase": "resume", "step": _resume_step(run),
+                                        "changed": now_changed}])
     run.update_meta(resumed=[*run.meta.get("resumed", []),
                              {"time": runs.now(), "from": str(ck), "status_before": status}])
     run.set_status("running")
     return make_job(nb, name=run.name, root=run.dir.parent, timeout=timeout, cell_timeout=cell_timeout,
-                    run_dir=run.dir, extra_params={RESUME_PARAM: str(ck)})
+                    run_dir=run.dir, extra_params={RESUME_PARAM: str(ck), **typed})
+
+
+RESUME_CHANGES = ("lr", "schedule", "schedule_kwargs")  # what `lab resume -p` may change mid-run
+
+
+def _resume_step(run: runs.Run) -> int | None:
+    """The optimizer step a resumed run continues from: its last recorded step of the plain phase (the checkpoint
+    is saved after a validation), None when nothing was recorded."""
+    steps = [h.get("step") for h in run.history if not h.get("phase") and isinstance(h.get("step"), int)]
+    return steps[-1] if steps else None
 
 
 def resume(run_id: int | str, **kw: Any) -> dict[str, Any]:

@@ -170,3 +170,48 @@ def test_extended_run_continues_the_parents_weights_and_decay(tmp_path):
     b = torch.load(ext.checkpoint("final"), weights_only=True)["state_dict"]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), f"{k}: carrying on differs from training in one go"
+
+
+def test_resume_with_a_changed_lr_records_the_change_and_its_step(nb, tmp_path, capsys):
+    root = tmp_path / "runs"
+    run = runs.Run(execute.run_job(execute.make_job(nb, {"steps": 8}, root=root))["path"])
+    run.log_epoch({"epoch": 0, "step": 4, "lr": 1e-3})
+    run.set_status("interrupted")
+    (run.dir / "checkpoints").mkdir()
+    (run.dir / "checkpoints" / "last.pth").write_bytes(b"weights")
+    assert cli.main(["resume", str(run.id), "-p", "x", "5", "--runs", str(root)]) == 2
+    assert "keeps what it trained with except ['lr', 'schedule', 'schedule_kwargs']" in capsys.readouterr().err
+    assert cli.main(["resume", str(run.id), "-p", "lr", "3e-4", "--runs", str(root)]) == 0
+    assert run.params["lr"] == 3e-4, "the params say what trains from here on"
+    change = run.meta["param_changes"][-1]
+    assert change["changed"] == {"lr": [1e-3, 3e-4]}
+    assert change["step"] == 4
+
+
+def test_a_changed_lr_resume_trains_the_remaining_steps_at_the_new_lr(tmp_path):
+    import torch
+    from fit_helpers import CutAfter
+
+    from lab import data, learner, models
+    from lab.recording import load_resume_state, record_run
+
+    run = runs.create({"x": 1}, root=tmp_path)
+
+    def make():
+        torch.manual_seed(0)
+        net = models.create("edsr_baseline", scale=2, num_block=1, num_feat=8)
+        dls = data.dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=8,
+                               valid="builtin:chelsea", valid_max_size=48, seed=5)
+        lrn = learner.restoration_learner(dls, net, loss="l1", lr=1e-3, cbs=record_run(run), path=run.dir)
+        lrn.remove_cb(lrn.progress)
+        return lrn
+
+    a = make()
+    with a.no_logging():
+        a.fit(3, 1e-3, cbs=[CutAfter(0), *learner.schedule_callbacks(learner.as_budget(a, 3), 1e-3, "constant")])
+    c = make()
+    start = load_resume_state(c, run.dir / "checkpoints" / "last.pth")
+    with c.no_logging():
+        learner.fit_schedule(c, 3, 3e-4, "constant", start_epoch=start)
+    assert [h["epoch"] for h in run.history] == [0, 1, 2]
+    assert [h["lr"] for h in run.history] == pytest.approx([1e-3, 3e-4, 3e-4])
