@@ -183,8 +183,44 @@ def _add_kernel_bank(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(fn=cmd_kernel_bank)
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    """`lab compare A B ...`: grid PNGs of inference runs on the same crops, bicubic as the reference."""
+    import pandas as pd  # lazy: the read side's dependency only
+
+    from lab.compare import compare_runs  # lazy
+
+    box = None
+    if a.box:
+        try:
+            box = tuple(int(v) for v in a.box.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4:
+            raise ValueError(f"--box {a.box!r}: expected y,x,height,width in output pixels, e.g. 100,200,96,96")
+    out = a.out or f"compare-{'-'.join(map(str, a.runs_ids))}"
+    paths, table = compare_runs(a.runs_ids, out, box=box, side=a.side, images=a.image or (), runs_root=a.runs)
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.precision", 3):
+        print(table.drop(columns=["out"]).to_string(index=False))
+    print(f"{len(paths)} grid(s) in {out} (bicubic of the input as the reference; HF: high-frequency energy of the "
+          "crop over bicubic's); the ledger notebook's swipe opens the same runs with eval_set='infer'")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("compare", help="grids of two or more inference runs on the same crops (no ground truth: "
+                       "bicubic as the reference, a sharpness measure beside)")
+    c.add_argument("runs_ids", nargs="+", metavar="RUN", help="inference run ids or names (lab infer)")
+    c.add_argument("--out", help="folder of the PNGs (default: compare-<ids>)")
+    c.add_argument("--box", help="the crop, y,x,height,width in output px (default: the most detailed window)")
+    c.add_argument("--side", type=int, default=96, help="side of the default crop in output px")
+    c.add_argument("--image", action="append", help="only this picture (repeatable; default: every shared one)")
+    c.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
+    c.set_defaults(fn=cmd_compare)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to the `lab` parser."""
+    _add_compare(sub)
     _add_noise_bank(sub)
     _add_kernel_bank(sub)
     _add_infer(sub)

@@ -11,6 +11,11 @@ built in NumPy from the input size: no graph can hold that for every size. They 
 with the reason, or exported for one fixed input size (`fixed_hw`), where the matrices are constants. Their
 alternative: upscale outside the model (bicubic, as the papers do) and export with scale 1.
 
+Measured over the registry: every SR architecture exports with dynamic sizes except SRCNN and VDSR (above); the
+same-size U-Nets (`resunet`, `resnet_generator`) pad to their size multiple with Python arithmetic on the traced
+shape and are refused at the odd check size, and SRN's antialiased resize has no ONNX operator (refused with the
+exporter's reason).
+
 Tensors in and out are (B, C, H, W) float32 in [0, 1], C = the model's `in_ch` (1 for Y-channel models).
 """
 
@@ -94,9 +99,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, fixed_hw: tuple[int, 
     axes = None if fixed_hw else {"lr": {0: "batch", 2: "height", 3: "width"},
                                   "sr": {0: "batch", 2: "out_height", 3: "out_width"}}
     try:
-        with torch.no_grad():
-            torch.onnx.export(model, (xs[0],), str(tmp), dynamo=False, input_names=["lr"], output_names=["sr"],
-                              dynamic_axes=axes, opset_version=opset)
+        try:
+            with torch.no_grad():
+                torch.onnx.export(model, (xs[0],), str(tmp), dynamo=False, input_names=["lr"], output_names=["sr"],
+                                  dynamic_axes=axes, opset_version=opset)
+        except Exception as e:  # noqa: BLE001 - the exporter's own errors become the refusal's reason
+            raise ValueError(f"{_name(model)}: PyTorch's ONNX exporter refuses it ({str(e).splitlines()[0][:200]})"
+                             ) from None
         sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         diff = 0.0
         for x in xs:

@@ -30,15 +30,13 @@ from fastprogress.fastprogress import progress_bar
 from lab import vocab
 from lab.images import IMAGE_EXTS, list_images, read_image, tensor_to_uint8, uint8_to_tensor, write_image
 from lab.infer import POST_OPS, infer, resolve_device
+from lab.infer_records import KIND, LABEL, bicubic_reference
 from lab.metrics import hf_energy_ratio
 from lab.models import load_model
-from lab.resize import imresize_tensor
 from lab.runs import Run, create, runs_dir
 from lab.sizing import RESAMPLING, check_fit_mode, check_not_smaller, describe, fit, parse_size
 from lab.video import AUDIO_NOTE, DEDUP_THRESHOLD, FlickerMeter, is_video, read_frames, video_info, write_video
 
-KIND = "infer"  # the params' `kind` of an inference run
-LABEL = "infer"  # the set label its per-picture table is kept under
 PRECISIONS = vocab.PRECISIONS
 
 
@@ -118,12 +116,6 @@ def output_path(out: Path, source: Source, name: str) -> Path:
     return (out / source.path.stem / f"{name}.png") if source.video else out / f"{name}.png"
 
 
-def _bicubic(lr: torch.Tensor, scale: int, size: tuple[int, int] | None, mode: str) -> torch.Tensor:
-    """The reference picture: bicubic upscaling of the input, fitted like the output."""
-    up = imresize_tensor(lr, scale=scale) if scale > 1 else lr
-    return fit(up, size, mode) if size is not None else up
-
-
 def _check_settings(size: tuple[int, int] | None, fit_mode: str, precision: str, post: Sequence[str],
                     tile: int) -> None:
     check_fit_mode(fit_mode)
@@ -172,7 +164,7 @@ def run_inference(model: str, inputs: Sequence[str | os.PathLike], out: str | os
     print(f"{run.name}: {params['model']} x{model_scale} -> {describe(target, fit_mode, model_scale)}; "
           f"outputs in {out}")
     try:
-        metrics = _infer_all(run, net, sources, out, target, fit_mode, model_scale, dev, progress, video_ext,
+        metrics = _infer_all(run, net, sources, out, target, fit_mode, dev, progress, video_ext,
                              dict(tile=tile or None, tile_overlap=tile_overlap, self_ensemble=self_ensemble,
                                   amp=None if precision == "fp32" else precision, post=post),
                              (every, dedup, dedup_threshold))
@@ -184,7 +176,7 @@ def run_inference(model: str, inputs: Sequence[str | os.PathLike], out: str | os
 
 
 def _infer_all(run: Run, net: torch.nn.Module, sources: Sequence[Source], out: Path, target: tuple[int, int] | None,
-               fit_mode: str, scale: int, dev: torch.device, progress: bool, video_ext: str, infer_kw: dict[str, Any],
+               fit_mode: str, dev: torch.device, progress: bool, video_ext: str, infer_kw: dict[str, Any],
                frames: tuple[int, bool, float]) -> dict[str, Any]:
     """The loop of `run_inference`: every picture inferred (or skipped), measured and recorded; the summary."""
     total = sum(1 if not s.video else max(1, video_info(s.path).frames // frames[0]) for s in sources)
@@ -211,7 +203,7 @@ def _infer_all(run: Run, net: torch.nn.Module, sources: Sequence[Source], out: P
             write_image(dest, sr)
             done += 1
             rec.update(skipped=False, seconds=time.perf_counter() - t0)
-        ref = _bicubic(lr, scale, target, fit_mode)
+        ref = bicubic_reference(lr, run.params)
         rec.update(height=sr.shape[0], width=sr.shape[1],
                    hf_vs_bicubic=float(hf_energy_ratio(uint8_to_tensor(sr), ref.clamp(0, 1))[0]))
         records.append(rec)

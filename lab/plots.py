@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lab import infer_records
 from lab.images import read_image
 from lab.runs import Run
 from lab.utils import atomic_write_bytes
@@ -293,8 +294,10 @@ def run_outputs(df: pd.DataFrame, image: str, eval_set: str = "valid") -> dict[s
     for _, r in df.iterrows():
         if not r.get("path"):
             continue
-        p = Run(r["path"]).eval_output(eval_set, image)
-        if p.is_file():
+        run = Run(r["path"])
+        p = run.eval_output(eval_set, image)
+        p = p if p.is_file() else infer_records.output_file(run, eval_set, image)  # an inference run's output
+        if p is not None:
             out[_label(r)] = read_image(p)
     return out
 
@@ -305,14 +308,16 @@ REFERENCE_LABELS = {"lr": "LR (nearest)", "hr": "HR"}
 def reference_images(run: str | os.PathLike | Run, image: str, eval_set: str,
                      size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
     """{"LR (nearest)", "bicubic" (or "degraded input" for same-size tasks), "HR"}: the references run `run`'s
-    evaluation kept beside its output of `image` on `eval_set`. The LR is nearest-upscaled to the HR size.
+    evaluation kept beside its output of `image` on `eval_set`. The LR is nearest-upscaled to the HR size. An
+    inference run (no ground truth) gives its input's LR and bicubic, made as its outputs were (`lab.infer_records`).
 
     A run that kept none (or whose HR is not `size`) gives an empty dict: nothing is recomputed here.
     """
     run = run if isinstance(run, Run) else Run(run)
     paths = {k: run.eval_reference(eval_set, image, k) for k in ("lr", "baseline", "hr")}
-    if not all(p.is_file() for p in paths.values()):
-        return {}
+    if not all(p.is_file() for p in paths.values()):  # an inference run has no HR: LR and bicubic of its input
+        refs = infer_records.references(run, eval_set, image)
+        return refs if refs and (size is None or refs["bicubic"].shape[:2] == tuple(size)) else {}
     lr, base, hr = (read_image(paths[k]) for k in ("lr", "baseline", "hr"))
     if size is not None and hr.shape[:2] != tuple(size):
         return {}

@@ -17,7 +17,7 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
-from lab import vocab
+from lab import infer_records, vocab
 from lab.ledger import filter_runs
 from lab.plots import first_references, run_outputs
 from lab.runs import STATUSES, Run
@@ -281,7 +281,7 @@ def eval_images(df: pd.DataFrame, eval_set: str = "valid") -> list[str]:
     """Names of the images whose outputs the runs in `df` saved for set `eval_set` (sorted, union)."""
     names: set[str] = set()
     for p in df.get("path", pd.Series(dtype=object)).dropna():
-        names.update(Run(p).eval_images(eval_set))
+        names.update(Run(p).eval_images(eval_set) or infer_records.records(Run(p), eval_set))
     return sorted(names)
 
 
@@ -291,11 +291,11 @@ class CompareRuns:
 
     def __init__(self, df: pd.DataFrame, image: str = "", eval_set: str = "valid", status: str = "", tag: str = "",
                  references: bool = True, **swipe_kw: Any):
-        done = df[df["path"].map(lambda p: bool(p) and bool(Run(p).eval_images(eval_set)))]
+        done = df[df["path"].map(lambda p: bool(p) and bool(eval_images(pd.DataFrame({"path": [p]}), eval_set)))]
         names = eval_images(done, eval_set)
         if len(done) < 1 or not names:
             raise FileNotFoundError(f"no run in the ledger saved outputs on set {eval_set!r}; "
-                                    "the train notebook writes them when it evaluates")
+                                    "the train notebook writes them when it evaluates (inference runs: set 'infer')")
         self.eval_set, self.references = eval_set, references
         self.df = done
         self.image_pick = W.Dropdown(options=names, value=image if image in names else names[0], description="image")

@@ -17,7 +17,8 @@ LAB = ROOT / "lab"
 LAYERS = [
     ["vocab", "utils", "registry"],
     ["params", "workspace", "liveness", "kernelspec", "runs", "logimport", "user_code", "session", "images", "color", "resize", "metrics", "kernels", "noise_bank", "imcache",
-     "sizing", "video", "kernel_estimate"],
+     "sizing", "video", "kernel_estimate",
+     "infer_records"],
     ["sources", "prepare", "data", "degrade", "models", "infer", "export"],
     ["losses", "schedules", "callbacks", "mixup", "learner", "recording", "gan", "distributed"],
     ["training", "evaluate", "checks", "execute", "sweep", "inference", "derive"],

@@ -11,7 +11,8 @@ not absolute targets). Other runs on the machine share the cores: the bench refu
 unless forced, and records the threads, load and active runs it measured with. `quick=True` shrinks every section
 (under 2 minutes on 2 quiet cores). Extras, not run by default: `models` (cost profiles of a model zoo), `bicubic`
 (Set5's bicubic baseline), `data` (a DIV2K-sized set on disk: memory and data wait with the disk cache), `levers`
-(the demo's step eager vs channels_last vs torch.compile).
+(the demo's step eager vs channels_last vs torch.compile), `export` (EDSR-baseline x2 in onnxruntime vs PyTorch on a
+real 480x270 picture: difference and images/s).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import torch
 
-from lab.bench import data, ledger_scale, quality, steps, tiles
+from lab.bench import data, export, ledger_scale, quality, steps, tiles
 from lab.bench.common import Sizes, active_runs, machine
 from lab.bench.summary import summarise
 from lab.evaluate import evaluate_benchmark
@@ -36,7 +37,7 @@ from lab.models.profile import profile
 from lab.utils import atomic_write_json, thread_env, usable_cores
 
 GOALS = ("P1", "P2", "P3", "P4", "P5", "P6")
-EXTRAS = ("models", "bicubic", "data", "levers")
+EXTRAS = ("models", "bicubic", "data", "levers", "export")
 DEFAULT_MODELS = ("srcnn", "fsrcnn", "vdsr", "edsr_baseline", "srresnet", "imdn", "imdn_rtc", "imdn_dw", "rdn",
                   "rcan", "drln_slim")
 
@@ -114,7 +115,7 @@ def run_bench(sections: Sequence[str] = GOALS, *, quick: bool = False, png: str 
         "P6": lambda: {"ledger": ledger_scale.bench_ledger(sizes),
                        "papermill": ledger_scale.bench_papermill(sizes.papermill_repeats)},
         "models": lambda: bench_models(models), "bicubic": bench_bicubic_set5,
-        "levers": lambda: steps.bench_step_levers(sizes),
+        "levers": lambda: steps.bench_step_levers(sizes), "export": lambda: export.bench_export(sizes),
         "data": lambda: data.bench_data(data_images, counts=tuple(c for c in (100, 400) if c < data_images)
                                         + (data_images,)),
     }

@@ -111,8 +111,17 @@ def _levers(res: dict[str, Any]) -> list[Row]:
                 f"eager {res['eager_step_ms']:.0f} ms/step, {res['rounds']} rounds)")]
 
 
+def _export(res: dict[str, Any]) -> list[Row]:
+    goal = f"export: {res.get('model', 'model')} x2 ONNX (onnxruntime) vs PyTorch"
+    if "skipped" in res:
+        return [row(goal, f"skipped: {res['skipped']}", "<= 1e-4", "-")]
+    return [row(goal, f"{res['onnxruntime_images_s']:.2f} vs {res['pytorch_images_s']:.2f} images/s at {res['input']} "
+                f"({res['rounds']} rounds); max |diff| {res['max_abs_diff']:.1e}", "<= 1e-4",
+                ok(res["max_abs_diff"], 1e-4, higher=False))]
+
+
 ROWS: dict[str, Callable[[Any], list[Row]]] = {"P1": _p1, "P2": _p2, "P3": _p3, "P4": _p4, "P5": _p5, "P6": _p6,
-                                                "levers": _levers}
+                                                "levers": _levers, "export": _export}
 
 
 def summarise(name: str, res: Any) -> list[Row]:
