@@ -71,7 +71,7 @@ def test_sections_parse_and_refuse_unknown_names():
     with pytest.raises(ValueError, match="accepted: P1"):
         bench.parse_sections("P7")
     with pytest.raises(ValueError, match="unknown bench section 'train'; accepted: P1, P2, P3, P4, P5, P6, models, "
-                                         "bicubic, data, levers$"):
+                                         "bicubic, data, levers, export$"):
         bench.parse_sections("train")  # no second set of names for the sections
 
 
