@@ -226,7 +226,7 @@ def _infer_all(run: Run, net: torch.nn.Module, sources: Sequence[Source], out: P
         info = video_info(path)
         dest = out / f"{path.stem}{video_ext}"
         write_video(video_frames[path], dest, info.fps, total=info.frames, progress=False)
-        flick = meter.result() if meter.d_in else None
+        flick = meter.result() if meter.tone else None
         videos.append({"input": str(path), "output": str(dest), "fps": info.fps, "frames": info.frames,
                        "kept_frames": len(video_frames[path]), "audio": AUDIO_NOTE, **(flick or {})})
         print(f"{dest}: {len(video_frames[path])} frames super-resolved, {info.frames} written at {info.fps:g} fps"

@@ -175,38 +175,44 @@ def _flicker_view(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 class FlickerMeter:
-    """Streaming form of `flicker`: `add(input, output)` frame by frame, `result()` at the end (two frames held)."""
+    """Streaming form of `flicker`: `add(input, output)` frame by frame, `result()` at the end."""
 
     def __init__(self) -> None:
-        self.prev: tuple[np.ndarray, np.ndarray] | None = None
+        self.prev: tuple[float, float] | None = None
         self.d_in: list[float] = []
         self.d_out: list[float] = []
+        self.tone: list[float] = []
+        self._views: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, inp: np.ndarray, out: np.ndarray) -> None:
         """Take the next (input frame, output frame) pair (HWC uint8 RGB)."""
         hw = inp.shape[:2]
-        cur = (_flicker_view(inp, hw), _flicker_view(out, hw))
-        if self.prev is not None:
-            self.d_in.append(float(np.abs(cur[0] - self.prev[0]).mean()))
-            self.d_out.append(float(np.abs(cur[1] - self.prev[1]).mean()))
-        self.prev = cur
+        vi, vo = _flicker_view(inp, hw), _flicker_view(out, hw)
+        a, b = np.polyfit(vi.ravel().astype(np.float64), vo.ravel().astype(np.float64), 1)  # the tone map in -> out
+        if self.prev is not None and self._views is not None:
+            pa, pb = self.prev
+            self.tone.append(float(np.abs((a - pa) * vi + (b - pb)).mean()))
+            self.d_in.append(float(np.abs(vi - self._views[0]).mean()))
+            self.d_out.append(float(np.abs(vo - self._views[1]).mean()))
+        self.prev, self._views = (float(a), float(b)), (vi, vo)
 
     def result(self) -> dict[str, float]:
         """{'flicker', 'input_change', 'output_change', 'pairs'} (see `flicker`)."""
-        if not self.d_in:
+        if not self.tone:
             raise ValueError("flicker needs at least 2 frames")
-        d_in, d_out = np.array(self.d_in), np.array(self.d_out)
-        return {"flicker": float(np.maximum(0.0, d_out - d_in).mean()), "input_change": float(d_in.mean()),
-                "output_change": float(d_out.mean()), "pairs": int(len(d_in))}
+        return {"flicker": float(np.mean(self.tone)), "input_change": float(np.mean(self.d_in)),
+                "output_change": float(np.mean(self.d_out)), "pairs": len(self.tone)}
 
 
 def flicker(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> dict[str, float]:
-    """How much consecutive output frames differ beyond what their input frames do (0-255 units).
+    """How much consecutive output frames differ beyond what their input frames explain (0-255 units).
 
     Each frame is taken to gray, brought to the input's size (area) and blurred (sigma 2 px), so detail the model
-    adds does not count and a brightness or contrast change does; per consecutive pair, d_in and d_out are the mean
-    absolute differences. 'flicker' is the mean over pairs of max(0, d_out - d_in): 0 for an output that changes
-    no more than its input (a steady output), large for the brightness jumps of an unstable autocontrast.
+    adds does not count. Per frame the tone map from input to output is fitted (out = a * in + b, least squares);
+    'flicker' is the mean over consecutive pairs of |(a_t - a_t-1) * in_t + (b_t - b_t-1)|, how far the output's
+    brightness and contrast moved that the input's change does not explain: 0 for a steady model (even one that
+    stretches contrast the same way in every frame), large for the jumps of a per-frame autocontrast. Beside it the
+    mean absolute change between consecutive input and output frames ('input_change', 'output_change').
     Returns {'flicker', 'input_change', 'output_change', 'pairs'}.
     """
     if len(inputs) != len(outputs):

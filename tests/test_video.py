@@ -59,9 +59,11 @@ def test_flicker_is_higher_for_a_flickering_output_than_a_steady_one():
     steady = [cv2.resize(f, (96, 64), interpolation=cv2.INTER_CUBIC) for f in inputs]
     gains = [1.0, 0.8, 1.0, 0.8, 1.0, 0.8]  # brightness pumping, as an unstable autocontrast does
     flick = [np.clip(s.astype(float) * g, 0, 255).astype(np.uint8) for s, g in zip(steady, gains)]
-    a, b = flicker(inputs, steady), flicker(inputs, flick)
+    stretched = [np.clip((s.astype(float) - 128) * 1.5 + 128, 0, 255).astype(np.uint8) for s in steady]
+    a, b, c = flicker(inputs, steady), flicker(inputs, flick), flicker(inputs, stretched)
     assert b["flicker"] > a["flicker"] + 5
     assert a["flicker"] < 1
+    assert c["flicker"] < 1, "the same contrast stretch in every frame is no flicker"
     with pytest.raises(ValueError, match="as many input as output"):
         flicker(inputs, steady[:3])
 
