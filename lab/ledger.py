@@ -10,9 +10,12 @@ verdict people attached (and the tags it was made with, e.g. its study's name: `
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
+import pickle
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -20,7 +23,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from lab.runs import CHECKPOINT_DIR, STALE_AFTER_S, STATUSES, Run, as_run, effective_status, runs_dir, scan
-from lab.utils import parse_time
+from lab.utils import atomic_write_bytes, parse_time
 
 BASE_COLUMNS = ("id", "name", "title", "date", "status", "notebook", "git_commit", "git_dirty", "parent")
 COST_KEYS = {  # ledger cost column -> keys looked up in the profile, then the metrics; first found wins
@@ -82,9 +85,9 @@ def _cost(profile: dict[str, Any] | None, metrics: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict]:
+def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tuple[dict[str, Any], dict]:
     """One run as a flat row plus its raw params; ValueError when corrupt or half-written."""
-    rec = run.record()
+    rec = run.record(summary=summary)
     meta, params, status, metrics = rec.meta, rec.params, rec.status, rec.metrics
     git = meta.get("git") or {}
     err = status.get("error") or {}
@@ -103,7 +106,7 @@ def _row(run: Run, now: float, stale_after: float) -> tuple[dict[str, Any], dict
         "sweep": sweep.get("name") if isinstance(sweep, dict) else sweep,
         "started": status.get("started"), "finished": status.get("finished"),
         "duration_s": (end - started) if (started is not None and end is not None) else None,
-        "heartbeat_age_s": (now - beat) if beat is not None else None,
+        "heartbeat_age_s": (now - beat) if beat is not None else None, "_heartbeat": beat,
         "recorded_status": status.get("status"), "pid": status.get("pid"), "host": status.get("host"),
         "epoch": status.get("epoch"),
         "error": err.get("message") if isinstance(err, dict) else str(err),
@@ -162,42 +165,103 @@ def describe_change(params: dict[str, Any], ref: dict[str, Any], ref_id: int | N
     return text
 
 
+def _refs(rows: list[dict[str, Any]], known: set, baseline: int | None) -> list[int | None]:
+    """Each row's reference run for `changed`: its parent, else `baseline`, else the previous run of its notebook."""
+    prev_by_nb: dict[Any, int] = {}
+    out = []
+    for r in rows:
+        rid, nb, parent = r["id"], r.get("notebook"), r.get("parent")
+        if parent in known and parent != rid:
+            out.append(parent)
+        elif baseline in known and baseline != rid:
+            out.append(baseline)
+        else:
+            out.append(prev_by_nb.get(nb))
+        prev_by_nb[nb] = rid
+    return out
+
+
+def _change_text(rid: int, ref: int | None, nb_of: dict, params: Any) -> str | None:
+    if ref is None:
+        return None
+    if nb_of.get(ref) not in (None, nb_of.get(rid)):
+        return f"from #{ref} ({nb_of[ref]})"
+    return describe_change(params[rid], params[ref], ref)
+
+
 def _changes(rows: list[dict[str, Any]], params: dict[int, dict], baseline: int | None) -> None:
     """Fill `changed` in place: vs the parent, else `baseline`, else the previous run of the same notebook."""
     nb_of = {r["id"]: r.get("notebook") for r in rows}
-    prev_by_nb: dict[Any, int] = {}
-    for r in rows:
-        rid, nb, parent = r["id"], r.get("notebook"), r.get("parent")
-        if parent in params and parent != rid:
-            ref = parent
-        elif baseline in params and baseline != rid:
-            ref = baseline
-        else:
-            ref = prev_by_nb.get(nb)
-        if ref is None:
-            r["changed"] = None
-        elif nb_of.get(ref) not in (None, nb):
-            r["changed"] = f"from #{ref} ({nb_of[ref]})"
-        else:
-            r["changed"] = describe_change(params[rid], params[ref], ref)
-        prev_by_nb[nb] = rid
+    for r, ref in zip(rows, _refs(rows, set(params), baseline)):
+        r["changed"] = _change_text(r["id"], ref, nb_of, params)
+
+
+CACHE_VERSION = 1
+RACY_S = 2.0  # a run changed this close to a cache's making is read again next time (timestamps are coarse)
+
+
+def cache_file(root: str | os.PathLike, cache: bool | str | os.PathLike = True) -> Path | None:
+    """Where the ledger of `root` is cached on this machine: `cache` (a folder), else `$LAB_LEDGER_CACHE`, else
+    `~/.cache/lab/ledger` (per user: the cache is a pickle, never read from a shared folder); None when off."""
+    env = os.environ.get("LAB_LEDGER_CACHE", "")
+    if cache is False or env == "off":
+        return None
+    base = Path(cache) if cache is not True else Path(env) if env else \
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lab" / "ledger"
+    return base / f"{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]}.pkl"
+
+
+def _read_cache(path: Path, root: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            got = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError, TypeError):
+        return {}
+    ok = isinstance(got, dict) and got.get("version") == CACHE_VERSION and got.get("root") == str(root)
+    return got if ok else {}
+
+
+def _write_cache(path: Path, obj: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError as e:  # a read-only home: the ledger still loads, uncached
+        warnings.warn(f"ledger: cannot write the cache {path}: {e}", stacklevel=3)
 
 
 def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
-         stale_after: float = STALE_AFTER_S, warn: bool = True) -> pd.DataFrame:
+         stale_after: float = STALE_AFTER_S, warn: bool = True, cache: bool | str | os.PathLike = True,
+         summaries: bool = True) -> pd.DataFrame:
     """All runs under `root` (default `runs/`) as a DataFrame, one row per run, sorted by id.
 
     Corrupt or half-written run directories are skipped with a warning and listed in `df.attrs['problems']`.
     `changed` describes each run's params against its parent, else run `baseline`, else the previous run of the
-    same notebook. Rows are built from plain dicts and turned into one DataFrame at the end (10,000 runs load in
-    about a second on a warm file cache).
+    same notebook. A run is read from its summary (`lab.runs`) while that matches its files (`summaries`; else from the
+    files themselves), and a finished run's row is cached on this machine (`cache_file`; `cache=False`: none)
+    under its directory's stamp (`lab.runs.Run.stamp`): a run added, annotated, resumed, deleted or changed by
+    another process is read again, a running one always is.
     """
     root = runs_dir(root)
-    rows, problems, params = [], [], {}
+    t_made = time.time()
     now = _dt.datetime.now().timestamp()
+    cpath = cache_file(root, cache)
+    old = _read_cache(cpath, root) if cpath is not None else {}
+    old_stamps, old_df, old_params = old.get("stamps", {}), old.get("df"), old.get("params", {})
+    reuse, fresh, stamps, problems = [], [], {}, []
     for run in scan(root):
         try:
-            row, p = _row(run, now, stale_after)
+            st = run.stamp()
+        except OSError:  # deleted while listed
+            continue
+        if old_stamps.get(run.name) == st:
+            reuse.append(run.name)
+            stamps[run.name] = st
+        else:
+            fresh.append((run, st))
+    rows, params = [], {}
+    for run, st in fresh:
+        try:
+            row, p = _row(run, now, stale_after, summaries)
         except ValueError as e:
             problems.append({"run": run.name, "problem": str(e)})
             continue
@@ -206,17 +270,66 @@ def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
             continue
         rows.append(row)
         params[run.id] = p
-    _changes(rows, params, baseline)
+        if row["recorded_status"] != "running" and max(st[1], st[2]) / 1e9 < t_made - RACY_S:
+            stamps[run.name] = st
     if warn:
         for pr in problems:
             warnings.warn(f"ledger: skipped {pr['run']}: {pr['problem']}", stacklevel=2)
-    df = pd.DataFrame(rows, columns=None if rows else [*BASE_COLUMNS, "changed", "notes", "tags", "verdict"])
-    if rows:
+    df = _frame(rows, old_df, reuse)
+    if len(df):
+        texts = {rid: json.dumps(p, default=str) for rid, p in params.items()}  # cached as text: loaded on demand
+        kept_params = {int(i): old_params[int(i)] for i in df["id"] if int(i) not in texts and int(i) in old_params}
+        _fill_changes(df, params, kept_params, baseline)
+        if cpath is not None and (fresh or len(old_stamps) != len(reuse)):
+            _write_cache(cpath, {"version": CACHE_VERSION, "root": str(root), "stamps": stamps, "df": df,
+                                 "params": {**kept_params, **texts}})
+        df = df.assign(heartbeat_age_s=now - df["_heartbeat"]).drop(columns=["_heartbeat", "_ref"])
         df = df.reset_index(drop=True)
-        df["date"] = pd.to_datetime(df["date"], utc=True, errors="coerce", format="ISO8601")
     df.attrs["problems"] = problems
     df.attrs["root"] = str(root)
     return df
+
+
+def _frame(rows: list[dict[str, Any]], old_df: pd.DataFrame | None, reuse: list[str]) -> pd.DataFrame:
+    """The cached rows still valid and the rows read now, in one frame indexed by run name, sorted by id."""
+    if not rows and not reuse:
+        return pd.DataFrame(columns=[*BASE_COLUMNS, "changed", "notes", "tags", "verdict"])
+    new = pd.DataFrame(rows)
+    if rows:
+        new.index = [Path(r["path"]).name for r in rows]
+        new["date"] = pd.to_datetime(new["date"], utc=True, errors="coerce", format="ISO8601")
+    if reuse and old_df is not None:
+        kept = old_df.loc[reuse]
+        new = pd.concat([kept, new]).infer_objects() if rows else kept.copy()  # dtypes as one frame infers
+    ids, names = new["id"].tolist(), list(new.index)
+    return new.iloc[sorted(range(len(new)), key=lambda k: (ids[k], names[k]))]
+
+
+def _fill_changes(df: pd.DataFrame, params: dict[int, dict], cached: dict[int, str], baseline: int | None) -> None:
+    """`changed` (and its reference, `_ref`) in place from the params read now and the `cached` params (JSON text,
+    parsed when needed); a cached row keeps its text while neither it nor its reference was read again and the
+    reference is the same."""
+    ids = df["id"].tolist()
+    rows = [{"id": i, "notebook": None if is_missing(n) else n, "parent": None if is_missing(p) else int(p)}
+            for i, n, p in zip(ids, df["notebook"].tolist(), df["parent"].tolist())]
+    refs = _refs(rows, set(ids), baseline)
+    old_refs = df["_ref"].tolist() if "_ref" in df else [None] * len(ids)
+    old_text = df["changed"].tolist() if "changed" in df else [None] * len(ids)
+
+    class _Params(dict):
+        def __missing__(self, rid: int) -> dict:
+            got = json.loads(cached[rid])
+            self[rid] = got
+            return got
+
+    every = _Params(params)
+    nb_of = {r["id"]: r["notebook"] for r in rows}
+    text = []
+    for rid, ref, o_ref, o_text in zip(ids, refs, old_refs, old_text):
+        kept = rid not in params and ref not in params and (ref == o_ref or (ref is None and is_missing(o_ref)))
+        text.append(o_text if kept else _change_text(rid, ref, nb_of, every))
+    df["changed"] = text
+    df["_ref"] = pd.array(refs, dtype="Int64")
 
 
 def what_changed(df: pd.DataFrame, baseline: int | None = None) -> pd.Series:

@@ -8,6 +8,15 @@ from notebook_helpers import write_quick_notebook
 from lab.utils import benchmarks_dir, reference_data_dir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ledger_cache(tmp_path_factory):
+    """The ledger's row cache in a temporary folder, not the user's ~/.cache (CLI subprocesses inherit it)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAB_LEDGER_CACHE", str(tmp_path_factory.mktemp("ledger-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def ref_dir():
     """The shared reference data folder, or skip: a fresh clone does not ship it."""

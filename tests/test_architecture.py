@@ -37,7 +37,7 @@ LAZY_OK = {"lab.cli": "commands import what they need, so `lab ledger` starts wi
 RUN_FILES = ("params.json", "meta.json", "status.json", "history.json", "metrics.json", "notes.jsonl", "profile.json",
              "degradation.json", "data.json", "init_from.json", "guard_events.json", "degradation_samples.json", "runner.log",
              "notebook.ipynb", "last.pth", "best.pth", "final.pth", "degradations.png", "epoch_", "checkpoints/",
-             "samples/", "eval/")
+             "samples/", "eval/", "summary.json")
 MAX_LINES = 620  # "no module over ~600 lines"
 MAX_CELL_LINES = 15
 

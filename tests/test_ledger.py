@@ -1,6 +1,9 @@
 """The ledger: one row per run; corrupt and half-written runs are reported, not fatal; dead runs detected."""
 
 import json
+import os
+import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -254,3 +257,70 @@ def test_cli_note_ledger_export(small_ledger, tmp_path, capsys):
     assert "#1 : a" in text
     assert "#3 : c" not in text
     assert main(["note", "99", "x", "--runs", root]) == 2
+
+
+# -- summaries and the cache: the fast ledger equals a full read after every kind of change --------------------------
+
+def _same_as_full_read(root):
+    """The ledger through summaries and the cache, checked against a full read of every run's files."""
+    time.sleep(0.05)  # past the coarse timestamp tick of the last change (RACY_S is lowered for the test)
+    fast = ledger.load(root, warn=False)
+    full = ledger.load(root, warn=False, cache=False, summaries=False)
+    assert fast.attrs["problems"] == full.attrs["problems"]
+    pd.testing.assert_frame_equal(fast.drop(columns="heartbeat_age_s"), full.drop(columns="heartbeat_age_s"),
+                                  check_like=True, check_dtype=False)
+    age = (fast["heartbeat_age_s"] - full["heartbeat_age_s"]).abs()
+    assert (age.fillna(0) < 5).all(), "the heartbeat's age is taken at load time"
+    return fast
+
+
+def test_summary_and_cache_equal_a_full_read_after_each_change(tmp_path, monkeypatch):
+    from lab.bench.ledger_scale import copy_runs, template_run
+
+    monkeypatch.setattr(ledger, "RACY_S", 0.01)
+    monkeypatch.setenv("LAB_LEDGER_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "runs"
+    template = template_run(root, epochs=4)
+    assert template._summary() is not None, "a run written through lab.runs keeps its summary current"
+    copy_runs(template, 6)
+    stale = root / "0002-edsr-l1-2"  # another process (an older version) replaces a file without the summary
+    (stale / "metrics.tmp").write_text(json.dumps({"valid_psnr_y": 31.5}))
+    os.replace(stale / "metrics.tmp", stale / "metrics.json")
+    assert runs.Run(stale)._summary() is None, "a summary whose files changed is refused"
+    _same_as_full_read(root)
+    reads = []
+    real_row = ledger._row
+    monkeypatch.setattr(ledger, "_row", lambda run, *a: reads.append(run.name) or real_row(run, *a))
+    ledger.load(root, warn=False)
+    assert reads == [], "nothing changed: every finished row comes from the cache"
+    new = runs.create({"model": "srcnn", "lr": 1e-3}, root=root, name="added", parent=2)  # added
+    new.finish({"valid_psnr_y": 30.0})
+    _same_as_full_read(root)
+    time.sleep(0.05)
+    ledger.load(root, warn=False)
+    runs.add_note(3, "annotated", tags=["keep"], verdict="chosen", root=root)  # annotated
+    time.sleep(0.05)
+    reads.clear()
+    ledger.load(root, warn=False)
+    assert reads == ["0003-edsr-l1-3"], "only the annotated run is read again"
+    df = _same_as_full_read(root)
+    assert df.loc[df["id"] == 3, "verdict"].item() == "chosen"
+    resumed = runs.Run(root / "0004-edsr-l1-4")  # resumed: running again, then finished with new scores
+    resumed.set_status("running")
+    _same_as_full_read(root)
+    resumed.log_epoch({"epoch": 300, "psnr_y": 37.0})
+    resumed.finish({**resumed.metrics, "valid_psnr_y": 37.0})
+    df = _same_as_full_read(root)
+    assert df.loc[df["id"] == 4, "metric.valid_psnr_y"].item() == 37.0
+    shutil.rmtree(root / "0005-edsr-l1-5")  # deleted
+    df = _same_as_full_read(root)
+    assert 5 not in set(df["id"])
+    half = root / "0009-half"  # half-written by another process: meta only
+    half.mkdir()
+    (half / "meta.json").write_text(json.dumps({"id": 9}))
+    df = _same_as_full_read(root)
+    assert [p["run"] for p in df.attrs["problems"]] == ["0009-half"]
+    (root / "0006-edsr-l1-6" / "summary.json").write_text("{ torn")  # a torn summary: the files are read
+    (root / "0006-edsr-l1-6" / "metrics.json").unlink()
+    df = _same_as_full_read(root)
+    assert ledger.is_missing(df.loc[df["id"] == 6, "metric.valid_psnr_y"].item())

@@ -9,6 +9,12 @@ Layout of `runs/NNNN-<slug>/` (no other module names these files; everyone asks 
                            pid, host, epoch; on failure the error (type, message, traceback, cell, source)
   history.json             one record per training epoch (`phase` 'gan' for the adversarial phase)
   metrics.json             the final summary (PSNR/SSIM per evaluated set, baseline, gain, cost, minutes)
+  summary.json             what a ledger row reads (meta without the environment, params, status, metrics, profile,
+                           init_from, notes), rewritten by `Run` whenever one of those files or a note is written
+                           (a history update beats the heart, so it too), with each source's (inode, mtime, size)
+                           and the note files' names: a reader trusts it only while they all still match, and
+                           reads the files themselves otherwise (a run written by an older version, another
+                           process that wrote a file between, a half-written run)
   notes/                   notes, tags and verdicts people attached: one JSON file per note (written by rename,
                            so concurrent writers on any file system never lose one); older runs: notes.jsonl
   profile.json             the cost profile (params, GFLOPs, forward ms in fp32 / bf16)

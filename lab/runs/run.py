@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from lab.liveness import HOST, STALE_AFTER_S, effective_status
 from lab.runs.layout import (_RUN_RE, _SAMPLE_RE, CHECKPOINT_DIR, CODE_DIR, EVAL_DIR, JSON_FILES, NOTEBOOK_FILE, NOTES_DIR,
                              NOTES_FILE, PHASES, PULSE_FILE, REFERENCE_DIR, REFERENCE_KINDS, RUNNER_LOG, SAMPLES_DIR,
-                             STATUSES, RunRecord, Sample, _prefix, checkpoint_name)
+                             STATUSES, SUMMARY_FILE, SUMMARY_SOURCES, RunRecord, Sample, _prefix, checkpoint_name)
 from lab.utils import JSON_ERRORS, atomic_write_bytes, atomic_write_json, now, read_json_file, read_jsonl
 
 
@@ -25,6 +25,9 @@ def _write_image(path: Path, img: Any) -> Path:
     from lab.images import write_image  # lazy: the read side stays free of torch and OpenCV
 
     return write_image(path, img)
+
+
+_SOURCE_FILES = {JSON_FILES[k] for k in SUMMARY_SOURCES}
 
 
 class Run:
@@ -68,8 +71,66 @@ class Run:
                           f"{str(self.dir)!r} out of the runs folder (or delete it): the ledger skips it meanwhile")
 
     def write_json(self, name: str, obj: Any) -> Path:
-        """Write a JSON file of this run (key or file name) atomically."""
-        return atomic_write_json(self._path(name), obj)
+        """Write a JSON file of this run (key or file name) atomically; the summary follows a file it holds."""
+        path = atomic_write_json(self._path(name), obj)
+        if name in SUMMARY_SOURCES or name in _SOURCE_FILES:
+            self.write_summary()
+        return path
+
+    # -- the summary a ledger row reads (see the package docstring)
+    def _sources(self) -> dict[str, Any]:
+        """(inode, mtime ns, size) of each summarised file (None when absent) and the note files' names."""
+        sig: dict[str, Any] = {}
+        for k in (*SUMMARY_SOURCES, NOTES_FILE):
+            try:
+                st = os.stat(self.dir / JSON_FILES.get(k, k))
+                sig[k] = [st.st_ino, st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                sig[k] = None
+        try:
+            sig[NOTES_DIR] = sorted(n for n in os.listdir(self.dir / NOTES_DIR) if n.endswith(".json"))
+        except (FileNotFoundError, NotADirectoryError):
+            sig[NOTES_DIR] = []
+        return sig
+
+    def write_summary(self) -> bool:
+        """Rewrite summary.json from the files it summarises (their signatures taken before they are read, so a
+        file replaced meanwhile leaves a summary readers refuse); False when the run cannot be summarised (a file
+        missing or corrupt: readers then read the files themselves)."""
+        sig = self._sources()
+        try:
+            rec = self.record(summary=False)
+        except (ValueError, OSError):
+            return False
+        meta = {k: v for k, v in rec.meta.items() if k != "env"}
+        atomic_write_json(self.dir / SUMMARY_FILE, {"version": 1, "sources": sig, "meta": meta, "params": rec.params,
+                                                    "status": rec.status, "metrics": rec.metrics,
+                                                    "profile": rec.profile, "notes": rec.notes,
+                                                    "init_from": rec.init_from})
+        return True
+
+    def stamp(self) -> tuple[int, int, int]:
+        """(inode, mtime ns) of the run directory and the mtime ns of its notes folder (0 without one): every file
+        of the run is written by rename into one of the two, so a changed file changes the stamp (a reader's
+        cache key; two stats)."""
+        st = os.stat(self.dir)
+        try:
+            notes = os.stat(self.dir / NOTES_DIR).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            notes = 0
+        return st.st_ino, st.st_mtime_ns, notes
+
+    def _summary(self) -> RunRecord | None:
+        """The record summary.json holds while every file it summarises is unchanged, else None."""
+        try:
+            s = read_json_file(self.dir / SUMMARY_FILE)
+        except (OSError, *JSON_ERRORS):
+            return None
+        if not isinstance(s, dict) or s.get("version") != 1 or s.get("sources") != self._sources():
+            return None
+        status = s["status"]
+        return RunRecord(s["meta"], s["params"], status, s["metrics"], s["profile"], s["notes"], s["init_from"],
+                         self.last_pulse() if status.get("status") == "running" else None)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -116,9 +177,14 @@ class Run:
         st = self.status_record
         return effective_status(st, now_s, stale_after, self.last_pulse()) if st else None
 
-    def record(self) -> RunRecord:
-        """meta, params, status (required), metrics, profile and notes in one read; ValueError when the run is
-        corrupt or half-written (the ledger reports it and goes on)."""
+    def record(self, summary: bool = True) -> RunRecord:
+        """meta, params, status (required), metrics, profile and notes in one read (from summary.json while it
+        matches the files, with `summary`); ValueError when the run is corrupt or half-written (the ledger reports
+        it and goes on)."""
+        if summary:
+            rec = self._summary()
+            if rec is not None:
+                return rec
         got = []
         for k in ("meta", "params", "status"):
             try:
@@ -254,6 +320,7 @@ class Run:
             rec["verdict"] = str(verdict).strip()
         note = f"{time.time_ns():020d}-{HOST}-{os.getpid()}-{secrets.token_hex(4)}.json"
         atomic_write_bytes(self.dir / NOTES_DIR / note, json.dumps(rec, ensure_ascii=False).encode("utf-8"))
+        self.write_summary()
         return rec
 
     def notes(self) -> list[dict[str, Any]]:
