@@ -30,7 +30,7 @@ def test_noise_bank_from_a_folder_of_noisy_flat_photos(tmp_path, capsys):
 
 
 def test_bench_rejects_unknown_benchmarks(capsys):
-    assert main(["bench", "train,warp"]) == 2
+    assert main(["bench", "P1,warp"]) == 2
     err = capsys.readouterr().err
     assert "unknown bench section 'warp'" in err
     assert "accepted: P1" in err
