@@ -45,7 +45,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from lab import runs
+from lab import runs, vocab
 from lab.liveness import PULSE_S, pid_alive
 from lab.params import NOTEBOOKS_DIR, collect, notebook_path
 
@@ -66,7 +66,7 @@ def _ipython() -> Any:
 
 def _interactive(ip: Any) -> bool:
     """Whether `ip` is a kernel a person drives (not papermill's, whose runner records the run)."""
-    return ip is not None and getattr(ip, "kernel", None) is not None and not os.environ.get("LAB_PAPERMILL")
+    return ip is not None and getattr(ip, "kernel", None) is not None and not os.environ.get(vocab.ENV_PAPERMILL)
 
 
 def _owned(run: runs.Run) -> bool:
@@ -408,7 +408,7 @@ def start(params: dict[str, Any], *, run_dir: str | os.PathLike | None = None, n
     ip = _ipython()
     if run_dir or not _interactive(ip):
         run = runs.start(params, run_dir=run_dir, **kw)
-        runner = os.environ.get("LAB_RUNNER_PID", "")
+        runner = os.environ.get(vocab.ENV_RUNNER_PID, "")
         if run_dir and runner.isdigit():
             keep_alive(run, int(runner), ip=ip)
         return Session(run, None, nb)
