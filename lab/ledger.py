@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from lab import vocab
 from lab.runs import CHECKPOINT_DIR, STALE_AFTER_S, STATUSES, Run, as_run, effective_status, runs_dir, scan
 from lab.utils import atomic_write_bytes, parse_time
 
@@ -203,7 +204,7 @@ RACY_S = 2.0  # a run changed this close to a cache's making is read again next 
 def cache_file(root: str | os.PathLike, cache: bool | str | os.PathLike = True) -> Path | None:
     """Where the ledger of `root` is cached on this machine: `cache` (a folder), else `$LAB_LEDGER_CACHE`, else
     `~/.cache/lab/ledger` (per user: the cache is a pickle, never read from a shared folder); None when off."""
-    env = os.environ.get("LAB_LEDGER_CACHE", "")
+    env = os.environ.get(vocab.ENV_LEDGER_CACHE, "")
     if cache is False or env == "off":
         return None
     base = Path(cache) if cache is not True else Path(env) if env else \

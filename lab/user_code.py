@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from lab import vocab
 from lab.registry import REGISTRIES
 from lab.runs import Run
 from lab.utils import atomic_write_json, user_path
@@ -32,7 +33,7 @@ _LOADED: dict[str, tuple[str, list[tuple[Any, str]]]] = {}  # path -> (hash, (re
 
 def trust_file() -> Path:
     """Where the hashes of code you consented to run are kept."""
-    return Path(os.environ.get("LAB_TRUST_FILE") or Path.home() / ".config" / "restoration-lab" /
+    return Path(os.environ.get(vocab.ENV_TRUST_FILE) or Path.home() / ".config" / "restoration-lab" /
                 "trusted_code.json")
 
 

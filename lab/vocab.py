@@ -33,6 +33,8 @@ ENV_BENCHMARKS = "LAB_BENCHMARKS"  # the benchmark sets' root (<root>/Set5/HR, .
 ENV_REFERENCE_DATA = "LAB_REFERENCE_DATA"  # the shared reference data
 ENV_JUPYTER_TOKEN = "LAB_JUPYTER_TOKEN"  # `lab notebook`'s token (default: a random one)
 ENV_DEBUG = "LAB_DEBUG"  # the CLI shows tracebacks
+ENV_LEDGER_CACHE = "LAB_LEDGER_CACHE"  # where the ledger's finished rows are cached (`off`: not cached)
+ENV_TRUST_FILE = "LAB_TRUST_FILE"  # the list of trusted code a run may carry (lab.user_code)
 
 
 class UnknownName(KeyError):

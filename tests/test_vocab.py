@@ -52,3 +52,15 @@ def test_unknown_name_reads_as_one_line_and_choose_returns_the_name():
     assert vocab.choose("widget", "dial", ("knob", "dial")) == "dial"
     with pytest.raises(UnknownName, match="^unknown mode 3; known modes: 1, 2$"):
         vocab.choose("mode", 3, (1, 2))
+
+
+def test_environment_variable_names_are_spelled_only_in_lab_vocab():
+    import re
+
+    from lab.utils import PROJECT_ROOT
+
+    literal = re.compile(r"""["']LAB_[A-Z_]+["']""")
+    found = [f"{p.relative_to(PROJECT_ROOT)}:{n}" for p in sorted((PROJECT_ROOT / "lab").rglob("*.py"))
+             if p.name != "vocab.py" for n, line in enumerate(p.read_text().splitlines(), 1) if literal.search(line)]
+    assert not found, f"name these through lab.vocab's ENV_* constants: {found}"
+    assert literal.search('os.environ.get("LAB_RUNS_DIR")'), "the pattern sees a literal"
