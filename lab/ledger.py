@@ -151,7 +151,10 @@ def describe_change(params: dict[str, Any], ref: dict[str, Any], ref_id: int | N
         if k in ignore:
             continue
         a, b = ref.get(k, "∅"), params.get(k, "∅")
-        if a != b:
+        if a != b and isinstance(a, dict) and isinstance(b, dict):  # model_kwargs.num_feat 8→16, not two dicts
+            diffs += [f"{k}.{kk} {_short(a.get(kk, '∅'))}→{_short(b.get(kk, '∅'))}" for kk in [*b, *(x for x in a
+                      if x not in b)] if a.get(kk, "∅") != b.get(kk, "∅")]
+        elif a != b:
             diffs.append(f"{k} {_short(a)}→{_short(b)}")
     head = f"vs #{ref_id}: " if ref_id is not None else ""
     if not diffs:

@@ -215,3 +215,9 @@ def test_a_changed_lr_resume_trains_the_remaining_steps_at_the_new_lr(tmp_path):
         learner.fit_schedule(c, 3, 3e-4, "constant", start_epoch=start)
     assert [h["epoch"] for h in run.history] == [0, 1, 2]
     assert [h["lr"] for h in run.history] == pytest.approx([1e-3, 3e-4, 3e-4])
+
+
+def test_changed_names_the_keys_of_a_mapping_param_that_differ():
+    text = ledger.describe_change({"model_kwargs": {"num_block": 1, "num_feat": 16}, "lr": 1e-3},
+                                  {"model_kwargs": {"num_block": 1, "num_feat": 8, "norm": "batch"}, "lr": 1e-3}, 4)
+    assert text == "vs #4: model_kwargs.num_feat 8→16, model_kwargs.norm batch→∅"
