@@ -181,6 +181,8 @@ def _infer_all(run: Run, net: torch.nn.Module, sources: Sequence[Source], out: P
     """The loop of `run_inference`: every picture inferred (or skipped), measured and recorded; the summary."""
     total = sum(1 if not s.video else max(1, video_info(s.path).frames // frames[0]) for s in sources)
     bar = progress_bar(range(total), leave=False) if progress else None
+    if bar is not None:
+        bar.update(0)  # starts its clock: updated by hand, not iterated
     records: list[dict[str, Any]] = []
     meters: dict[Path, FlickerMeter] = {}
     video_frames: dict[Path, list[tuple[int, Path]]] = {}

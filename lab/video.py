@@ -152,6 +152,8 @@ def extract_frames(video: str | os.PathLike, out: str | os.PathLike, every: int 
     video, out = Path(video), Path(out)
     info = video_info(video)
     bar = progress_bar(range(info.frames or 1), leave=False) if progress else None
+    if bar is not None:
+        bar.update(0)  # starts its clock: updated by hand, not iterated
     kept = written = 0
     last = -1
     for idx, frame in read_frames(video, every, dedup, dedup_threshold):
