@@ -402,7 +402,7 @@ def view(df: pd.DataFrame, columns: tuple[str, ...] | list[str] = DEFAULT_VIEW, 
     cols = [c if c in df.columns else short[c] for c in columns if c in df.columns or (strict and c in short)]
     out = df[cols].rename(columns=_short_name)
     if "error" in out.columns:
-        out["error"] = out["error"].map(lambda v: v if not isinstance(v, str) or len(v) <= 60 else v[:59] + "…")
+        out["error"] = out["error"].map(lambda v: "" if not isinstance(v, str) else v if len(v) <= 60 else v[:59] + "…")
     return out
 
 

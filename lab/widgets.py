@@ -355,7 +355,8 @@ class EpochScrubber:
     """A slider over a run's saved sample strips (LR | SR | HR), its plain epochs then its adversarial ones."""
 
     def __init__(self, run_path: str | os.PathLike):
-        self.files = [s.path for s in Run(run_path).samples()]
+        run = Run(run_path)
+        self.files = [s.path for s in run.samples()]
         if not self.files:
             raise FileNotFoundError(f"run {run_path} saved no sample strips; the train notebook saves one per epoch")
         self.slider = W.IntSlider(value=len(self.files) - 1, min=0, max=len(self.files) - 1, description="epoch",
@@ -363,7 +364,9 @@ class EpochScrubber:
         self.image = W.Image(format="png", value=self.files[-1].read_bytes())
         self.label = W.Label(self.files[-1].name)
         self.slider.observe(self._update, names="value")
-        self.widget = W.VBox([W.HBox([self.slider, self.label]), self.image])
+        title = html.escape(f"run #{run.id} {run.meta.get('title') or run.name}")
+        self.caption = W.HTML(f"<b>{title}</b>: sample strips, left to right LR (input) | SR (output) | HR")
+        self.widget = W.VBox([self.caption, W.HBox([self.slider, self.label]), self.image])
 
     def _update(self, change: Any = None) -> None:
         f = self.files[self.slider.value]

@@ -9,6 +9,7 @@ either is missing, except in CI (`CI` set), where it fails instead. The screensh
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -24,6 +25,7 @@ from demo_runs import make_demo_runs
 
 from lab.params import notebook_path
 from lab.utils import PROJECT_ROOT
+from lab.workspace import jupyter_command, link_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,22 +62,23 @@ def _free_port() -> int:
 
 
 def serve(tmp_path, runs_root, notebooks):
-    """JupyterLab on 127.0.0.1 with a token, serving working copies of `notebooks` (as `make lab` does) with
-    runs under `runs_root`; yields (base url, token, served folder)."""
+    """JupyterLab on 127.0.0.1 with a token, started with `lab jupyter`'s command line (as root: --allow-root)
+    over working copies of `notebooks` and the `runs` link beside them, runs under `runs_root`; yields (base url,
+    token, served folder)."""
     _need_browser()
     served = tmp_path / "nb"
     served.mkdir()
     for name in notebooks:  # working copies: the committed notebooks stay templates
         shutil.copy(notebook_path(name), served / f"{name}.ipynb")
+    link_runs(served, runs_root)
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_PAPERMILL", "LAB_STATIC")}
     env.update(LAB_RUNS_DIR=str(runs_root), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
                JUPYTER_DATA_DIR=str(tmp_path / "data"))
-    cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
-           "--port", str(port), f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}",
-           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=", "--ServerApp.port_retries=0",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = jupyter_command(served, token, ["--port", str(port), "--LabApp.expose_app_in_browser=True",
+                                          "--LabApp.news_url=", "--ServerApp.port_retries=0",
+                                          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"])
     log = open(tmp_path / "jupyter.log", "wb")
     proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -157,10 +160,14 @@ TINY_TRAIN = {"model": '"edsr_baseline"', "model_kwargs": '{"num_block": 1, "num
               "valid_max_size": "48", "eval_sets": '""', "profile_size": "16", "num_workers": "0"}
 
 
+def _params_index(nb_path: Path) -> int:
+    """Index of the cell tagged `parameters`."""
+    cells = json.loads(nb_path.read_text())["cells"]
+    return next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
+
+
 def _params_source(nb_path: Path, values: dict[str, str]) -> str:
     """The parameters cell of a notebook with some values replaced (what a user types), comments kept."""
-    import json
-
     src = "".join(next(c for c in json.loads(nb_path.read_text())["cells"]
                        if "parameters" in c["metadata"].get("tags", []))["source"])
     out = []
@@ -210,6 +217,21 @@ class Lab:
           return k.status === 'idle' && !busy;
         }""", timeout=timeout)
 
+    def open_from_file_browser(self, parts):
+        """Open a file the way a user does: double-click each folder of its path in the file browser, then it."""
+        self.page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+        for name in parts:
+            item = self.page.locator(".jp-DirListing-content .jp-DirListing-itemText", has_text=name).first
+            item.wait_for(timeout=30_000)
+            item.dblclick()
+            self.page.wait_for_timeout(500)
+        self.page.wait_for_function("p => { const w = window.jupyterapp.shell.currentWidget;"
+                                    " return !!w && !!w.context && w.context.path.endsWith(p); }",
+                                    arg="/".join(parts), timeout=60_000)
+
+    def dirty(self):
+        return self.page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
+
     def shot(self, name, cell=None):
         ARTIFACTS.mkdir(exist_ok=True)
         news = self.page.locator(".jp-Notification-Toast-Close, .jp-toast-button:has-text('No')")
@@ -243,7 +265,8 @@ def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
             try:
                 lab = Lab(browser.new_page(viewport={"width": 1400, "height": 1000}))
                 lab.open(base, token, "train.ipynb")
-                lab.set_cell(1, _params_source(served / "train.ipynb", TINY_TRAIN))
+                pi = _params_index(served / "train.ipynb")
+                lab.set_cell(pi, _params_source(served / "train.ipynb", TINY_TRAIN))
                 lab.command("notebook:run-all-cells")
                 lab.wait_idle()
                 (first,) = runs.scan(runs_root)
@@ -252,7 +275,7 @@ def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
                 assert len(first.history) == 2
                 lab.shot("train-1-run-all-done.png", cell=-2)  # the evaluation and the ledger row
 
-                lab.set_cell(1, _params_source(served / "train.ipynb", {**TINY_TRAIN, "loss": '"l1 + nope"'}))
+                lab.set_cell(pi, _params_source(served / "train.ipynb", {**TINY_TRAIN, "loss": '"l1 + nope"'}))
                 lab.command("notebook:run-all-cells")
                 lab.wait_idle()
                 second = runs.scan(runs_root)[-1]
@@ -264,8 +287,8 @@ def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
                 assert "make_learner" in err["source"]
                 lab.shot("train-2-run-all-failed.png", cell=err["cell"])
 
-                lab.set_cell(1, _params_source(served / "train.ipynb", TINY_TRAIN))  # the fix
-                lab.command("notebook:run-cell", cell=1)
+                lab.set_cell(pi, _params_source(served / "train.ipynb", TINY_TRAIN))  # the fix
+                lab.command("notebook:run-cell", cell=pi)
                 lab.wait_idle()
                 lab.command("notebook:run-all-below", cell=err["cell"])  # on from the failed cell
                 lab.wait_idle()
@@ -299,4 +322,119 @@ def test_train_notebook_run_all_failure_fix_and_swipe_in_jupyterlab(tmp_path):
         gen.close()
     assert f"#{second.id}" in caption, f"A and B are the two real runs: {caption}"
     assert f"#{first.id}" in caption, f"A and B are the two real runs: {caption}"
+    assert _notebooks_state() == before, "notebooks/ unchanged: the browser worked on copies"
+
+
+LONG_TRAIN = {**TINY_TRAIN, "steps": "200", "valid_every": "4", "name": '"stopped then resumed"'}
+
+
+def _lab_cli(*args, runs_root):
+    env = {k: v for k, v in os.environ.items() if k not in ("LAB_PAPERMILL", "LAB_STATIC")}
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env={**env, "LAB_RUNS_DIR": str(runs_root)},
+                          capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+
+
+def _cells(path):
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def _describe(path) -> str:
+    """A notebook's last code cell and its outputs, for the record of what the test saw."""
+    last = _cells(path)[-1]
+    outs = []
+    for o in last["outputs"]:
+        text = o.get("text") or o.get("evalue") or ", ".join(o.get("data", {}))
+        outs.append(f"{o['output_type']}: {''.join(text)[:200]!r}")
+    return f"{path}\n  last cell: {''.join(last['source'])!r}\n  outputs: {outs}\n"
+
+
+def test_stop_resume_and_run_all_again_keep_each_attempt_in_jupyterlab(tmp_path):
+    """Run All, stop, `lab resume` from a shell, Run All again in the same kernel: each attempt keeps its own
+    notebook (the live one numbered, the resumed one as notebook.ipynb, never rewritten by the kernel), the next
+    run's notebook holds only its cells; a run's notebook opens from the file browser; the studies notebook shows
+    a study where `make lab` opens it; the templates stay unchanged and open unmodified."""
+    from playwright.sync_api import sync_playwright
+
+    from lab import runs
+    from lab.studies import load_study
+
+    before = _notebooks_state()
+    runs_root = tmp_path / "runs"
+    gen = serve(tmp_path, runs_root, ["train", "studies"])
+    base, token, served = next(gen)
+    train = served / "train.ipynb"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                lab = Lab(browser.new_page(viewport={"width": 1400, "height": 1000}))
+                lab.open(base, token, "train.ipynb")
+                opened_dirty = lab.dirty()
+                pi = _params_index(train)
+                lab.set_cell(pi, _params_source(train, LONG_TRAIN))
+                lab.command("notebook:run-all-cells")
+                deadline = time.monotonic() + 300
+                while not (runs.scan(runs_root) and len(runs.scan(runs_root)[0].history) >= 2):
+                    assert time.monotonic() < deadline, "the run did not reach its second validation"
+                    time.sleep(0.3)
+                lab.command("notebook:interrupt-kernel")  # the stop button
+                lab.wait_idle()
+                (first,) = runs.scan(runs_root)
+                assert first.status == "stopped", first.status_record
+                cells = json.loads(train.read_text())["cells"]
+                fit_cell = next(i for i, c in enumerate(cells) if "lab.training.fit(" in "".join(c["source"]))
+                lab.shot("attempts-1-stopped.png", cell=fit_cell)
+
+                resumed = _lab_cli("resume", str(first.id), runs_root=runs_root)
+                assert resumed.returncode == 0, resumed.stderr[-3000:]
+                assert first.status == "done", first.error
+                resumed_nb = first.notebook.read_bytes()
+
+                lab.set_cell(pi, _params_source(train, {**TINY_TRAIN, "name": '"after the resume"'}))
+                lab.command("notebook:run-all-cells")
+                lab.wait_idle()
+                second = runs.scan(runs_root)[-1]
+                assert second.id != first.id
+                assert second.status == "done", second.error
+                lab.shot("attempts-2-run-all-again-done.png", cell=-2)
+
+                lab.open_from_file_browser(["runs", first.name, "notebook.ipynb"])
+                lab.shot("attempts-3-run-notebook-opened-from-the-file-browser.png")
+
+                lab.open(base, token, "studies.ipynb")
+                lab.command("notebook:run-all-cells")
+                lab.wait_idle()
+                question = load_study("l1_vs_mse")["study"]["question"][:40]
+                lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.at(-2).node"
+                                  ".scrollIntoView({block: 'start'})")
+                shown = "() => window.jupyterapp.shell.currentWidget.content.widgets.at(-2).node.innerText"
+                lab.page.wait_for_function(f"q => ({shown})().includes(q)", arg=question, timeout=60_000)
+                page_text = lab.page.evaluate(shown)
+                lab.shot("attempts-4-studies-under-make-lab.png", cell=-2)
+            finally:
+                browser.close()
+    finally:
+        gen.close()
+    ledger_rows = _lab_cli("ledger", "--columns", "id,name,title,status,error,budget,train_minutes,valid_psnr_y",
+                           runs_root=runs_root).stdout
+    live = first.dir / "notebook.1.ipynb"
+    (ARTIFACTS / "attempts.txt").write_text(ledger_rows + "\n" + "".join(
+        _describe(x) for x in (live, first.notebook, second.notebook)))
+
+    assert first.notebook.read_bytes() == resumed_nb, "the resumed attempt's notebook is not rewritten by the kernel"
+    first_live, first_resumed, second_cells = _cells(live), _cells(first.notebook), _cells(second.notebook)
+    assert "stopped then resumed" in "".join(first_live[0]["source"]), "the live attempt starts at its parameters"
+    assert "lab.training.fit(" in "".join(first_live[-1]["source"]), "and ends at the cell it was stopped in"
+    assert [o["ename"] for o in first_live[-1]["outputs"] if o["output_type"] == "error"] == ["KeyboardInterrupt"]
+    template_last = "".join(_cells(notebook_path("train"))[-1]["source"])
+    assert "".join(first_resumed[-1]["source"]) == template_last, "the resumed attempt ran the template to its end"
+    assert not [o for c in first_resumed for o in c["outputs"] if o["output_type"] == "error"]
+    assert "after the resume" in "".join(second_cells[0]["source"]), "the next run starts at its own parameters"
+    assert "".join(second_cells[-1]["source"]) == template_last, "and ends at its own last cell"
+    assert not any("stopped then resumed" in "".join(c["source"]) for c in second_cells)
+    assert first.meta["title"] == "stopped then resumed"
+    assert first.meta["notebook_path"] == str(notebook_path("train")), "resume executes the template"
+    assert question in page_text, "the studies notebook shows its study"
+    assert "not found" not in page_text
+    assert not opened_dirty, "a notebook opens unmodified"
     assert _notebooks_state() == before, "notebooks/ unchanged: the browser worked on copies"

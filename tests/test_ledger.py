@@ -324,3 +324,32 @@ def test_summary_and_cache_equal_a_full_read_after_each_change(tmp_path, monkeyp
     (root / "0006-edsr-l1-6" / "metrics.json").unlink()
     df = _same_as_full_read(root)
     assert ledger.is_missing(df.loc[df["id"] == 6, "metric.valid_psnr_y"].item())
+
+
+def test_the_default_view_says_why_a_run_failed_and_the_budget_it_used(tmp_path):
+    steps = runs.create({"model": "m", "steps": 1000, "epochs": 5}, root=tmp_path, name="steps")
+    steps.finish({})
+    epochs = runs.create({"model": "m", "steps": 0, "epochs": 5}, root=tmp_path, name="epochs")
+    epochs.finish({})
+    timed = runs.create({"model": "m", "time_budget": 2.5, "steps": 1000, "epochs": 5}, root=tmp_path, name="min")
+    timed.fail(ValueError("unknown loss term 'nope' in 'l1 + nope'; known terms: l1, mse, charbonnier, msssim, edge"))
+    df = ledger.load(tmp_path)
+    v = ledger.view(df)
+    assert list(v["budget"]) == ["1000 steps", "5 epochs", "2.5 min"]
+    assert v["error"].iloc[2].startswith("unknown loss term 'nope'")
+    assert len(v["error"].iloc[2]) <= 60, "one line in the table; the whole message is in the run"
+    assert list(v["error"].iloc[:2]) == ["", ""], "a run that did not fail shows no error"
+
+
+def test_unknown_columns_are_refused_with_the_known_ones(tmp_path, monkeypatch, capsys):
+    from lab import cli
+
+    runs.create({"model": "m"}, root=tmp_path, name="a").finish({"valid_psnr_y": 30.0})
+    df = ledger.load(tmp_path)
+    assert list(ledger.view(df, ["id", "model", "metric.valid_psnr_y"], strict=True).columns) == \
+        ["id", "model", "valid_psnr_y"], "full and short names both work"
+    with pytest.raises(ValueError, match=r"unknown column\(s\) 'nope'; known: .*valid_psnr_y"):
+        ledger.view(df, ["id", "nope"], strict=True)
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path))
+    assert cli.main(["ledger", "--columns", "id,nope"]) == 2
+    assert "unknown column(s) 'nope'" in capsys.readouterr().err

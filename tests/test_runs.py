@@ -52,3 +52,12 @@ def test_attach_to_runner_created_dir(tmp_path):
     run = runs.start({"a": 1, "b": 2}, run_dir=made.dir)
     assert run.dir == made.dir
     assert run.params == {"a": 1, "b": 2}
+
+
+def test_a_title_given_to_the_runner_stays_the_runs_title(tmp_path):
+    given = runs.create({"name": ""}, name="conc r1 p3", root=tmp_path)
+    runs.start({"name": "", "model": "edsr_baseline"}, run_dir=given.dir, name="edsr_baseline")
+    assert runs.Run(given.dir).meta["title"] == "conc r1 p3"
+    untitled = runs.create({"name": ""}, root=tmp_path)
+    runs.start({"name": "", "model": "edsr_baseline"}, run_dir=untitled.dir, name="edsr_baseline")
+    assert runs.Run(untitled.dir).meta["title"] == "edsr_baseline", "without a title the notebook names the run"

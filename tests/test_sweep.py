@@ -209,6 +209,12 @@ def test_evaluate_notebook_scores_a_run_checkpoint(tmp_path):
     row = ledger.load(tmp_path).set_index("id").loc[run.id]
     assert row["cost.gflops"] == m["gflops"]
     assert row["parent"] == src.id
+    assert row["param.model"] == "edsr_baseline", "the row names the model read from the checkpoint"
+    assert row["param.scale"] == 2, "and its scale"
+    nb = json.loads(run.notebook.read_text())
+    shown = [o for c in nb["cells"] if "image_grid" in "".join(c["source"]) for o in c["outputs"]
+             if "image/png" in o.get("data", {})]
+    assert shown, "the notebook shows the images it scored"
 
 
 @pytest.mark.slow
