@@ -346,6 +346,22 @@ class LossPartsLogger(Callback):
             self.recorder.log += [self.sums[n] / self.count if self.count else float("nan") for n in self.names]
 
 
+class DeviceDegrade(Callback):
+    """Degrade a training batch on the device it trains on, when the loader's dataset leaves it there
+    (`degrade_on='device'`: the batch holds HR patches, each item's degradation params and flip code); each item
+    gets the LR the loader would have made from the same draws (`lab.data.PatchDataset.finish_batch`)."""
+
+    order = -30  # before every callback that reads the batch (mixup, autocast)
+
+    def before_batch(self):
+        got = (*self.xb, *self.yb)
+        ds = getattr(self.dls.train, "dataset", None)
+        if not self.training or getattr(ds, "degrade_on", "loader") != "device" or len(got) != 3:
+            return
+        lr, hr = ds.finish_batch(*got)
+        self.learn.xb, self.learn.yb = (lr,), (hr,)
+
+
 class DataEpoch(Callback):
     """Tell the training DataLoader the epoch before it is iterated, so its patches, degradations and shuffle
     depend on (seed, epoch) alone: a run resumed at epoch k sees the batches an uninterrupted run saw.

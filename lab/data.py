@@ -4,6 +4,8 @@ them, the step budget of a run, and fastai DataLoaders. Images come from `lab.so
 - Training patches: each item draws its image, crop, degradation and flip/rot90 from a generator seeded by
   (seed, data epoch, index), so a run replays and resumes exactly, with DataLoader workers or without. A pipeline
   with HR ops (rescale, aspect, crop) runs them on the HR before the LR is made, so the pair stays aligned.
+  `degrade_on='device'`: the loader only decodes and crops (drawing the same params and flip code from the same
+  generator); `lab.callbacks.DeviceDegrade` degrades the batch where the model trains (`PatchDataset.finish_batch`).
 - Validation: whole images (centre-cropped to `valid_max_size`), degraded once with a seed fixed per image
   (`lab.sources.image_seed`), so every epoch, resumed run, rerun and run of another seed judges on the same inputs.
   Plain bicubic is MATLAB's `imresize`, bit-exact with the benchmark LR files.
@@ -12,6 +14,7 @@ them, the step budget of a run, and fastai DataLoaders. Images come from `lab.so
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -47,6 +50,7 @@ __all__ = ["Budget", "PatchDataset", "ImageDataset", "SRDataLoader", "dataloader
            "builtin_image", "builtin_images", "load_source", "find_benchmark", "benchmark_images", "with_bicubic_lr",
            "BUILTIN_TRAIN", "BUILTIN_VALID"]
 CHANNELS = ("rgb", "y")
+DEGRADE_ON = ("loader", "device")  # where training patches are degraded: per item in the loader, or per batch
 
 
 def builtin_images(names: Sequence[str] = BUILTIN_TRAIN) -> list[ImagePair]:
@@ -111,7 +115,8 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def __init__(self, images: SourceMix | Sequence[ImagePair], scale: int, patch_size: int = 48,
                  degradation: Any = "bicubic", repeat: int = 1, augment: bool = True, seed: int = 0,
-                 channels: str = "rgb", quantize_lr: bool = True, items: int | None = None):
+                 channels: str = "rgb", quantize_lr: bool = True, items: int | None = None,
+                 degrade_on: str = "loader"):
         mix = images if isinstance(images, SourceMix) else open_sources(list(images), scale)
         if not len(mix):
             raise ValueError("PatchDataset needs at least one image")
@@ -124,6 +129,13 @@ class PatchDataset(torch.utils.data.Dataset):
         paired = all(src.paired for src in mix.sources)
         self.pipeline = None if paired else build(degradation, scale=scale)
         self.items = items if items is not None else len(mix) * repeat
+        if degrade_on not in DEGRADE_ON:
+            raise ValueError(f"degrade_on must be one of {DEGRADE_ON}, got {degrade_on!r}")
+        if degrade_on == "device" and self.pipeline is not None and (self.pipeline.changes_hr or
+                                                                     any(src.paired for src in mix.sources)):
+            raise ValueError(f"degrade_on='device' needs unpaired sources and a pipeline without HR ops "
+                             f"({self.pipeline.name!r} changes the HR or a source is paired); use 'loader'")
+        self.degrade_on = degrade_on if self.pipeline is not None else "loader"
         hr_patch = patch_size * scale
         for src in mix.sources:
             for k in range(len(src)):
@@ -178,6 +190,9 @@ class PatchDataset(torch.utils.data.Dataset):
             h, w = hr.shape[0] // s, hr.shape[1] // s  # LR grid, so HR crops stay aligned to it
             y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
             hr_patch = _chw(hr[y * s:(y + p) * s, x * s:(x + p) * s])
+            if lr is None and self.degrade_on == "device":  # the same draws, in the same order, as below
+                params = self.pipeline.sample(rng)
+                return hr_patch, json.dumps(params), int(rng.integers(0, 8)) if self.augment else 0
             lr_patch = _chw(lr[y:y + p, x:x + p]) if lr is not None else self.pipeline(hr_patch[None], rng)[0]
         if lr is None and self.quantize_lr:
             lr_patch = lr_patch.clamp(0, 1).mul(255).round().div(255)
@@ -187,6 +202,24 @@ class PatchDataset(torch.utils.data.Dataset):
         if self.channels == "y":
             lr_patch, hr_patch = rgb_to_y(lr_patch[None])[0], rgb_to_y(hr_patch[None])[0]
         return lr_patch.contiguous(), hr_patch.contiguous()
+
+    def finish_batch(self, hr: torch.Tensor, params: Sequence[str], codes: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """With `degrade_on='device'`: a batch of HR patches, the degradation params each item drew and its
+        flip/rot90 code (what `__getitem__` returns then, collated) -> the (LR, HR) batch the loader path makes,
+        computed on the batch's device."""
+        lr = self.pipeline.apply(hr, [json.loads(p) for p in params])
+        if self.quantize_lr:
+            lr = lr.clamp(0, 1).mul(255).round().div(255)
+        if self.augment:
+            lr, hr = lr.clone(), hr.clone()
+            codes = torch.as_tensor(codes).tolist()
+            for c in set(codes):
+                idx = [k for k, v in enumerate(codes) if v == c]
+                lr[idx], hr[idx] = _augment(lr[idx], c), _augment(hr[idx], c)
+        if self.channels == "y":
+            lr, hr = rgb_to_y(lr), rgb_to_y(hr)
+        return lr.contiguous(), hr.contiguous()
 
 
 def _centre_crop(pair: ImagePair, scale: int, max_size: int | None) -> ImagePair:
@@ -441,14 +474,15 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
                 degradation_kwargs: dict[str, Any] | None = None, valid_degradation: Any = "",
                 valid_lr: str = "", augment: bool = True, epochs: int = 1, steps: int = 0, valid_every: int = 0,
                 save_every: int = 0, data_filters: dict[str, Any] | None = None,
-                disk_cache: bool = False) -> DataLoaders:
+                disk_cache: bool = False, degrade_on: str = "loader") -> DataLoaders:
     """fastai DataLoaders: random patch batches for training, whole images (batch 1) for validation.
 
     `degradation` is a preset name or config (lab.degrade.build) and `degradation_kwargs` its overrides;
     `valid_degradation` degrades the validation images ('' = the training degradation, 'bicubic' = clean
     benchmark-style LR), or `valid_lr` names their paired LR folder. `dls.budget` is the step budget (`steps`, or
     `epochs` of `repeat` patches per image), `dls.degradation` / `dls.valid_degradation` the resolved configs and
-    `dls.sources` the training sources a run records.
+    `dls.sources` the training sources a run records. `degrade_on='device'` leaves the degradation to the batch on
+    the training device (`lab.callbacks.DeviceDegrade`, which `lab.learner.restoration_learner` adds).
     """
     built_from = {k: v for k, v in locals().items() if k not in ("device",) and isinstance(v, (str, int, float, dict,
                                                                                             list, type(None)))}
@@ -458,7 +492,7 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     budget = make_budget(len(mix) * repeat, batch_size, epochs, steps, valid_every, save_every)
     items = budget.steps_per_epoch * batch_size if steps else len(mix) * repeat
     train_ds = PatchDataset(mix, scale, patch_size, degradation=degradation, repeat=repeat, seed=seed,
-                            channels=channels, augment=augment, items=items)
+                            channels=channels, augment=augment, items=items, degrade_on=degrade_on)
     if items < batch_size or budget.steps_per_epoch < 1:
         raise ValueError(f"only {items} training patches per epoch ({len(mix)} images x repeat {repeat}) "
                          f"for batch_size {batch_size}: raise repeat or lower batch_size")

@@ -15,7 +15,16 @@ from fastai.optimizer import SGD, Adam
 from torch import nn
 
 from lab import vocab
-from lab.callbacks import EMA, BF16Autocast, ClipGrad, DataEpoch, DivergenceGuard, LossPartsLogger, TimeBudget
+from lab.callbacks import (
+    EMA,
+    BF16Autocast,
+    ClipGrad,
+    DataEpoch,
+    DeviceDegrade,
+    DivergenceGuard,
+    LossPartsLogger,
+    TimeBudget,
+)
 from lab.data import Budget
 from lab.losses import parse_loss
 from lab.metrics import PSNR, SSIM
@@ -82,7 +91,7 @@ def restoration_learner(dls: Any, model: nn.Module, loss: str | Callable = "l1",
     device = getattr(dls, "device", None)
     loss_func = make_loss(loss)
     parts = [LossPartsLogger()] if len(getattr(loss_func, "part_names", ())) > 1 else []
-    cbs = [DataEpoch(), *parts, *(cbs or []), *amp_callbacks(amp, device)]
+    cbs = [DataEpoch(), DeviceDegrade(), *parts, *(cbs or []), *amp_callbacks(amp, device)]
     learn = Learner(dls, model, loss_func=loss_func, opt_func=make_opt(opt, betas, eps), lr=lr, wd=wd,
                     metrics=default_metrics(scale) if metrics is None else metrics, cbs=cbs,
                     path=path or ".", model_dir="checkpoints")

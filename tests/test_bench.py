@@ -121,8 +121,11 @@ def test_bench_json_has_every_section(tmp_path, monkeypatch):
     assert {r["amp"] for r in res["P1"]} == {"fp32", "bf16"}
     assert res["P2"]["fp32_gflops_s"] > 0
     assert res["P2"]["step_gflop"] > 0
-    assert {(r["preset"], r["workers"] > 0) for r in res["P3"]} == {(p, w) for p in ("bicubic", "second_order")
-                                                                     for w in (False, True)}
+    waits = [r for r in res["P3"] if "data_fraction_of_step" in r]
+    assert {(r["preset"], r["workers"] > 0) for r in waits} == {(p, w) for p in ("bicubic", "second_order")
+                                                                for w in (False, True)}
+    feeds = {(r["preset"], r["degrade_on"]) for r in res["P3"] if "patches_per_s" in r}
+    assert feeds == {(p, w) for p in ("bicubic", "second_order", "realsr") for w in ("loader", "device")}
     assert res["P4"]["status"] == "done"
     assert len(res["P4"]["points"]) >= 2
     assert png.stat().st_size > 0
@@ -162,3 +165,18 @@ def test_p6_times_the_reader_before_summaries_and_the_cached_one_on_the_same_row
     assert min(res["old_s"], res["first_s"], res["warm_s"]) > 0
     rows = bench.summarise("P6", {"ledger": res, "papermill": {"to_first_cell_s": 1.0, "one_cell_run_s": 1.5}})
     assert "the reader before summaries" in rows[0]["measured"]
+
+
+def test_p3_feed_rates_in_the_loader_and_batched_on_the_device():
+    from lab.bench.data import feed_rate
+
+    loader = feed_rate("bicubic", "loader", 0, batches=2, batch=2, patch=16)
+    device = feed_rate("bicubic", "device", 0, batches=2, batch=2, patch=16)
+    assert loader["patches_per_s"] > 0
+    assert device["patches_per_s"] > 0
+    refused = feed_rate("bicubic", "gpu", 0, batches=1, batch=2, patch=16)
+    assert "degrade_on must be one of" in refused["error"]
+    rows = summary.ROWS["P3"]([loader, device, refused])
+    assert [r["measured"].split(" ")[0] for r in rows[:2]] == [f"{loader['patches_per_s']:.0f}",
+                                                                f"{device['patches_per_s']:.0f}"]
+    assert rows[2]["measured"].startswith("not measured")

@@ -128,3 +128,56 @@ def test_hr_geometry_ops_keep_patches_aligned(op, ranges):
         ref = imresize_tensor(hr[None], scale=0.5)[0].clamp(0, 1).mul(255).round().div(255)
         inner = (slice(None), slice(3, -3), slice(3, -3))  # away from the patch border (the kernel's support)
         assert (lr[inner] - ref[inner]).abs().max() <= 1.5 / 255, f"{op} item {i}: LR does not match its HR"
+
+
+@pytest.mark.parametrize("preset", ["bicubic", "second_order", "realsr"])
+def test_degrading_on_the_device_gives_the_loaders_batches(preset):
+    """degrade_on='device': the loader decodes and crops, the batch is degraded where the model trains, and each
+    item's LR equals the loader path's for the same seeds: bit-exact on CPU (the ops run image by image on the
+    batch, as they do per item). The epoch a resumed run starts at draws the same batch again."""
+    from lab.callbacks import DeviceDegrade
+
+    kw = dict(scale=2, patch_size=16, batch_size=4, degradation=preset, valid="builtin:chelsea", valid_max_size=32,
+              seed=3, steps=4, repeat=4, channels="y",
+              degradation_kwargs={"kernel_bank": "builtin", "noise_bank": "builtin"} if preset == "realsr" else None)
+    loader = data.dataloaders("builtin:astronaut,coffee", **kw)
+    device = data.dataloaders("builtin:astronaut,coffee", degrade_on="device", **kw)
+    for dl in (loader.train, device.train):
+        dl.set_epoch(2)
+    lr, hr = next(iter(loader.train))
+    raw = next(iter(device.train))
+    assert len(raw) == 3, "HR patches, each item's params, its flip code"
+    assert raw[0].shape[-1] == 32, "the loader left the patches at HR size"
+    lr_d, hr_d = device.train.dataset.finish_batch(*raw)
+    assert torch.equal(hr_d, hr)
+    assert torch.equal(lr_d, lr)
+    device.train.set_epoch(2)  # a resumed run sets the data epoch: the same draws again
+    again = device.train.dataset.finish_batch(*next(iter(device.train)))
+    assert torch.equal(again[0], lr_d)
+    cb = DeviceDegrade()
+    assert cb.order < 0, "before every callback that reads the batch"
+
+
+def test_degrade_on_names_the_accepted_values():
+    with pytest.raises(ValueError, match="degrade_on must be one of"):
+        data.dataloaders("builtin:astronaut", scale=2, patch_size=16, batch_size=2, degrade_on="gpu", steps=2)
+
+
+def test_training_with_device_degradation_takes_the_loaders_steps():
+    """The same seeds train the same weights (bit-exact on CPU) whether the loader or the device degrades."""
+    from lab import learner, models
+
+    def trained(where):
+        dls = data.dataloaders("builtin:astronaut,coffee", scale=2, patch_size=16, batch_size=4,
+                               degradation="second_order", valid="builtin:chelsea", valid_max_size=32, seed=1,
+                               steps=3, repeat=4, degrade_on=where)
+        torch.manual_seed(0)
+        net = models.create("edsr_baseline", scale=2, num_block=1, num_feat=8)
+        learn = learner.restoration_learner(dls, net, loss="l1", lr=1e-3, amp="none")
+        learn.remove_cb(learn.progress)
+        with learn.no_logging():
+            learner.fit_schedule(learn, dls.budget, 1e-3, "cosine")
+        return [p.detach().clone() for p in net.parameters()]
+
+    for a, b in zip(trained("loader"), trained("device")):
+        assert torch.equal(a, b)

@@ -15,6 +15,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from fastprogress.fastprogress import progress_bar
 
 from lab import imcache
@@ -64,6 +65,48 @@ def data_vs_step(data: str = "builtin", *, workers: int = 0, preset: str = "bicu
             "step_slowdown": st / step_alone_s, **{k: v for k, v in dl_kw.items() if k == "disk_cache"}}
 
 
+FEED_PRESETS = {"bicubic": {}, "second_order": {}, "realsr": {"kernel_bank": "builtin", "noise_bank": "builtin"}}
+
+
+def feed_rate(preset: str, degrade_on: str = "loader", workers: int = 0, batches: int = 8, batch: int = 16,
+              patch: int = 48, data: str = "builtin", device: str | None = None) -> dict[str, Any]:
+    """Training patches per second one loader feeds with `preset`, degraded in the loader (`workers` processes)
+    or on `device` in batches (`degrade_on='device'`: decode and crop in the loader, `finish_batch` on the batch),
+    nothing else running; a preset that cannot be built or degraded that way gives its error."""
+    try:
+        dls = dataloaders(data, scale=2, patch_size=patch, batch_size=batch, steps=batches + 1,
+                          valid_every=batches + 1, valid="builtin:chelsea", valid_max_size=64, degradation=preset,
+                          degradation_kwargs=FEED_PRESETS.get(preset) or None, num_workers=workers,
+                          degrade_on=degrade_on, device=device)
+    except (ValueError, OSError) as e:
+        return {"preset": preset, "degrade_on": degrade_on, "workers": workers, "error": str(e)}
+    ds = dls.train.dataset
+    cuda = torch.cuda.is_available() and str(device or "").startswith("cuda")
+    it = iter(dls.train)
+    next(it)  # warm-up: workers started
+    t = time.perf_counter()
+    for _ in range(batches):
+        b = next(it)
+        if ds.degrade_on == "device":
+            ds.finish_batch(*b)
+        if cuda:
+            torch.cuda.synchronize()
+    took = time.perf_counter() - t
+    del it
+    return {"preset": preset, "degrade_on": degrade_on, "workers": workers, "device": str(dls.device or "cpu"),
+            "batch": batch, "patch": patch, "patches_per_s": batches * batch / took}
+
+
+def bench_feed(sizes: Sizes, data: str = "builtin") -> list[dict[str, Any]]:
+    """P3b: patches/s per preset degraded in the loader (no workers, and as many workers as cores) and on the
+    training device in batches (CUDA when present, else the CPU)."""
+    device = "cuda" if torch.cuda.is_available() else None
+    workers = min(2, usable_cores())
+    kw = dict(batches=sizes.data_batches, batch=sizes.batch, patch=sizes.patch, data=data)
+    return [feed_rate(p, "loader", w, **kw) for p in FEED_PRESETS for w in (0, workers)] + \
+        [feed_rate(p, "device", 0, device=device, **kw) for p in FEED_PRESETS]
+
+
 def _timed(fn: Any) -> float:
     t = time.perf_counter()
     fn()
@@ -79,7 +122,8 @@ def bench_data_cost(sizes: Sizes, data: str = "builtin") -> list[dict[str, Any]]
     alone = statistics.median(_timed(step) for _ in range(3))
     workers = min(2, usable_cores())
     return [data_vs_step(data, workers=w, preset=p, batches=sizes.data_batches, batch=sizes.batch, patch=sizes.patch,
-                         amp=amp, step=step, step_alone_s=alone) for p in PRESETS for w in (0, workers)]
+                         amp=amp, step=step, step_alone_s=alone) for p in PRESETS for w in (0, workers)] + \
+        bench_feed(sizes, data)
 
 
 # --- `lab bench data`: a DIV2K-sized set on disk

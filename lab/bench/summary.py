@@ -55,7 +55,11 @@ def _p2(res: dict[str, Any]) -> list[Row]:
 def _p3(res: list[dict[str, Any]]) -> list[Row]:
     return [row(f"P3 data wait / step, {r['preset']}, {r['workers']} workers",
                 f"{r['data_fraction_of_step']:.1%} ({r['data_wait_ms']:.0f} ms wait, {r['step_ms']:.0f} ms step, "
-                f"step x{r['step_slowdown']:.2f} of alone)") for r in res]
+                f"step x{r['step_slowdown']:.2f} of alone)") for r in res if "data_fraction_of_step" in r] + \
+        [row(f"P3 feed, {r['preset']}, " + (f"in the loader, {r['workers']} workers" if r["degrade_on"] == "loader"
+                                            else f"batched on {r.get('device', 'the device')}"),
+             f"{r['patches_per_s']:.0f} patches/s ({r['batch']} x {r['patch']} px)" if "patches_per_s" in r else
+             f"not measured: {r.get('error', '')[:80]}") for r in res if "degrade_on" in r]
 
 
 def _p4(res: dict[str, Any]) -> list[Row]:
