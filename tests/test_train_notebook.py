@@ -38,7 +38,7 @@ def test_failing_cell_recorded_as_failed(tmp_path):
     run = run_notebook("train", {**TINY, "model": "no_such_model"}, root=tmp_path)
     st = json.loads((run.dir / "status.json").read_text())
     assert st["status"] == "failed"
-    assert st["error"]["type"] == "KeyError"
+    assert st["error"]["type"] == "UnknownName", "the registry lookup's own error (a KeyError naming the known models)"
     assert "no_such_model" in st["error"]["message"]
     assert isinstance(st["error"]["cell"], int)
     nb = json.loads((run.dir / "notebook.ipynb").read_text())
