@@ -13,6 +13,7 @@ from lab.learner import OPTIMIZERS
 from lab.losses import parse_loss
 from lab.models import MODELS, model_entrypoint
 from lab.schedules import SCHEDULES
+from lab.sources import parse_split
 
 
 def check_names(params: dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +24,7 @@ def check_names(params: dict[str, Any]) -> dict[str, Any]:
     for key in ("eval_sets", "sets"):
         if isinstance(params.get(key), str):
             check_sets([spec for spec, _ in parse_sets(params[key]).values()])
+    parse_split(params.get("valid"))  # 'split:<share>' must be a share in (0, 1)
     if "model" in params and params["model"]:
         model_entrypoint(params["model"])
     if params.get("gan") and "disc" in params:

@@ -39,10 +39,12 @@ from lab.sources import (
     SourceMix,
     builtin_image,
     find_benchmark,
+    hold_out,
     image_seed,
     load_source,
     open_source,
     open_sources,
+    parse_split,
 )
 from lab.utils import usable_cores
 
@@ -483,12 +485,20 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     `epochs` of `repeat` patches per image), `dls.degradation` / `dls.valid_degradation` the resolved configs and
     `dls.sources` the training sources a run records. `degrade_on='device'` leaves the degradation to the batch on
     the training device (`lab.callbacks.DeviceDegrade`, which `lab.learner.restoration_learner` adds).
+    `valid = 'split:<share>'` holds that share of the training images out (after `data_filters`;
+    lab.sources.hold_out), never trained on; `dls.valid_split` lists them.
     """
     built_from = {k: v for k, v in locals().items() if k not in ("device",) and isinstance(v, (str, int, float, dict,
                                                                                             list, type(None)))}
     if degradation_kwargs:
         degradation = build(degradation, scale=scale, **degradation_kwargs)
     mix = open_sources(data, scale, data_lr, filters=data_filters, disk_cache=disk_cache)
+    split, valid_split = parse_split(valid), None
+    if split is not None:
+        if valid_lr:
+            raise ValueError(f"valid_lr {valid_lr!r} pairs a validation folder with its LR; the images of valid "
+                             f"{valid!r} come from the training data (paired by data_lr): leave valid_lr empty")
+        mix, held, valid_split = hold_out(mix, split)
     budget = make_budget(len(mix) * repeat, batch_size, epochs, steps, valid_every, save_every)
     items = budget.steps_per_epoch * batch_size if steps else len(mix) * repeat
     train_ds = PatchDataset(mix, scale, patch_size, degradation=degradation, repeat=repeat, seed=seed,
@@ -500,7 +510,8 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
                                    build(valid_degradation, scale=scale))
     if vpipe is None and not valid_lr and train_ds.pipeline is None:  # paired training data: clean validation
         vpipe = build("bicubic", scale=scale)
-    valid_imgs = open_source(valid, scale, valid_lr, with_lr=bool(valid_lr) or is_benchmark_bicubic(vpipe, scale))
+    valid_imgs = held if split is not None else \
+        open_source(valid, scale, valid_lr, with_lr=bool(valid_lr) or is_benchmark_bicubic(vpipe, scale))
     valid_ds = ImageDataset(valid_imgs.pairs(), scale, channels=channels, max_size=valid_max_size, degradation=vpipe)
     train_dl = SRDataLoader(train_ds, bs=batch_size, shuffle=True, drop_last=True,
                             num_workers=resolve_workers(num_workers, mix), device=device)
@@ -512,6 +523,8 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     dls = DataLoaders(train_dl, valid_dl)
     dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, mix.describe()
     dls.patch_size, dls.valid_every = patch_size, valid_every
+    dls.valid_source = valid_imgs if split is not None else valid  # what the final scores judge as 'valid'
+    dls.valid_split = valid_split  # the held-out files (None unless valid is 'split:<share>'), recorded by the run
     dls.built_from = built_from  # the arguments, so a trainer can tell the parameters changed since
     dls.degradation = train_ds.pipeline.config() if train_ds.pipeline is not None else {"preset": "paired"}
     dls.valid_degradation = vpipe.config() if vpipe is not None else {"preset": "paired", "lr": valid_lr}

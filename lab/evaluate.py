@@ -30,7 +30,7 @@ from lab.metrics import psnr, ssim
 from lab.models import profile
 from lab.resize import imresize
 from lab.runs import Run, scan
-from lab.sources import KNOWN_BENCHMARKS, ImagePair, find_benchmark, image_seed, load_source
+from lab.sources import KNOWN_BENCHMARKS, ImagePair, ImageSource, find_benchmark, image_seed, load_source
 from lab.utils import slugify, user_path
 
 
@@ -156,8 +156,9 @@ def parse_sets(sets: str | Sequence[str], default: Any = None) -> dict[str, tupl
     return out
 
 
-def task_sets(valid: str, eval_sets: str, scale: int, valid_degradation: Any) -> dict[str, tuple[str, Any]]:
-    """What a training run is judged on: its validation images degraded as its validation was, then `eval_sets`.
+def task_sets(valid: str | ImageSource, eval_sets: str, scale: int, valid_degradation: Any) -> dict[str, tuple[str, Any]]:
+    """What a training run is judged on: its validation images (a spec, or the images a split held out:
+    `dls.valid_source`) degraded as its validation was, then `eval_sets`.
 
     For SR a plain set name is the published benchmark (bicubic LR); for same-size restoration (scale 1) a plain
     name has no LR to offer, so it is degraded by the validation degradation and labelled with it.
@@ -177,21 +178,23 @@ def _paired_lr(degradation: Any) -> str:
     return degradation.get("lr", "") if isinstance(degradation, dict) and degradation.get("preset") == "paired" else ""
 
 
-def set_pairs(spec: str, scale: int, degradation: Any = None) -> list[ImagePair]:
+def set_pairs(spec: str | ImageSource, scale: int, degradation: Any = None) -> list[ImagePair]:
     """The image pairs of one set: 'builtin:<names>' photos or an HR folder (LR made by the degradation), else a
     benchmark set found under $LAB_BENCHMARKS / the reference data (its LR files when the degradation is bicubic);
-    a 'paired' degradation record pairs the HR with its LR folder."""
+    a 'paired' degradation record pairs the HR with its LR folder. An ImageSource (a held-out split) as it is."""
+    if isinstance(spec, ImageSource):
+        return spec.pairs()
     if _paired_lr(degradation):
         return load_source(spec, scale, _paired_lr(degradation))
     keep_lr = is_benchmark_bicubic(_pipeline(degradation, scale), scale)
     return load_source(spec, scale, with_lr=keep_lr)
 
 
-def check_sets(specs: Sequence[str]) -> None:
+def check_sets(specs: Sequence[str | ImageSource]) -> None:
     """ValueError for a set that is neither a folder, 'builtin:<names>' nor a benchmark this lab knows (a typo must
-    not pass as a benchmark that is merely absent)."""
+    not pass as a benchmark that is merely absent); images already opened (an ImageSource) pass."""
     for spec in specs:
-        if not (spec.startswith("builtin") or "/" in spec or user_path(spec).exists() or spec in KNOWN_BENCHMARKS):
+        if not isinstance(spec, ImageSource) and not (spec.startswith("builtin") or "/" in spec or user_path(spec).exists() or spec in KNOWN_BENCHMARKS):
             raise ValueError(f"unknown evaluation set {spec!r}: not a folder, not 'builtin:<names>', and not a "
                              f"benchmark this lab knows ({', '.join(KNOWN_BENCHMARKS)}); check the spelling")
 

@@ -169,6 +169,17 @@ class ImageSource:
         """Every image decoded (for small sets: validation, benchmarks)."""
         return [self.pair(i) for i in range(len(self))]
 
+    def file(self, i: int) -> str:
+        """Image i's file name (a built-in or in-memory image: its name), as a run records it."""
+        it = self.items[i]
+        return it.hr_file.name if it.hr_file is not None else it.name
+
+    def subset(self, indices: Sequence[int], name: str | None = None) -> ImageSource:
+        """The images at `indices`, read the same way (lazily unless already in memory)."""
+        if self._pairs:
+            return ImageSource(name or self.name, [], pairs=[self._pairs[i] for i in indices])
+        return ImageSource(name or self.name, [self.items[i] for i in indices], disk_cache=self.disk_cache)
+
 
 # ---------------------------------------------------------------------------------------------- building sources
 
@@ -372,6 +383,52 @@ def open_sources(spec: str | Sequence[ImagePair], scale: int, lr_dir: str = "", 
     return SourceMix(sources, weights, spec)
 
 
+SPLIT_PREFIX = "split:"
+SPLIT_FORM = "'split:<share>' with 0 < share < 1, e.g. 'split:0.05'"
+
+
+def parse_split(spec: Any) -> float | None:
+    """The share of a held-out validation spec 'split:<share>', None for any other spec; a bad share is a
+    ValueError naming the accepted form."""
+    if not isinstance(spec, str) or not spec.strip().startswith(SPLIT_PREFIX):
+        return None
+    raw = spec.strip()[len(SPLIT_PREFIX):].strip()
+    try:
+        share = float(raw)
+    except ValueError:
+        share = math.nan
+    if not 0 < share < 1:  # NaN fails too
+        raise ValueError(f"valid {spec!r}: a held-out split is {SPLIT_FORM}; got share {raw!r}")
+    return share
+
+
+def hold_out(mix: SourceMix, share: float) -> tuple[SourceMix, ImageSource, dict[str, Any]]:
+    """`share` of the training pool held out for validation: (the training mix without those images, the
+    held-out images, the record a run keeps of them). The images are ranked by a seeded hash of their source and
+    file name, so the same files give the same split in every rerun, derived run and training seed, whatever the
+    listing order."""
+    ranked = sorted((image_seed(f"{src.name}/{src.file(i)}", "split"), s, i)
+                    for s, src in enumerate(mix.sources) for i in range(len(src)))
+    k = max(1, round(share * len(ranked)))
+    if k >= len(ranked):
+        raise ValueError(f"valid 'split:{share:g}' holds out {k} of {len(ranked)} training image(s), leaving none "
+                         "to train on; lower the share or add images")
+    held = sorted((s, i) for _, s, i in ranked[:k])
+    taken = set(held)
+    keep = [[i for i in range(len(src)) if (s, i) not in taken] for s, src in enumerate(mix.sources)]
+    empty = [src.name for src, kept in zip(mix.sources, keep) if not kept]
+    if empty:
+        raise ValueError(f"valid 'split:{share:g}' holds out every image of source(s) {empty}; lower the share")
+    train = SourceMix([src.subset(kept) for src, kept in zip(mix.sources, keep)], mix.weights, mix.spec)
+    if any(src._pairs for src in mix.sources):  # in-memory images: one source
+        valid = ImageSource.from_pairs([mix.sources[s].pair(i) for s, i in held], "split")
+    else:
+        valid = ImageSource("split", [mix.sources[s].items[i] for s, i in held])
+    record = {"share": share, "held_out": k, "train_images": len(ranked) - k,
+              "images": [{"source": mix.sources[s].name, "file": mix.sources[s].file(i)} for s, i in held]}
+    return train, valid, record
+
+
 def image_seed(name: str, salt: str = "valid", base: int = 0) -> int:
     """A fixed seed for degrading image `name` (same in every epoch, resumed run, rerun and run of another seed)."""
     h = hashlib.sha256(f"{base}:{salt}:{name}".encode()).digest()
@@ -389,5 +446,5 @@ def modcropped(pair: ImagePair, scale: int) -> ImagePair:
 
 
 __all__ = ["ImagePair", "ImageSource", "SourceMix", "Item", "builtin_image", "open_source", "open_sources",
-           "parse_data_spec", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
+           "parse_data_spec", "parse_split", "hold_out", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
            "BUILTIN_GRAY", "KNOWN_BENCHMARKS", "BUILTIN_VALID", "modcropped"]

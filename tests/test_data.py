@@ -181,3 +181,22 @@ def test_training_with_device_degradation_takes_the_loaders_steps():
 
     for a, b in zip(trained("loader"), trained("device")):
         assert torch.equal(a, b)
+
+
+def test_dataloaders_validate_on_a_held_out_split_whatever_the_seed(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        write_image(tmp_path / f"p{i}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    kw = {"scale": 2, "patch_size": 8, "batch_size": 2, "steps": 2, "valid": "split:0.2", "valid_max_size": None}
+    dls = data.dataloaders(str(tmp_path), seed=0, **kw)
+    held = [im["file"] for im in dls.valid_split["images"]]
+    train = {it.hr_file.name for src in dls.train_ds.mix.sources for it in src.items}
+    assert len(held) == 2
+    assert not train & set(held), "held-out images are never trained on"
+    assert sorted(name for name, _, _ in dls.valid_ds.items) == sorted(f[:-4] for f in held)
+    assert dls.sources[0]["images"] == 8, "the run records the training images left"
+    other = data.dataloaders(str(tmp_path), seed=5, **kw)
+    assert other.valid_split == dls.valid_split, "a rerun or a run of another seed validates on the same files"
+    assert torch.equal(other.valid_ds[0][0], dls.valid_ds[0][0]), "degraded with a seed fixed per image"
+    with pytest.raises(ValueError, match="leave valid_lr empty"):
+        data.dataloaders(str(tmp_path), valid_lr=str(tmp_path), **kw)

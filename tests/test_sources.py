@@ -141,3 +141,43 @@ def test_builtin_all_adds_the_gray_photos_but_never_the_validation_photo():
     assert sources.open_source("builtin:camera", 2).pairs()[0].hr.shape == (512, 512, 3), "gray: 3 equal channels"
     with pytest.raises(KeyError, match="'builtin:all'"):
         sources.open_source("builtin:cameraman", 2)
+
+
+def _file_names(src):
+    return {src.file(i) for i in range(len(src))}
+
+
+def test_held_out_split_never_overlaps_training_and_is_the_same_on_rerun(tmp_path):
+    folder = _photos(tmp_path / "hr", n=20, size=(8, 8))
+    write_image(folder / "tiny.png", np.zeros((4, 4, 3), np.uint8))  # filtered out before the split
+    filters = {"min_size": 8}
+    train, held, record = sources.hold_out(sources.open_sources(str(folder), 2, filters=filters), 0.2)
+    train_files = {f for src in train.sources for f in _file_names(src)}
+    assert len(held) == 4, "20% of the 20 images left by the filters"
+    assert not train_files & _file_names(held), "a held-out image is never trained on"
+    assert len(train_files) + len(held) == 20
+    assert "tiny.png" not in train_files | _file_names(held)
+    assert [im["file"] for im in record["images"]] == sorted(_file_names(held))
+    assert record["train_images"] == 16
+    again = sources.hold_out(sources.open_sources(str(folder), 2, filters=filters), 0.2)[2]
+    assert again == record, "the same files give the same split"
+
+
+def test_split_does_not_depend_on_listing_order_and_other_shares_differ():
+    pairs = [ImagePair(f"im{i}", np.full((8, 8, 3), i, np.uint8)) for i in range(30)]
+    a = sources.hold_out(SourceMix([ImageSource.from_pairs(pairs)]), 0.1)[1]
+    b = sources.hold_out(SourceMix([ImageSource.from_pairs(pairs[::-1])]), 0.1)[1]
+    assert sorted(a.names()) == sorted(b.names())
+    assert len(sources.hold_out(SourceMix([ImageSource.from_pairs(pairs)]), 0.5)[1]) == 15
+
+
+@pytest.mark.parametrize("spec", ["split:1.5", "split:x", "split:0", "split:", "split:nan"])
+def test_a_bad_split_share_names_the_accepted_form(spec):
+    with pytest.raises(ValueError, match=r"'split:<share>' with 0 < share < 1"):
+        sources.parse_split(spec)
+
+
+def test_a_split_that_leaves_nothing_to_train_on_is_refused():
+    pairs = [ImagePair(f"im{i}", np.zeros((8, 8, 3), np.uint8)) for i in range(2)]
+    with pytest.raises(ValueError, match="leaving none to train on"):
+        sources.hold_out(SourceMix([ImageSource.from_pairs(pairs)]), 0.9)

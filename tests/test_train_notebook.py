@@ -93,3 +93,21 @@ def test_deblur_run_in_steps_is_judged_on_its_degraded_inputs(tmp_path):
     best = torch.load(run.checkpoint("best"), weights_only=True)
     assert best["psnr_y"] == max(h["psnr_y"] for h in hist), "best.pth follows the degraded validation score"
     assert run.read("data")["valid_degradation"]["preset"] == "deblur_motion"
+
+
+def test_a_held_out_split_is_recorded_and_a_derived_run_validates_on_it(tmp_path):
+    from lab import derive, execute, runs
+
+    split = {**TINY, "data": "builtin:astronaut,coffee,rocket,brick", "valid": "split:0.25", "repeat": "4",
+             "valid_max_size": "64", "profile_size": "0"}
+    run = run_notebook("train", split, name="split", root=tmp_path)
+    assert run.status == "done", run.status_record.get("error")
+    record = run.read("data")
+    held = [im["file"] for im in record["valid_split"]["images"]]
+    assert len(held) == 1
+    assert record["sources"][0]["images"] == 3, "the held-out image is not among the training images"
+    assert run.read("metrics")["valid_psnr_y"] > 10, "the final scores judge the held-out image"
+    job, _ = derive.derive_job(run.id, {"seed": "4"}, root=tmp_path)
+    child = runs.Run(execute.run_job(job)["path"])
+    assert child.status == "done", child.status_record.get("error")
+    assert child.read("data")["valid_split"] == record["valid_split"], "a derived run validates on the same files"
