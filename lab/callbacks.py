@@ -21,6 +21,7 @@ from torch import nn
 
 from lab import vocab
 from lab.data import apply_budget
+from lab.metrics import quantize
 
 CLIP_MODES = vocab.CLIP_MODES
 ON_FAIL = ("stop", "raise")
@@ -344,6 +345,41 @@ class LossPartsLogger(Callback):
     def after_train(self):
         if self.names:
             self.recorder.log += [self.sums[n] / self.count if self.count else float("nan") for n in self.names]
+
+
+class MoreValidation(Callback):
+    """Score the further validation sets (`dls.extra_valid`, {prefix: ImageDataset}) after each validation with the
+    learner's image metrics, as `<prefix>_psnr_y`, `<prefix>_ssim_y`: columns after the validation ones in
+    `recorder.metric_names`/`recorder.log`, so the progress table, history and the best checkpoint's `monitor` see them.
+    Runs while the validated weights are in (EMA's averaged ones: EMA restores its weights after this)."""
+
+    order = Recorder.order + 5
+
+    def before_fit(self):
+        self.sets = dict(getattr(self.dls, "extra_valid", None) or {})
+        self.mets = [m for m in self.learn.metrics if hasattr(m, "score")]
+        if not self.sets or not hasattr(self.learn, "recorder"):
+            self.sets = {}
+            return
+        mn = list(self.recorder.metric_names)
+        at = len(mn) - 1 if mn[-1] == "time" else len(mn)
+        names = [f"{p}_{m.name}" for p in self.sets for m in self.mets]
+        self.recorder.metric_names = type(self.recorder.metric_names)(mn[:at] + names + mn[at:])
+
+    @torch.no_grad()
+    def after_validate(self):
+        if not self.sets or hasattr(self.learn, "gather_preds") or hasattr(self.learn, "lr_finder"):
+            return
+        net = getattr(self.learn.model, "generator", self.learn.model)
+        device = next(net.parameters()).device
+        for ds in self.sets.values():
+            sums = [0.0] * len(self.mets)
+            for i in range(len(ds)):
+                lr, hr = ds[i]
+                pred = quantize(net(lr[None].to(device)).float()).cpu()
+                for k, m in enumerate(self.mets):
+                    sums[k] += float(m.score(pred, hr[None]).sum())
+            self.recorder.log += [v / max(1, len(ds)) for v in sums]
 
 
 class DeviceDegrade(Callback):

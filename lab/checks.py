@@ -13,7 +13,9 @@ from lab.learner import OPTIMIZERS
 from lab.losses import parse_loss
 from lab.models import MODELS, model_entrypoint
 from lab.schedules import SCHEDULES
-from lab.sources import parse_split
+from lab.sources import set_label, valid_sets
+
+SET_METRICS = ("psnr_y", "ssim_y")  # the image metrics every validation set is scored with (lab.learner)
 
 
 def check_names(params: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +26,10 @@ def check_names(params: dict[str, Any]) -> dict[str, Any]:
     for key in ("eval_sets", "sets"):
         if isinstance(params.get(key), str):
             check_sets([spec for spec, _ in parse_sets(params[key]).values()])
-    parse_split(params.get("valid"))  # 'split:<share>' must be a share in (0, 1)
+    if params.get("valid"):
+        specs = valid_sets(params["valid"])  # each 'split:<share>' a share in (0, 1), at most one, names apart
+        if params.get("monitor"):
+            check_monitor(params["monitor"], specs)
     if "model" in params and params["model"]:
         model_entrypoint(params["model"])
     if params.get("gan") and "disc" in params:
@@ -44,3 +49,12 @@ def check_names(params: dict[str, Any]) -> dict[str, Any]:
         if params.get("valid_degradation"):
             build(params["valid_degradation"], scale=params["scale"])
     return params
+
+
+def check_monitor(monitor: str, specs: list[str]) -> str:
+    """`monitor` if it names a history column of these validation sets (it picks the best checkpoint); ValueError naming
+    the accepted ones otherwise."""
+    accepted = ["valid_loss", *SET_METRICS, *(f"{set_label(v)}_{m}" for v in specs[1:] for m in SET_METRICS)]
+    if monitor not in accepted:
+        raise ValueError(f"monitor {monitor!r} is not a validation column of valid; accepted: {', '.join(accepted)}")
+    return monitor

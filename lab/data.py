@@ -45,6 +45,8 @@ from lab.sources import (
     open_source,
     open_sources,
     parse_split,
+    set_label,
+    valid_sets,
 )
 from lab.utils import usable_cores
 
@@ -470,7 +472,7 @@ def resolve_workers(num_workers: int | str, mix: SourceMix) -> int:
 
 
 def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, patch_size: int = 48,
-                batch_size: int = 16, degradation: Any = "bicubic", repeat: int = 20, valid: str = "builtin:chelsea",
+                batch_size: int = 16, degradation: Any = "bicubic", repeat: int = 20, valid: str | list = "builtin:chelsea",
                 valid_max_size: int | None = 256, channels: str = "rgb", seed: int = 0,
                 num_workers: int | str = 0, data_lr: str = "", device: str | torch.device | None = None,
                 degradation_kwargs: dict[str, Any] | None = None, valid_degradation: Any = "",
@@ -486,16 +488,19 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     `dls.sources` the training sources a run records. `degrade_on='device'` leaves the degradation to the batch on
     the training device (`lab.callbacks.DeviceDegrade`, which `lab.learner.restoration_learner` adds).
     `valid = 'split:<share>'` holds that share of the training images out (after `data_filters`;
-    lab.sources.hold_out), never trained on; `dls.valid_split` lists them.
+    lab.sources.hold_out), never trained on; `dls.valid_split` lists them. Several sets ('split:0.05; Set5' or a
+    list): the first is `dls.valid`, the others `dls.extra_valid` ({column prefix: ImageDataset}).
     """
     built_from = {k: v for k, v in locals().items() if k not in ("device",) and isinstance(v, (str, int, float, dict,
                                                                                             list, type(None)))}
     if degradation_kwargs:
         degradation = build(degradation, scale=scale, **degradation_kwargs)
     mix = open_sources(data, scale, data_lr, filters=data_filters, disk_cache=disk_cache)
-    split, valid_split = parse_split(valid), None
+    specs = valid_sets(valid)
+    shares = [parse_split(v) for v in specs]
+    split, valid_split, held = next((v for v in shares if v is not None), None), None, None
     if split is not None:
-        if valid_lr:
+        if valid_lr and shares[0] is not None:
             raise ValueError(f"valid_lr {valid_lr!r} pairs a validation folder with its LR; the images of valid "
                              f"{valid!r} come from the training data (paired by data_lr): leave valid_lr empty")
         mix, held, valid_split = hold_out(mix, split)
@@ -510,9 +515,10 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
                                    build(valid_degradation, scale=scale))
     if vpipe is None and not valid_lr and train_ds.pipeline is None:  # paired training data: clean validation
         vpipe = build("bicubic", scale=scale)
-    valid_imgs = held if split is not None else \
-        open_source(valid, scale, valid_lr, with_lr=bool(valid_lr) or is_benchmark_bicubic(vpipe, scale))
-    valid_ds = ImageDataset(valid_imgs.pairs(), scale, channels=channels, max_size=valid_max_size, degradation=vpipe)
+    sets = [held if share is not None else open_source(v, scale, valid_lr if k == 0 else "", with_lr=bool(
+        valid_lr and k == 0) or is_benchmark_bicubic(vpipe, scale)) for k, (v, share) in enumerate(zip(specs, shares))]
+    valid_ds, *more = [ImageDataset(src.pairs(), scale, channels=channels, max_size=valid_max_size,
+                                    degradation=vpipe) for src in sets]
     train_dl = SRDataLoader(train_ds, bs=batch_size, shuffle=True, drop_last=True,
                             num_workers=resolve_workers(num_workers, mix), device=device)
     train_dl.seed, train_dl.epoch = seed, 0  # fastai seeds its shuffle from the global `random`; keep it explicit
@@ -523,7 +529,8 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     dls = DataLoaders(train_dl, valid_dl)
     dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, mix.describe()
     dls.patch_size, dls.valid_every = patch_size, valid_every
-    dls.valid_source = valid_imgs if split is not None else valid  # what the final scores judge as 'valid'
+    dls.valid_source = sets[0] if shares[0] is not None else specs[0]  # what the final scores judge as 'valid'
+    dls.extra_valid = {set_label(v): ds for v, ds in zip(specs[1:], more)}  # scored by lab.callbacks.MoreValidation
     dls.valid_split = valid_split  # the held-out files (None unless valid is 'split:<share>'), recorded by the run
     dls.built_from = built_from  # the arguments, so a trainer can tell the parameters changed since
     dls.degradation = train_ds.pipeline.config() if train_ds.pipeline is not None else {"preset": "paired"}

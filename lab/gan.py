@@ -24,7 +24,7 @@ from fastai.vision.gan import FixedGANSwitcher, GANLearner, GANTrainer
 from torch import nn
 
 from lab import vocab
-from lab.callbacks import BF16Autocast, DataEpoch
+from lab.callbacks import BF16Autocast, DataEpoch, MoreValidation
 from lab.learner import amp_callbacks, default_metrics, make_loss, make_opt
 from lab.models import create
 from lab.recording import RunCallback
@@ -373,7 +373,8 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
     amp_cbs = [GANBF16Autocast(cb.device_type) if isinstance(cb, BF16Autocast) else cb
                for cb in amp_callbacks(amp, getattr(dls, "device", None))]
     cbs = [DataEpoch(data_offset), *cbs, *amp_cbs, TrainActiveOnly(), GANPartsLogger(),
-           *([FeedCondition()] if conditional else [])]
+           *([FeedCondition()] if conditional else []), *([MoreValidation()] if getattr(dls, "extra_valid", None)
+                                                          else [])]
     gen_loss = GeneratorLoss(content_loss, adv_weight, gan_loss, critic=critic)
     return GANLearner(dls, generator, critic, gen_loss, CriticLoss(gan_loss), switcher=switcher, cbs=cbs,
                       metrics=default_metrics(scale) if metrics is None else metrics, opt_func=make_opt(opt, betas),

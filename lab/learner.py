@@ -23,6 +23,7 @@ from lab.callbacks import (
     DeviceDegrade,
     DivergenceGuard,
     LossPartsLogger,
+    MoreValidation,
     TimeBudget,
 )
 from lab.data import Budget
@@ -91,7 +92,8 @@ def restoration_learner(dls: Any, model: nn.Module, loss: str | Callable = "l1",
     device = getattr(dls, "device", None)
     loss_func = make_loss(loss)
     parts = [LossPartsLogger()] if len(getattr(loss_func, "part_names", ())) > 1 else []
-    cbs = [DataEpoch(), DeviceDegrade(), *parts, *(cbs or []), *amp_callbacks(amp, device)]
+    more = [MoreValidation()] if getattr(dls, "extra_valid", None) else []
+    cbs = [DataEpoch(), DeviceDegrade(), *parts, *more, *(cbs or []), *amp_callbacks(amp, device)]
     learn = Learner(dls, model, loss_func=loss_func, opt_func=make_opt(opt, betas, eps), lr=lr, wd=wd,
                     metrics=default_metrics(scale) if metrics is None else metrics, cbs=cbs,
                     path=path or ".", model_dir="checkpoints")

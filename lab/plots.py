@@ -82,7 +82,8 @@ def _histories(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def curves(runs: pd.DataFrame, loss_keys: Sequence[str] = LOSS_KEYS, quality_key: str | None = None) -> Figure:
     """Training curves of the selected runs on shared axes: losses (left, train solid / valid dashed) and the
-    quality metric (right, PSNR-Y) per epoch, one color per run.
+    quality metric (right, PSNR-Y) per epoch, one color per run; a run's further validation sets (`<set>_psnr_y`)
+    dashed beside its first.
 
     `runs`: ledger rows (needs `id` and `path`). Runs without history are listed in the legend as such.
     """
@@ -105,6 +106,9 @@ def curves(runs: pd.DataFrame, loss_keys: Sequence[str] = LOSS_KEYS, quality_key
         if qk and qk in h:
             q_used = qk
             ax_q.plot(x, h[qk], color=c, marker="o", ms=3, label=label)
+            more = [k for k in h.columns if k.endswith(f"_{qk}") and not k.startswith(("valid_", "train_"))]
+            for k, style in zip(more, ("--", ":", "-.") * len(more)):  # the run's further validation sets
+                ax_q.plot(x, h[k], style, color=c, marker="o", ms=3, label=f"{label} {k}")
     crops = sorted({int(v) for v in runs.get("param.valid_max_size", pd.Series(dtype=float)).dropna() if v})
     crop = f"centre crop of {'/'.join(map(str, crops))} px" if crops else "the validation images"
     ax_l.set(xlabel="epoch", ylabel="loss", title="loss (solid train, dashed valid)")

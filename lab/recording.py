@@ -151,6 +151,10 @@ class SaveCheckpoints(RunCallback):
 
     def before_fit(self):
         super().before_fit()
+        names = [str(n) for n in self.recorder.metric_names] if hasattr(self.learn, "recorder") else []
+        if self.run and names and self.monitor not in names:
+            raise ValueError(f"monitor {self.monitor!r} is not a validation column; accepted: "
+                             f"{', '.join(n for n in names if n not in ('epoch', 'train_loss', 'time'))}")
         if self.best is None:
             seen = [h.get(self.monitor) for h in self.record.history if h.get("phase", "") == self.phase]
             seen = [v for v in seen if isinstance(v, (int, float)) and math.isfinite(v)]
@@ -229,10 +233,12 @@ class SaveSamples(RunCallback):
         self.record.save_sample(strip, int(self.epoch), self.phase)
 
 
-def record_run(run: Run, phase: str = "", monitor: str = "psnr_y", higher_is_better: bool = True,
+def record_run(run: Run, phase: str = "", monitor: str = "psnr_y", higher_is_better: bool | None = None,
                sample_size: int = 96, beat_s: float = 30.0, save_every: int = 1) -> list[RunCallback]:
     """The recording callbacks of one training phase: history + heartbeat, checkpoints (the resume one every
-    `save_every` epochs), samples."""
+    `save_every` epochs; the best by `monitor`, higher better unless it is a loss), samples."""
+    if higher_is_better is None:
+        higher_is_better = "loss" not in monitor
     return [RecordHistory(run, phase, beat_s), SaveCheckpoints(run, phase, monitor, higher_is_better, save_every),
             SaveSamples(run, phase, sample_size)]
 

@@ -402,6 +402,30 @@ def parse_split(spec: Any) -> float | None:
     return share
 
 
+def valid_sets(valid: str | Sequence[str]) -> list[str]:
+    """The validation sets of a `valid` param: 'a; b' or a list (the first one is `valid`, judged by the final
+    scores too); each a source spec or 'split:<share>' (at most one split)."""
+    specs = [v.strip() for v in (valid.split(";") if isinstance(valid, str) else valid)] if valid else []
+    if not specs or not all(isinstance(v, str) and v for v in specs):
+        raise ValueError(f"valid {valid!r}: expected a source, {SPLIT_FORM}, or several joined by ';' "
+                         "(e.g. 'split:0.05; Set5')")
+    if sum(parse_split(v) is not None for v in specs) > 1:
+        raise ValueError(f"valid {valid!r}: at most one held-out split")
+    labels = [set_label(v) for v in specs[1:]]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"valid {valid!r}: two validation sets share the column name {labels}; name them apart")
+    return specs
+
+
+def set_label(spec: str) -> str:
+    """The history column prefix of a further validation set: 'Set5' -> 'set5', 'photos/' -> 'photos',
+    'builtin:chelsea' -> 'chelsea', 'split:0.05' -> 'split'."""
+    if parse_split(spec) is not None:
+        return "split"
+    name = spec.split(":", 1)[1] if spec.startswith("builtin:") else Path(spec.rstrip("/")).name
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "set"
+
+
 def hold_out(mix: SourceMix, share: float) -> tuple[SourceMix, ImageSource, dict[str, Any]]:
     """`share` of the training pool held out for validation: (the training mix without those images, the
     held-out images, the record a run keeps of them). The images are ranked by a seeded hash of their source and
@@ -446,5 +470,5 @@ def modcropped(pair: ImagePair, scale: int) -> ImagePair:
 
 
 __all__ = ["ImagePair", "ImageSource", "SourceMix", "Item", "builtin_image", "open_source", "open_sources",
-           "parse_data_spec", "parse_split", "hold_out", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
+           "parse_data_spec", "parse_split", "hold_out", "valid_sets", "set_label", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
            "BUILTIN_GRAY", "KNOWN_BENCHMARKS", "BUILTIN_VALID", "modcropped"]

@@ -37,6 +37,7 @@ CLI_CASES = [  # (argv, fragment of the one line the user sees)
     (["run", "train", "-p", "eval_sets", "NoSuchSet"], "unknown evaluation set 'NoSuchSet'"),
     (["run", "train", "-p", "valid", "split:1.5"], "'split:<share>' with 0 < share < 1, e.g. 'split:0.05'"),
     (["run", "train", "-p", "valid", "split:x"], "'split:<share>' with 0 < share < 1, e.g. 'split:0.05'"),
+    (["run", "train", "-p", "monitor", "set5_psnr_y"], "monitor 'set5_psnr_y' is not a validation column of valid"),
     (["run", "train", "-p", "nope", "1"], "unknown parameter(s) ['nope'] for notebook 'train'"),
     (["run", "nosuchnotebook"], "notebook 'nosuchnotebook' not found"),
     (["sweep", "nosuchstudy"], "sweep spec 'nosuchstudy' not found"),

@@ -96,10 +96,12 @@ def test_deblur_run_in_steps_is_judged_on_its_degraded_inputs(tmp_path):
 
 
 def test_a_held_out_split_is_recorded_and_a_derived_run_validates_on_it(tmp_path):
+    import torch
+
     from lab import derive, execute, runs
 
-    split = {**TINY, "data": "builtin:astronaut,coffee,rocket,brick", "valid": "split:0.25", "repeat": "4",
-             "valid_max_size": "64", "profile_size": "0"}
+    split = {**TINY, "data": "builtin:astronaut,coffee,rocket,brick", "valid": "split:0.25; builtin:chelsea",
+             "monitor": "chelsea_psnr_y", "repeat": "4", "valid_max_size": "64", "profile_size": "0"}
     run = run_notebook("train", split, name="split", root=tmp_path)
     assert run.status == "done", run.status_record.get("error")
     record = run.read("data")
@@ -107,6 +109,8 @@ def test_a_held_out_split_is_recorded_and_a_derived_run_validates_on_it(tmp_path
     assert len(held) == 1
     assert record["sources"][0]["images"] == 3, "the held-out image is not among the training images"
     assert run.read("metrics")["valid_psnr_y"] > 10, "the final scores judge the held-out image"
+    assert "chelsea_psnr_y" in run.history[-1], "the second validation set is a column of the history"
+    assert "chelsea_psnr_y" in torch.load(run.checkpoint("best"), weights_only=True), "it picked best.pth"
     job, _ = derive.derive_job(run.id, {"seed": "4"}, root=tmp_path)
     child = runs.Run(execute.run_job(job)["path"])
     assert child.status == "done", child.status_record.get("error")
