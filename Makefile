@@ -9,7 +9,7 @@ LOCK := requirements.lock
 # Another torch build under the same pin, e.g. CPU-only: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: setup demo lint test test-fast lab lock lock-upgrade clean-runs
+.PHONY: setup demo lint test test-slow test-all lab lock lock-upgrade clean-runs
 
 setup: $(STAMP)
 
@@ -38,11 +38,16 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check lab tests
 
+# make test: every test not marked slow (about 5 minutes on 2 cores); make test-slow: the slow ones (notebooks
+# end to end, kills, installs, the browser; about 19 minutes). CI (.ci/run) runs both.
 test: lint
-	$(VENV)/bin/pytest -q
-
-test-fast: lint
 	$(VENV)/bin/pytest -q -m "not slow"
+
+test-slow: setup
+	$(VENV)/bin/pytest -q -m slow
+
+test-all: lint
+	$(VENV)/bin/pytest -q
 
 lab: setup
 	$(VENV)/bin/lab jupyter $(JUPYTER_ARGS)

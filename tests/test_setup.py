@@ -123,6 +123,15 @@ def test_ci_runs_readme_test_command():
     assert _test_command_runs((ROOT / ".ci" / "run").read_text(), command)
 
 
+def test_ci_keeps_the_slow_tests():
+    """make test leaves out tests marked slow; CI runs them too (make test-slow), so none leaves CI."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert _test_command_runs(ci, "make test-slow"), ".ci/run does not run make test-slow"
+    recipes = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test-slow:.*\n\t.*pytest -q -m slow$", recipes, re.M), "make test-slow runs -m slow"
+    assert re.search(r"^test: lint\n\t.*pytest -q -m \"not slow\"$", recipes, re.M), "make test runs -m 'not slow'"
+
+
 def test_the_ci_check_fails_on_a_weaker_command():
     assert not _test_command_runs("make setup\nmake test-fast\n", "make test")
     assert not _test_command_runs("# make test\necho make test\n", "make test")
