@@ -32,7 +32,7 @@ lock-upgrade:
 	$(PY) -m uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --quiet --upgrade -o $(LOCK)
 
 demo: setup
-	$(VENV)/bin/lab run train --spec demo --log-output
+	$(VENV)/bin/lab run train --spec demo
 	$(VENV)/bin/lab ledger --last 10
 
 lint: setup

@@ -35,7 +35,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from lab.execute import execute_run, prepare_run
     from lab.params import notebook_path, resolve
     from lab.sweep import load_spec
-    from lab.watch import watch_history
+    from lab.watch import show_notebook_output, watch_history
 
     overrides = _overrides(a.param)
     if a.from_run is not None:
@@ -51,7 +51,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     check_names(resolve(notebook_path(a.notebook), overrides))  # before any run directory is made
 
     run, nb_path, params = prepare_run(a.notebook, overrides, name=a.name, root=a.runs)
-    watch = not (a.quiet or a.log_output)  # with --log-output the notebook's own output is the progress
+    if a.log_output:
+        show_notebook_output()
+    watch = not a.quiet  # the notebook's output shows training as HTML bars only: the lines say how it goes
     if not a.quiet:
         print(f"{run.name}: running in {run.dir}" + ("; a line per validation follows (--quiet: none)" if watch
                                                      else ""), flush=True)
@@ -337,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "-p overrides them")
     r.add_argument("--runs", help="runs directory (default: $LAB_RUNS_DIR or runs/)")
     r.add_argument("--timeout", type=seconds, help="per-cell timeout in seconds")
-    r.add_argument("--log-output", action="store_true", help="stream the notebook's output here (instead of a line "
-                   "per validation)")
+    r.add_argument("--log-output", action="store_true", help="stream the notebook's output here too (cells, "
+                   "prints, tables; training shows as the validation lines)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the run's result line")
     r.set_defaults(fn=cmd_run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from lab.runs import Run
@@ -32,3 +33,19 @@ def watch_history(run: Run, stop: threading.Event, every: float = 2.0) -> None:
         seen = max(seen, len(hist))
         if done:
             return
+
+
+class _Stdout(logging.Handler):
+    """Each record on the current `sys.stdout` (read at each line, so a redirected stdout is followed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), flush=True)
+
+
+def show_notebook_output() -> None:
+    """Print what the executing notebook prints (`lab run --log-output`): papermill hands a cell's output to its
+    logger, which says nothing until given a handler."""
+    log = logging.getLogger("papermill")
+    if not any(isinstance(h, _Stdout) for h in log.handlers):
+        log.addHandler(_Stdout())
+    log.setLevel(logging.INFO)

@@ -162,6 +162,11 @@ def test_lab_run_shows_its_folder_then_a_line_per_validation(tmp_path, capsys):
     assert out[-1].startswith(f"{run_dir.name}: done"), out
     assert main([*argv, "--quiet"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main([*argv, "--log-output"]) == 0  # the notebook's own output, and still the validation lines
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("Executing Cell") for line in out), out
+    assert any("steps of 4 patches" in line or "epochs of" in line for line in out), out
+    assert sum(line.split()[:1] == ["epoch"] for line in out) == 2, out
 
 
 def test_the_bench_sees_other_lab_processes_through_psutil():
