@@ -520,6 +520,71 @@ class TimeBudget(Callback):
         self.valid_s = list(state.get("valid_s", self.valid_s))
 
 
+
+class ThreadTuner(Callback):
+    """Keep torch's CPU thread count at the one that trains fastest now: at the start and every `every_s` seconds,
+    time `probe` steps at each count of `counts` (the first step after a switch not counted) and keep the fastest.
+
+    Why: a neighbour that takes a core stalls every parallel op of a pool that counts on it; the demo beside one
+    busy process trained 30 steps a minute at 2 threads and 150 at 1 (175 at 1 and 245 at 2 when quiet). A
+    time-budgeted run then spends its minutes at the count that is fastest. `picks` is [(step, threads), ...]; the
+    count the fit started with is restored at its end (`restore`)."""
+
+    order = 98  # after every other callback's after_batch but TimeBudget's: the step's time includes theirs
+
+    def __init__(self, counts: Iterable[int] = (), every_s: float = 120.0, probe: int = 3):
+        if probe < 2:
+            raise ValueError(f"probe must be >= 2 steps (the first after a switch is not timed), got {probe!r}")
+        self.counts, self.every_s, self.probe, self.picks = tuple(counts), float(every_s), int(probe), []
+        self.start = None
+
+    def before_fit(self):
+        self.start = torch.get_num_threads()
+        counts = self.counts or {self.start, max(1, self.start // 2), 1}
+        self.candidates = sorted(set(counts), reverse=True)
+        self._probe_all()
+
+    def _probe_all(self):
+        self.queue, self.times = list(self.candidates), {}
+        self._switch(self.queue.pop(0))
+
+    def _switch(self, n: int):
+        torch.set_num_threads(n)
+        self.left, self.fresh, self.t_last = self.probe, True, None
+
+    def before_train(self):
+        self.t_last = None  # the time across a validation is not a step's
+
+    def after_batch(self):
+        if not self.training:
+            return
+        now = time.perf_counter()
+        if self.t_last is not None and not self.fresh and self.queue is not None:
+            self.times.setdefault(torch.get_num_threads(), []).append(now - self.t_last)
+        self.fresh, self.t_last = False, now
+        if self.queue is None:  # between probes
+            if now - self.t_pick >= self.every_s:
+                self._probe_all()
+                self.t_last = now
+            return
+        self.left -= 1
+        if self.left > 0:
+            return
+        if self.queue:
+            self._switch(self.queue.pop(0))
+            self.t_last = now
+            return
+        best = min(self.times, key=lambda n: statistics.median(self.times[n]))
+        torch.set_num_threads(best)
+        self.picks.append((int(self.train_iter), best))
+        self.queue, self.t_pick = None, now
+
+    def restore(self) -> None:
+        """Back to the thread count the fit started with."""
+        if self.start is not None:
+            torch.set_num_threads(self.start)
+
+
 def plan_epoch(left_s: float, epochs: int, valid_s: list[float], step_s: float, margin: float = 3.0,
                valid_share: float = 0.02) -> tuple[int, float, int]:
     """The plan of a time budget's next epoch with `left_s` seconds and `epochs` epochs left: (epochs left, its

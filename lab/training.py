@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+import torch
 from fastai.learner import Learner
 from torch import nn
 
-from lab.callbacks import TimeBudget, divergence_outcome
+from lab.callbacks import ThreadTuner, TimeBudget, divergence_outcome
 from lab.data import Budget, apply_budget
 from lab.distributed import fit_distributed, rank
 from lab.learner import as_budget, fit_schedule
@@ -107,7 +108,8 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
     `make_learner`; the trained weights come back into `learn`'s network. The guard's events are recorded in
     `run`. `time_budget` > 0: train for that many minutes, the steps and validations planned from the clock
     each epoch, the schedule spread over the time and completed when it ends (`lab.callbacks.TimeBudget`); the
-    steps the budget became are recorded in the run's data record (`budget`, `time_budget_steps`). `session` (a
+    steps the budget became are recorded in the run's data record (`budget`, `time_budget_steps`); on CPU the
+    thread count is re-picked from the measured steps (`lab.callbacks.ThreadTuner`; `threads_picked`). `session` (a
     notebook's `lab.session.Session`): the parameters its kernel holds now are recorded, and training is refused
     if the data or network were built from other values."""
     kw = dict(schedule_kwargs or {})
@@ -129,13 +131,16 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
         print(f"time budget {time_budget:g} min, {budget.epochs} validations"
               + ("; the steps follow the clock" if replan else ""))
     clock = TimeBudget(time_budget * 60 - (time.perf_counter() - t0), replan=replan) if time_budget else None
+    on_cpu = all(p.device.type == "cpu" for p in learn.model.parameters())
+    tuner = ThreadTuner() if clock is not None and on_cpu and torch.get_num_threads() > 1 else None
 
     before_s = [0.0]  # training time of the attempts before a resume (set in one_fit)
 
     def one_fit(lrn: Learner) -> None:
         nonlocal budget
-        if clock is not None:
-            lrn.add_cb(clock)
+        for cb in (clock, tuner):
+            if cb is not None:
+                lrn.add_cb(cb)
         try:
             start = load_resume_state(lrn, resume) if resume else 0
             if clock is not None and clock.budget_state:  # the plan of the interrupted run
@@ -149,8 +154,11 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
                     before_s[0] = elapsed_before(run, "")
             fit_schedule(lrn, budget, lr, schedule, start_epoch=start, clock=clock, **kw)
         finally:
-            if clock is not None:
-                lrn.remove_cb(clock)
+            for cb in (clock, tuner):
+                if cb is not None:
+                    lrn.remove_cb(cb)
+            if tuner is not None:
+                tuner.restore()
 
     if procs > 1:
         if make_learner is None:
@@ -165,7 +173,8 @@ def fit(learn: Learner, budget: int | Budget, lr: float, schedule: str = "one_cy
         data = run.read("data", {}) or {}
         done = learn.dls.budget
         run.write_json("data", {**data, "budget": done.to_dict(), "time_budget_minutes": time_budget,
-                                "time_budget_cut": clock.cut, "time_budget_steps": done.steps})
+                                "time_budget_cut": clock.cut, "time_budget_steps": done.steps,
+                                "threads_picked": tuner.picks if tuner is not None else []})
         print(f"time budget {time_budget:g} min: {done.steps} steps in {done.epochs} epochs")
     if run is not None and out.guard_events:
         run.write_json("guard_events", out.guard_events)

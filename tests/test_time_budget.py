@@ -197,3 +197,48 @@ def test_time_budget_resume_state_carries_the_clock_and_plan():
     assert 12.5 / 60 <= tb.pos() < 0.3
     with pytest.raises(ValueError, match="seconds > 0"):
         TimeBudget(0)
+
+
+class Contention(Callback):
+    """Sleeps `delay` seconds before each training batch run at `threads` torch threads: a neighbour that stalls a
+    pool of that size."""
+
+    order = 0
+
+    def __init__(self, threads: int, delay: float):
+        self.threads, self.delay = threads, delay
+
+    def before_batch(self):
+        if self.training and torch.get_num_threads() == self.threads:
+            time.sleep(self.delay)
+
+
+@pytest.mark.parametrize("slow", [2, 1])
+def test_thread_tuner_keeps_the_count_that_steps_fastest(tmp_path, slow):
+    from lab.callbacks import ThreadTuner
+
+    start = torch.get_num_threads()
+    run = runs.create({}, root=tmp_path, name="tuned")
+    learn, clock = _learn(run, steps=12)
+    tuner = ThreadTuner(counts=(2, 1), every_s=1000)
+    learn.add_cbs([Contention(slow, 0.3), tuner])
+    try:
+        with learn.no_logging():
+            training.fit(learn, learn.dls.budget, 2e-3, "cosine", run=run)
+    finally:
+        tuner.restore()
+    assert [n for _, n in tuner.picks] == [3 - slow], tuner.times
+    assert tuner.picks[0][0] == 6, "two counts probed for 3 steps each, then the pick"
+    assert torch.get_num_threads() == start, "the fit's thread count is restored"
+
+
+def test_a_time_budgeted_fit_on_cpu_records_its_thread_picks(tmp_path, monkeypatch):
+    start = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run, clock, _, _ = _timed_fit(tmp_path, monkeypatch, 2000, Contention(2, 0.2), minutes=0.1)
+        assert torch.get_num_threads() == 2, "restored after the fit"
+    finally:
+        torch.set_num_threads(start)
+    picks = run.read("data")["threads_picked"]
+    assert [n for _, n in picks][:1] == [1], picks
