@@ -9,9 +9,9 @@ uncommitted edits, which it warns about and records in the run.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,17 +24,35 @@ from lab.utils import PROJECT_ROOT
 WORK_DIR = PROJECT_ROOT / "work"
 
 
+def kernel_language_info() -> dict:
+    """The `language_info` the lab's kernel reports: ipykernel's for this Python (the `restoration-lab` kernel is
+    registered for the Python that runs the lab)."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    return json.loads(json.dumps(IPythonKernel.language_info))
+
+
+def as_working_copy(template: str | os.PathLike) -> bytes:
+    """A template notebook as a working copy: the same cells, `metadata.language_info` the kernel's own. JupyterLab
+    writes the kernel's `language_info` into a notebook it opens; the committed templates hold only its name (the
+    rest depends on the Python), so a plain copy would show as modified as soon as it opened."""
+    nb = json.loads(Path(template).read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {})["language_info"] = kernel_language_info()
+    return (json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def working_copies(dest: str | os.PathLike = WORK_DIR, templates: str | os.PathLike = NOTEBOOKS_DIR) -> list[str]:
-    """Copy each template notebook missing from `dest` into it; returns one line per notebook saying what happened."""
+    """Copy each template notebook missing from `dest` into it (`as_working_copy`); returns one line per notebook
+    saying what happened."""
     dest, templates = Path(dest), Path(templates)
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for t in sorted(templates.glob("*.ipynb")):
         copy = dest / t.name
         if not copy.exists():
-            shutil.copy2(t, copy)
+            copy.write_bytes(as_working_copy(t))
             out.append(f"{copy}: new copy of {t}")
-        elif t.stat().st_mtime > copy.stat().st_mtime and t.read_bytes() != copy.read_bytes():
+        elif t.stat().st_mtime > copy.stat().st_mtime and as_working_copy(t) != copy.read_bytes():
             out.append(f"{copy}: yours is kept, but {t} changed since you copied it (delete your copy to take it)")
     return out
 

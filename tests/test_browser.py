@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from demo_runs import make_demo_runs
 
 from lab.params import notebook_path
 from lab.utils import PROJECT_ROOT
-from lab.workspace import jupyter_command, link_runs
+from lab.workspace import as_working_copy, jupyter_command, link_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -68,8 +67,8 @@ def serve(tmp_path, runs_root, notebooks):
     _need_browser()
     served = tmp_path / "nb"
     served.mkdir()
-    for name in notebooks:  # working copies: the committed notebooks stay templates
-        shutil.copy(notebook_path(name), served / f"{name}.ipynb")
+    for name in notebooks:  # working copies, as `lab jupyter` makes them: the committed notebooks stay templates
+        (served / f"{name}.ipynb").write_bytes(as_working_copy(notebook_path(name)))
     link_runs(served, runs_root)
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_PAPERMILL", "LAB_STATIC")}
@@ -111,6 +110,38 @@ def jupyter(tmp_path):
     runs_root = tmp_path / "runs"
     make_demo_runs(runs_root, n=2)
     yield from serve(tmp_path, runs_root, ["ledger"])
+
+
+NOTEBOOKS = ["train", "ledger", "studies", "evaluate", "degradations", "infer"]
+
+
+def test_every_notebook_opens_unmodified_in_jupyterlab(tmp_path):
+    """Opening a notebook and letting its kernel start changes nothing: no unsaved-changes mark until the user
+    edits (JupyterLab writes the kernel's language_info into the notebook; the working copy holds it already)."""
+    from playwright.sync_api import sync_playwright
+
+    gen = serve(tmp_path, tmp_path / "runs", NOTEBOOKS)
+    base, token, served = next(gen)
+    dirty = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                lab = Lab(browser.new_page(viewport={"width": 1400, "height": 1000}))
+                for name in NOTEBOOKS:
+                    lab.open(base, token, f"{name}.ipynb")
+                    lab.page.wait_for_timeout(1500)  # the kernel's info has reached the notebook's metadata
+                    dirty[name] = lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
+                    lab.page.evaluate("() => window.jupyterapp.commands.execute('notebook:close-and-shutdown')")
+                lab.open(base, token, "train.ipynb")
+                lab.set_cell(0, "# a user's edit")  # the control: an edit does mark it
+                edited = lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
+            finally:
+                browser.close()
+    finally:
+        gen.close()
+    assert dirty == dict.fromkeys(NOTEBOOKS, False), dirty
+    assert edited is True
 
 
 def test_swipe_slider_changes_image_in_jupyterlab(jupyter):

@@ -94,3 +94,26 @@ def test_a_bare_notebook_name_is_the_template_whatever_the_working_directory(tmp
     assert notebook_path("train.ipynb") == NOTEBOOKS_DIR / "train.ipynb"
     assert notebook_path(tmp_path / "train.ipynb") == tmp_path / "train.ipynb", "a path is taken as given"
     assert load_study("edsr")["sweep"] == "edsr", "studies are found from work/ too"
+
+
+def test_a_working_copy_carries_the_kernels_language_info(tmp_path):
+    """JupyterLab writes the kernel's language_info into a notebook it opens: a copy holding it already is not
+    modified by opening it (the browser check is tests/test_browser.py)."""
+    import json
+
+    from lab.params import notebook_path
+    from lab.workspace import kernel_language_info
+
+    templates, work = tmp_path / "templates", tmp_path / "work"
+    templates.mkdir()
+    shutil.copy2(notebook_path("train"), templates / "train.ipynb")
+    working_copies(work, templates)
+    template = json.loads((templates / "train.ipynb").read_text())
+    copy = json.loads((work / "train.ipynb").read_text())
+    assert template["metadata"]["language_info"] == {"name": "python"}, "the committed template stays plain"
+    assert copy["metadata"]["language_info"] == kernel_language_info()
+    assert copy["metadata"]["language_info"]["version"].count(".") == 2, copy["metadata"]["language_info"]
+    assert copy["cells"] == template["cells"]
+    assert copy["metadata"]["kernelspec"] == template["metadata"]["kernelspec"]
+    os.utime(templates / "train.ipynb", (time.time() + 5, time.time() + 5))  # touched, not changed (a checkout)
+    assert working_copies(work, templates) == [], "an unchanged template is not reported"
