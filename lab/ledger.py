@@ -133,9 +133,11 @@ def _budget(params: dict[str, Any]) -> str | None:
     """The training budget a run used, as the notebook reads its parameters: minutes, else steps, else epochs."""
     if params.get("time_budget"):
         return f"{params['time_budget']:g} min"
-    if params.get("steps"):
-        return f"{params['steps']} steps"
-    return f"{params['epochs']} epochs" if params.get("epochs") else None
+    for key in ("steps", "epochs"):
+        if params.get(key):
+            n = params[key]
+            return f"{n} {key if str(n) != '1' else key[:-1]}"
+    return None
 
 
 def _short(v: Any, n: int = 24) -> str:

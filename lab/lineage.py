@@ -26,7 +26,8 @@ def descendants(df: pd.DataFrame, run_id: int) -> list[tuple[int, int]]:
     KeyError when the ledger has no such run."""
     ids = {int(i) for i in df["id"]}
     if int(run_id) not in ids:
-        raise KeyError(f"run {run_id} is not in the ledger; runs: {min(ids, default='-')}..{max(ids, default='-')}")
+        have = f"runs: {min(ids)}..{max(ids)}" if ids else "it has no runs"
+        raise KeyError(f"run {run_id} is not in the ledger; {have}")
     kids = children(df)
     out: list[tuple[int, int]] = []
     stack = [(int(run_id), 0)]

@@ -336,6 +336,8 @@ def test_the_default_view_says_why_a_run_failed_and_the_budget_it_used(tmp_path)
     df = ledger.load(tmp_path)
     v = ledger.view(df)
     assert list(v["budget"]) == ["1000 steps", "5 epochs", "2.5 min"]
+    one = runs.create({"model": "m", "steps": 0, "epochs": 1}, root=tmp_path / "one", name="one")
+    assert list(ledger.view(ledger.load(one.dir.parent))["budget"]) == ["1 epoch"]
     assert v["error"].iloc[2].startswith("unknown loss term 'nope'")
     assert len(v["error"].iloc[2]) <= 60, "one line in the table; the whole message is in the run"
     assert list(v["error"].iloc[:2]) == ["", ""], "a run that did not fail shows no error"

@@ -221,3 +221,14 @@ def test_changed_names_the_keys_of_a_mapping_param_that_differ():
     text = ledger.describe_change({"model_kwargs": {"num_block": 1, "num_feat": 16}, "lr": 1e-3},
                                   {"model_kwargs": {"num_block": 1, "num_feat": 8, "norm": "batch"}, "lr": 1e-3}, 4)
     assert text == "vs #4: model_kwargs.num_feat 8→16, model_kwargs.norm batch→∅"
+
+
+def test_an_unknown_lineage_root_names_the_runs_there_are():
+    import pandas as pd
+
+    from lab.lineage import descendants
+
+    with pytest.raises(KeyError, match="run 4 is not in the ledger; runs: 1..3"):
+        descendants(pd.DataFrame({"id": [1, 2, 3], "parent": [None, 1, 2]}), 4)
+    with pytest.raises(KeyError, match="run 1 is not in the ledger; it has no runs"):
+        descendants(pd.DataFrame({"id": [], "parent": []}), 1)
