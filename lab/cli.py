@@ -214,7 +214,9 @@ def cmd_ledger(a: argparse.Namespace) -> int:
         print(format_lineage(lineage_table(df, a.lineage)))
         return 0
     if df.empty:
-        print(f"no runs in {a.runs or 'runs/'}" + (" matching the filters" if (a.status or a.tag or a.verdict) else ""))
+        from lab.runs import runs_dir
+
+        print(f"no runs in {runs_dir(a.runs)}" + (" matching the filters" if (a.status or a.tag or a.verdict) else ""))
         return 0
     columns = [c.strip() for c in a.columns.split(",") if c.strip()] if a.columns else None
     out = df if a.all else ledger.view(df, columns or ledger.DEFAULT_VIEW, strict=columns is not None)

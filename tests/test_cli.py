@@ -182,3 +182,11 @@ def test_the_bench_sees_other_lab_processes_through_psutil():
         child.kill()
         child.wait()
     assert not any(p.split()[0] == str(child.pid) for p in lab_processes())
+
+
+def test_an_empty_ledger_names_the_folder_it_read(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "shared-runs"))
+    assert main(["ledger"]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs in {tmp_path / 'shared-runs'}"
+    assert main(["ledger", "--runs", str(tmp_path / "mine")]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs in {tmp_path / 'mine'}"
