@@ -520,13 +520,12 @@ class TimeBudget(Callback):
         self.valid_s = list(state.get("valid_s", self.valid_s))
 
 
-
 class ThreadTuner(Callback):
     """Keep torch's CPU thread count at the one that trains fastest now: at the start and every `every_s` seconds,
     time `probe` steps at each count of `counts` (the first step after a switch not counted) and keep the fastest.
 
     Why: a neighbour that takes a core stalls every parallel op of a pool that counts on it; the demo beside one
-    busy process trained 30 steps a minute at 2 threads and 150 at 1 (175 at 1 and 245 at 2 when quiet). A
+    busy process trained 30 steps a minute at 2 threads and 150 at 1 (174 at 1 and 244 at 2 when quiet). A
     time-budgeted run then spends its minutes at the count that is fastest. `picks` is [(step, threads), ...]; the
     count the fit started with is restored at its end (`restore`)."""
 
@@ -536,7 +535,7 @@ class ThreadTuner(Callback):
         if probe < 2:
             raise ValueError(f"probe must be >= 2 steps (the first after a switch is not timed), got {probe!r}")
         self.counts, self.every_s, self.probe, self.picks = tuple(counts), float(every_s), int(probe), []
-        self.start = None
+        self.start, self.t_pick = None, 0.0
 
     def before_fit(self):
         self.start = torch.get_num_threads()
