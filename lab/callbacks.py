@@ -526,8 +526,9 @@ class ThreadTuner(Callback):
 
     Why: a neighbour that takes a core stalls every parallel op of a pool that counts on it; the demo beside one
     busy process trained 30 steps a minute at 2 threads and 150 at 1 (174 at 1 and 244 at 2 when quiet). A
-    time-budgeted run then spends its minutes at the count that is fastest. `picks` is [(step, threads), ...]; the
-    count the fit started with is restored at its end (`restore`)."""
+    time-budgeted run then spends its minutes at the count that is fastest. `picks` is [(step, threads), ...], the
+    step counted from this fit's start (a resumed attempt counts from its resume); the count the fit started with
+    is restored at its end (`restore`)."""
 
     order = 98  # after every other callback's after_batch but TimeBudget's: the step's time includes theirs
 

@@ -9,6 +9,7 @@ uncommitted edits, which it warns about and records in the run.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import secrets
@@ -29,7 +30,7 @@ def kernel_language_info() -> dict:
     registered for the Python that runs the lab)."""
     from ipykernel.ipkernel import IPythonKernel
 
-    return json.loads(json.dumps(IPythonKernel.language_info))
+    return copy.deepcopy(IPythonKernel.language_info)
 
 
 def as_working_copy(template: str | os.PathLike) -> bytes:
