@@ -9,7 +9,9 @@ verdict people attached (and the tags it was made with, e.g. its study's name: `
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import gc
 import hashlib
 import json
 import math
@@ -36,12 +38,29 @@ COST_KEYS = {  # ledger cost column -> keys looked up in the profile, then the m
 DATA_KEYS = ("data", "data_lr", "valid", "degradation", "scale", "patch_size")
 
 
-def _flatten(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (list, tuple, dict)):
-            v = json.dumps(v)
-        out[f"{prefix}{k}"] = v
+def _cells(records: list[dict[str, Any]], prefix: str) -> pd.DataFrame:
+    """Many runs' params (or metrics) as ledger columns, `prefix` before each key, nested values as JSON text;
+    built a column at a time: at 10,000 runs a per-cell Python loop costs as much as reading the files."""
+    df = pd.DataFrame(records)
+    for c, dtype in df.dtypes.items():
+        if not pd.api.types.is_object_dtype(dtype):  # numbers and strings: nothing nested
+            continue
+        v = df[c].tolist()
+        if any(isinstance(x, (list, tuple, dict)) for x in v):
+            df[c] = _as_json(v)
+    return df.add_prefix(prefix)
+
+
+def _as_json(values: list[Any]) -> list[Any]:
+    """`values` with each list or dict as its JSON text; runs repeat their nested values, so each distinct one is
+    dumped once (keyed by its repr, which tells JSON's types and values apart and costs less than dumping)."""
+    text: dict[str, str] = {}
+    out = []
+    for x in values:
+        if isinstance(x, (list, tuple, dict)):
+            key = repr(x)
+            x = text[key] if key in text else text.setdefault(key, json.dumps(x))
+        out.append(x)
     return out
 
 
@@ -74,20 +93,19 @@ def has_tag(df: pd.DataFrame, tag: str) -> pd.Series:
 
 
 def _cost(profile: dict[str, Any] | None, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The cost columns: each from the first source (profile, then the metrics) holding one of its keys as a number."""
     sources = [s for s in (profile, metrics.get("profile"), metrics.get("cost"), metrics) if isinstance(s, dict)]
     out: dict[str, Any] = {}
     for col, keys in COST_KEYS.items():
-        for s in sources:
-            v = next((s[k] for k in keys if isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool)),
-                     None)
-            if v is not None:
-                out[col] = v
-                break
+        found = [v for s in sources for k in keys if type(v := s.get(k)) in (int, float)]  # JSON's numbers, not bool
+        if found:
+            out[col] = found[0]
     return out
 
 
-def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tuple[dict[str, Any], dict]:
-    """One run as a flat row plus its raw params; ValueError when corrupt or half-written."""
+def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tuple[dict[str, Any], dict, dict]:
+    """One run as a flat row (less its params and metrics, which `_cells` makes columns of), its params and its
+    metrics; ValueError when corrupt or half-written."""
     rec = run.record(summary=summary)
     meta, params, status, metrics = rec.meta, rec.params, rec.status, rec.metrics
     git = meta.get("git") or {}
@@ -124,9 +142,7 @@ def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tupl
     if rec.profile and rec.profile.get("busy"):  # timed while other runs shared the cores
         row["cost.busy"] = True
     row["budget"] = _budget(params)
-    row.update(_flatten("param.", params))
-    row.update(_flatten("metric.", metrics))
-    return row, params
+    return row, params, metrics
 
 
 def _budget(params: dict[str, Any]) -> str | None:
@@ -141,7 +157,8 @@ def _budget(params: dict[str, Any]) -> str | None:
 
 
 def _short(v: Any, n: int = 24) -> str:
-    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    t = type(v)
+    s = v if t is str else repr(v) if t is int or (t is float and math.isfinite(v)) else json.dumps(v, default=str)
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
@@ -149,14 +166,18 @@ def describe_change(params: dict[str, Any], ref: dict[str, Any], ref_id: int | N
                     max_len: int = 120, ignore: Sequence[str] = ("name", "notes", "run_dir")) -> str:
     """A short "what changed" text: the params of a run that differ from a reference run's, e.g. `vs #41: lr 0.001→0.0005`."""
     diffs = []
-    for k in list(params) + [k for k in ref if k not in params]:
+    if list(params) == list(ref):  # the same keys in the same order (the common case): compare side by side
+        differ = [k for (k, b), a in zip(params.items(), ref.values()) if a != b]
+    else:
+        differ = [k for k, b in params.items() if ref.get(k, "∅") != b] + [k for k in ref if k not in params]
+    for k in differ:
         if k in ignore:
             continue
         a, b = ref.get(k, "∅"), params.get(k, "∅")
-        if a != b and isinstance(a, dict) and isinstance(b, dict):  # model_kwargs.num_feat 8→16, not two dicts
+        if isinstance(a, dict) and isinstance(b, dict):  # model_kwargs.num_feat 8→16, not two dicts
             diffs += [f"{k}.{kk} {_short(a.get(kk, '∅'))}→{_short(b.get(kk, '∅'))}" for kk in [*b, *(x for x in a
                       if x not in b)] if a.get(kk, "∅") != b.get(kk, "∅")]
-        elif a != b:
+        else:
             diffs.append(f"{k} {_short(a)}→{_short(b)}")
     head = f"vs #{ref_id}: " if ref_id is not None else ""
     if not diffs:
@@ -202,7 +223,7 @@ def _changes(rows: list[dict[str, Any]], params: dict[int, dict], baseline: int 
         r["changed"] = _change_text(r["id"], ref, nb_of, params)
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each run's params pickled (1: JSON text)
 RACY_S = 2.0  # a run changed this close to a cache's making is read again next time (timestamps are coarse)
 
 
@@ -230,9 +251,22 @@ def _read_cache(path: Path, root: Path) -> dict[str, Any]:
 def _write_cache(path: Path, obj: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), sync=False)  # a torn one is rebuilt
     except OSError as e:  # a read-only home: the ledger still loads, uncached
-        warnings.warn(f"ledger: cannot write the cache {path}: {e}", stacklevel=3)
+        warnings.warn(f"ledger: cannot write the cache {path}: {e}", stacklevel=4)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Any:
+    """The cyclic garbage collector off meanwhile: reading 10,000 runs makes millions of objects and no cycles, and
+    the collections they trigger cost a tenth of the load."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
@@ -248,6 +282,17 @@ def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
     another process is read again, a running one always is.
     """
     root = runs_dir(root)
+    with _gc_paused():
+        df = _load(root, baseline, stale_after, cache, summaries)
+    if warn:
+        for pr in df.attrs["problems"]:
+            warnings.warn(f"ledger: skipped {pr['run']}: {pr['problem']}", stacklevel=2)
+    return df
+
+
+def _load(root: Path, baseline: int | None, stale_after: float, cache: bool | str | os.PathLike,
+          summaries: bool) -> pd.DataFrame:
+    """`load`'s work, problems in `df.attrs` (`load` warns of them)."""
     t_made = time.time()
     now = _dt.datetime.now().timestamp()
     cpath = cache_file(root, cache)
@@ -264,10 +309,10 @@ def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
             stamps[run.name] = st
         else:
             fresh.append((run, st))
-    rows, params = [], {}
+    rows, params, row_params, row_metrics = [], {}, [], []  # params by id (for `changed`); per row (for cells)
     for run, st in fresh:
         try:
-            row, p = _row(run, now, stale_after, summaries)
+            row, p, m = _row(run, now, stale_after, summaries)
         except ValueError as e:
             problems.append({"run": run.name, "problem": str(e)})
             continue
@@ -276,19 +321,18 @@ def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
             continue
         rows.append(row)
         params[run.id] = p
+        row_params.append(p)
+        row_metrics.append(m)
         if row["recorded_status"] != "running" and max(st[1], st[2]) / 1e9 < t_made - RACY_S:
             stamps[run.name] = st
-    if warn:
-        for pr in problems:
-            warnings.warn(f"ledger: skipped {pr['run']}: {pr['problem']}", stacklevel=2)
-    df = _frame(rows, old_df, reuse)
+    df = _frame(rows, row_params, row_metrics, old_df, reuse)
     if len(df):
-        texts = {rid: json.dumps(p, default=str) for rid, p in params.items()}  # cached as text: loaded on demand
-        kept_params = {int(i): old_params[int(i)] for i in df["id"] if int(i) not in texts and int(i) in old_params}
+        kept_params = {i: old_params[i] for i in map(int, df["id"].tolist()) if i not in params and i in old_params}
         _fill_changes(df, params, kept_params, baseline)
         if cpath is not None and (fresh or len(old_stamps) != len(reuse)):
+            packed = {rid: pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL) for rid, p in params.items()}
             _write_cache(cpath, {"version": CACHE_VERSION, "root": str(root), "stamps": stamps, "df": df,
-                                 "params": {**kept_params, **texts}})
+                                 "params": {**kept_params, **packed}})  # each run's params unpickled when needed
         df = df.assign(heartbeat_age_s=now - df["_heartbeat"]).drop(columns=["_heartbeat", "_ref"])
         df = df.reset_index(drop=True)
     df.attrs["problems"] = problems
@@ -296,24 +340,27 @@ def load(root: str | os.PathLike | None = None, *, baseline: int | None = None,
     return df
 
 
-def _frame(rows: list[dict[str, Any]], old_df: pd.DataFrame | None, reuse: list[str]) -> pd.DataFrame:
-    """The cached rows still valid and the rows read now, in one frame indexed by run name, sorted by id."""
+def _frame(rows: list[dict[str, Any]], params: list[dict[str, Any]], metrics: list[dict[str, Any]],
+           old_df: pd.DataFrame | None, reuse: list[str]) -> pd.DataFrame:
+    """The cached rows still valid and the rows read now (with their params and metrics), in one frame indexed by
+    run name, sorted by id."""
     if not rows and not reuse:
         return pd.DataFrame(columns=[*BASE_COLUMNS, "changed", "notes", "tags", "verdict"])
-    new = pd.DataFrame(rows)
+    new = pd.concat([pd.DataFrame(rows), _cells(params, "param."), _cells(metrics, "metric.")], axis=1)
     if rows:
-        new.index = [Path(r["path"]).name for r in rows]
+        new.index = [r["name"] for r in rows]
         new["date"] = pd.to_datetime(new["date"], utc=True, errors="coerce", format="ISO8601")
     if reuse and old_df is not None:
         kept = old_df.loc[reuse]
         new = pd.concat([kept, new]).infer_objects() if rows else kept.copy()  # dtypes as one frame infers
     ids, names = new["id"].tolist(), list(new.index)
-    return new.iloc[sorted(range(len(new)), key=lambda k: (ids[k], names[k]))]
+    order = sorted(range(len(new)), key=lambda k: (ids[k], names[k]))
+    return new if order == list(range(len(new))) else new.iloc[order]  # runs are listed in order: no copy then
 
 
-def _fill_changes(df: pd.DataFrame, params: dict[int, dict], cached: dict[int, str], baseline: int | None) -> None:
-    """`changed` (and its reference, `_ref`) in place from the params read now and the `cached` params (JSON text,
-    parsed when needed); a cached row keeps its text while neither it nor its reference was read again and the
+def _fill_changes(df: pd.DataFrame, params: dict[int, dict], cached: dict[int, bytes], baseline: int | None) -> None:
+    """`changed` (and its reference, `_ref`) in place from the params read now and the `cached` params (pickled,
+    unpickled when needed); a cached row keeps its text while neither it nor its reference was read again and the
     reference is the same."""
     ids = df["id"].tolist()
     rows = [{"id": i, "notebook": None if is_missing(n) else n, "parent": None if is_missing(p) else int(p)}
@@ -324,7 +371,7 @@ def _fill_changes(df: pd.DataFrame, params: dict[int, dict], cached: dict[int, s
 
     class _Params(dict):
         def __missing__(self, rid: int) -> dict:
-            got = json.loads(cached[rid])
+            got = pickle.loads(cached[rid])
             self[rid] = got
             return got
 

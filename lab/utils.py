@@ -36,10 +36,10 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()  # what open() would give: a runs folder shared by a team stays readable by it
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, sync: bool = True) -> Path:
     """Write `data` to `path` through a temp file + rename, so readers never see half a file (a failed write, a
     full disk included, leaves the previous file as it was). The file gets the usual mode (0666 less the umask),
-    not the temp file's 0600."""
+    not the temp file's 0600. `sync=False` skips the fsync, for a file that can be rebuilt if a crash truncates it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,7 +48,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -137,6 +137,25 @@ def test_what_changed_vs_parent_baseline_and_previous(tmp_path):
     assert list(again) == list(base["changed"])
 
 
+def test_describe_change_reads_the_same_whatever_the_key_order():
+    a = {"lr": 1e-3, "model_kwargs": {"num_feat": 8, "act": "relu"}, "seed": 1, "flag": True}
+    b = {"lr": 5e-4, "model_kwargs": {"num_feat": 16, "act": "relu"}, "seed": 1, "flag": False}
+    text = ledger.describe_change(b, a, 3)
+    assert text == "vs #3: lr 0.001→0.0005, model_kwargs.num_feat 8→16, flag true→false"
+    assert ledger.describe_change(dict(reversed(list(b.items()))), a, 3).split(": ")[1].split(", ") == \
+        ["flag true→false", "model_kwargs.num_feat 8→16", "lr 0.001→0.0005"]
+    assert ledger.describe_change({**b, "extra": None}, a, 3).endswith("extra ∅→null")
+
+
+def test_nested_params_are_their_exact_json_text(tmp_path):
+    values = [[1, True], [1, 1], [1.0, 1], [float("nan")], {"a": [0.9, 0.999]}, {"a": [0.9, 0.999]}, ["1", 1], None]
+    for v in values:
+        runs.create({"model": "edsr", "betas": v}, root=tmp_path, notebook="train.ipynb")
+    got = ledger.load(tmp_path, cache=False)["param.betas"].tolist()
+    assert got[:-1] == [json.dumps(v) for v in values[:-1]], "equal-looking values keep their own JSON"
+    assert got[-1] is None or pd.isna(got[-1])
+
+
 def test_describe_change_is_short():
     p = {f"k{i}": i for i in range(30)}
     text = ledger.describe_change(p, {}, 7, max_len=60)

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -119,11 +121,32 @@ def _timed(fn: Any, repeats: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
+_FRESH = """import sys, time
+from lab import ledger
+t = time.perf_counter()
+ledger.load(sys.argv[1], warn=False, cache=sys.argv[2])
+print(time.perf_counter() - t)
+"""
+
+
+def fresh_load_s(runs_root: str | os.PathLike, repeats: int = 3) -> float:
+    """Seconds of the ledger's first load in a new Python process, imports done and no cache (median of
+    `repeats`): what opening the ledger in a new kernel costs the first time."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="lab-bench-cache-") as cache:
+            out = subprocess.run([sys.executable, "-c", _FRESH, str(runs_root), cache], check=True,
+                                 capture_output=True, text=True)
+            times.append(float(out.stdout.split()[-1]))
+    return statistics.median(times)
+
+
 def bench_ledger(sizes: Sizes) -> dict[str, Any]:
-    """P6a: seconds to load `sizes.ledger_runs` realistic runs into the ledger, in one process: the reader before
+    """P6a: seconds to load `sizes.ledger_runs` realistic runs into the ledger: in this process the reader before
     summaries (every run's files, no cache: `old_s`), the first load with no cache (summaries only: `first_s`)
-    and a warm one (the cache of finished rows, every run's stamp checked: `warm_s`, median of three). The file
-    cache of the OS is warm for all of them (the runs were just written): a cold read after a reboot is slower."""
+    and a warm one (the cache of finished rows, every run's stamp checked: `warm_s`, median of three); and the
+    first load in a new process (`fresh_s`, median of three). The file cache of the OS is warm for all of them (the
+    runs were just written): a cold read after a reboot is slower."""
     with tempfile.TemporaryDirectory(prefix="lab-bench-ledger-") as tmp:
         t = time.perf_counter()
         runs_root = Path(tmp) / "runs"
@@ -138,8 +161,9 @@ def bench_ledger(sizes: Sizes) -> dict[str, Any]:
         ledger.load(runs_root, warn=False, cache=cache)
         warm, df_warm = _timed(lambda: ledger.load(runs_root, warn=False, cache=cache), 3)
         same = df_old.drop(columns="heartbeat_age_s").equals(df_warm.drop(columns="heartbeat_age_s"))
+        fresh = fresh_load_s(runs_root)
     return {"runs": len(df), "epochs_per_run": sizes.ledger_epochs, "kb_per_run": run_bytes / 1024,
-            "fixture_s": made, "old_s": old, "first_s": first, "warm_s": warm,
+            "fixture_s": made, "old_s": old, "first_s": first, "warm_s": warm, "fresh_s": fresh,
             "ms_per_run": warm / max(1, len(df)) * 1e3, "same_as_old": same}
 
 
