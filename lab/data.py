@@ -28,6 +28,7 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
+from lab import vocab
 from lab.color import rgb_to_y
 from lab.degrade import Pipeline, build
 from lab.images import DataError, modcrop, tensor_to_uint8, uint8_to_tensor
@@ -54,7 +55,6 @@ __all__ = ["Budget", "PatchDataset", "ImageDataset", "SRDataLoader", "dataloader
            "builtin_image", "builtin_images", "load_source", "find_benchmark", "benchmark_images", "with_bicubic_lr",
            "BUILTIN_TRAIN", "BUILTIN_VALID"]
 CHANNELS = ("rgb", "y")
-DEGRADE_ON = ("loader", "device")  # where training patches are degraded: per item in the loader, or per batch
 
 
 def builtin_images(names: Sequence[str] = BUILTIN_TRAIN) -> list[ImagePair]:
@@ -133,8 +133,8 @@ class PatchDataset(torch.utils.data.Dataset):
         paired = all(src.paired for src in mix.sources)
         self.pipeline = None if paired else build(degradation, scale=scale)
         self.items = items if items is not None else len(mix) * repeat
-        if degrade_on not in DEGRADE_ON:
-            raise ValueError(f"degrade_on must be one of {DEGRADE_ON}, got {degrade_on!r}")
+        if degrade_on not in vocab.DEGRADE_ON:
+            raise ValueError(f"degrade_on must be one of {vocab.DEGRADE_ON}, got {degrade_on!r}")
         if degrade_on == "device" and self.pipeline is not None and (self.pipeline.changes_hr or
                                                                      any(src.paired for src in mix.sources)):
             raise ValueError(f"degrade_on='device' needs unpaired sources and a pipeline without HR ops "
@@ -426,8 +426,11 @@ class SRDataLoader(DataLoader):
         return x
 
     def show_batch(self, b=None, max_n: int = 4, **kwargs):
-        """Show LR and HR of a batch."""
-        lr, hr = b if b is not None else self.one_batch()
+        """Show LR and HR of a batch (a `degrade_on='device'` batch degraded first, as training will)."""
+        b = b if b is not None else self.one_batch()
+        if len(b) == 3:  # HR patches, each item's degradation params and flip code
+            b = self.dataset.finish_batch(*b)
+        lr, hr = b
         return show_triplets(lr.cpu(), None, hr.cpu(), max_n=max_n)
 
     def show_results(self, b, out, max_n: int = 4, **kwargs):

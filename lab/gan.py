@@ -24,7 +24,7 @@ from fastai.vision.gan import FixedGANSwitcher, GANLearner, GANTrainer
 from torch import nn
 
 from lab import vocab
-from lab.callbacks import BF16Autocast, DataEpoch, MoreValidation
+from lab.callbacks import BF16Autocast, DataEpoch, DeviceDegrade, MoreValidation
 from lab.learner import amp_callbacks, default_metrics, make_loss, make_opt
 from lab.models import create
 from lab.recording import RunCallback
@@ -372,7 +372,7 @@ def gan_learner(dls: Any, generator: nn.Module, disc: str | nn.Module = "disc_vg
                          f"switcher as one of {SWITCHERS.names()} to build one from kwargs")
     amp_cbs = [GANBF16Autocast(cb.device_type) if isinstance(cb, BF16Autocast) else cb
                for cb in amp_callbacks(amp, getattr(dls, "device", None))]
-    cbs = [DataEpoch(data_offset), *cbs, *amp_cbs, TrainActiveOnly(), GANPartsLogger(),
+    cbs = [DataEpoch(data_offset), DeviceDegrade(), *cbs, *amp_cbs, TrainActiveOnly(), GANPartsLogger(),
            *([FeedCondition()] if conditional else []), *([MoreValidation()] if getattr(dls, "extra_valid", None)
                                                           else [])]
     gen_loss = GeneratorLoss(content_loss, adv_weight, gan_loss, critic=critic)

@@ -137,7 +137,7 @@ POSITIVE = ("lr", "gan_lr", "eps")
 NON_NEGATIVE = ("wd", "mixup", "adv_weight", "time_budget")
 FINITE = ("clip",)
 CHOICES = {"amp": vocab.AMP_MODES, "clip_mode": vocab.CLIP_MODES, "mixup_space": vocab.MIXUP_SPACES,
-           "switcher": vocab.SWITCHERS, "gan_loss": vocab.ADV_LOSSES}
+           "switcher": vocab.SWITCHERS, "gan_loss": vocab.ADV_LOSSES, "degrade_on": vocab.DEGRADE_ON}
 
 
 def _is_int(v: Any) -> bool:

@@ -22,6 +22,7 @@ ADV_LOSSES = ("vanilla", "lsgan", "hinge", "ragan")  # adversarial losses (lab.g
 CLIP_MODES = ("norm", "value")  # gradient clipping (lab.callbacks.ClipGrad, the `clip_mode` parameter)
 SWITCHERS = ("adaptive", "fixed")  # GAN generator/critic switchers (lab.gan, the `switcher` parameter)
 MIXUP_SPACES = ("srgb", "linear")  # where mixup blends (lab.mixup, the `mixup_space` parameter)
+DEGRADE_ON = ("loader", "device")  # where training patches are degraded (lab.data, the `degrade_on` parameter)
 
 # -- environment variables the lab reads --------------------------------------------------------------------------
 ENV_PAPERMILL = "LAB_PAPERMILL"  # set by the runner for its kernels: widgets draw static PNGs, no live session

@@ -27,6 +27,7 @@ CLI_CASES = [  # (argv, fragment of the one line the user sees)
     (["run", "train", "-p", "betas", "[0.9]"], "'betas' must be two numbers in [0, 1)"),
     (["run", "train", "-p", "ema", "1.5"], "'ema' must be a decay in [0, 1)"),
     (["run", "train", "-p", "amp", "bf32"], "'amp' must be one of"),
+    (["run", "train", "-p", "degrade_on", "gpu"], "'degrade_on' must be one of ('loader', 'device'), got 'gpu'"),
     (["run", "train", "-p", "model", "edsr_baselin"], "unknown model 'edsr_baselin'; known models:"),
     (["run", "train", "-p", "loss", "l1 + nope"], "unknown loss 'nope'"),
     (["run", "train", "-p", "degradation", "blurry"], "unknown degradation preset 'blurry'"),

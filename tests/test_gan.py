@@ -441,6 +441,23 @@ def test_adversarial_phase_resumes_to_the_uninterrupted_weights(tmp_path, switch
         assert hc["train_gen_steps"] == hw["train_gen_steps"]
 
 
+def test_a_device_degraded_adversarial_phase_trains_as_the_loader_degraded_one():
+    from lab.data import dataloaders
+
+    def trained(where):
+        dls = dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=8, valid="builtin:chelsea",
+                          valid_max_size=32, seed=3, degradation="second_order", degrade_on=where)
+        assert dls.train.dataset.degrade_on == where
+        learn = gan_learner(dls, _generator(), disc=_disc(), switcher="fixed")
+        _fit(learn, 1)
+        return learn.model
+
+    a, b = trained("loader"), trained("device")
+    for part in ("generator", "critic"):
+        for (k, va), vb in zip(getattr(a, part).state_dict().items(), getattr(b, part).state_dict().values()):
+            assert torch.equal(va, vb), f"{part}.{k} differs between the two ways of degrading"
+
+
 def test_resume_refuses_a_checkpoint_of_the_other_kind(tmp_path):
     from lab.data import dataloaders
     from lab.recording import load_resume_state

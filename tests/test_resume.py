@@ -14,35 +14,37 @@ from lab.recording import load_resume_state, record_run
 TINY_NET = {"num_block": 1, "num_feat": 8}
 
 
-def _dls():
+def _dls(degrade_on="loader"):
     return data.dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=8,
-                            valid="builtin:chelsea", valid_max_size=48, seed=5)
+                            valid="builtin:chelsea", valid_max_size=48, seed=5, degradation="second_order",
+                            degrade_on=degrade_on)
 
 
-def _learn(run, ema=False):
+def _learn(run, ema=False, degrade_on="loader"):
     torch.manual_seed(0)
     net = models.create("edsr_baseline", scale=2, **TINY_NET)
     cbs = record_run(run) + ([EMA(0.9)] if ema else [])
-    learn = learner.restoration_learner(_dls(), net, loss="l1", lr=2e-3, cbs=cbs, path=run.dir)
+    learn = learner.restoration_learner(_dls(degrade_on), net, loss="l1", lr=2e-3, cbs=cbs, path=run.dir)
     learn.remove_cb(learn.progress)
     return learn
 
 
 
 
-@pytest.mark.parametrize("ema", [False, True])
-def test_resume_continues_schedule_and_matches_uninterrupted_weights(tmp_path, ema):
+@pytest.mark.parametrize(("ema", "degrade_on"), [(False, "loader"), (True, "loader"), (False, "device")])
+def test_resume_continues_schedule_and_matches_uninterrupted_weights(tmp_path, ema, degrade_on):
     whole, cut = (runs.create({"x": i}, root=tmp_path, name=n) for i, n in enumerate(("whole", "cut")))
-    a = _learn(whole, ema)
+    a = _learn(whole, ema, degrade_on)
+    assert a.dls.train.dataset.degrade_on == degrade_on
     with a.no_logging():
         learner.fit_schedule(a, 3, 2e-3, "cosine_restarts", cycles=2)
 
-    b = _learn(cut, ema)
+    b = _learn(cut, ema, degrade_on)
     with b.no_logging():
         b.fit(3, 2e-3, cbs=[CutAfter(0), *_sched(b)])  # what fit_schedule does, cut after epoch 0
     assert [h["epoch"] for h in cut.history] == [0]
 
-    c = _learn(cut, ema)  # a fresh process: new model, new learner, state from last.pth
+    c = _learn(cut, ema, degrade_on)  # a fresh process: new model, new learner, state from last.pth
     start = load_resume_state(c, cut.dir / "checkpoints" / "last.pth")
     assert start == 1
     with c.no_logging():
@@ -89,10 +91,13 @@ TINY = {"model": "edsr_baseline", "model_kwargs": "{num_block: 1, num_feat: 8}",
 
 
 @pytest.mark.slow
-def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_path):
-    whole = execute.run_notebook("train", {**TINY, "epochs": "2"}, name="whole", root=tmp_path)
+@pytest.mark.parametrize("degrade_on", ["loader", "device"])
+def test_lab_resume_through_the_train_notebook_matches_an_uninterrupted_run(tmp_path, degrade_on):
+    tiny = {**TINY, "degrade_on": degrade_on, "degradation": "second_order"}
+    whole = execute.run_notebook("train", {**tiny, "epochs": "2"}, name="whole", root=tmp_path)
     assert whole.status == "done", whole.read("status.json").get("error")
-    cut = execute.run_notebook("train", {**TINY, "epochs": "1"}, name="cut", root=tmp_path)
+    assert whole.params["degrade_on"] == degrade_on
+    cut = execute.run_notebook("train", {**tiny, "epochs": "1"}, name="cut", root=tmp_path)
     # make it look like a 2-epoch run that was killed after its first epoch
     cut.write_json("params.json", {**cut.params, "epochs": 2})
     cut.set_status("interrupted")

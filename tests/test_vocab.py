@@ -15,7 +15,7 @@ from lab.vocab import UnknownName
 
 def test_the_vocabularies_live_in_one_place():
     assert params.CHOICES == {"amp": vocab.AMP_MODES, "clip_mode": vocab.CLIP_MODES, "mixup_space": vocab.MIXUP_SPACES,
-                              "switcher": vocab.SWITCHERS, "gan_loss": vocab.ADV_LOSSES}
+                              "switcher": vocab.SWITCHERS, "gan_loss": vocab.ADV_LOSSES, "degrade_on": vocab.DEGRADE_ON}
     assert gan.SWITCHERS.names() == list(vocab.SWITCHERS)
     assert list(gan.CHANCE_LOSS) == list(vocab.ADV_LOSSES)
     assert callbacks.CLIP_MODES == vocab.CLIP_MODES
