@@ -26,7 +26,7 @@ import pandas as pd
 
 from lab import vocab
 from lab.runs import CHECKPOINT_DIR, STALE_AFTER_S, STATUSES, Run, as_run, effective_status, runs_dir, scan
-from lab.utils import atomic_write_bytes, parse_time
+from lab.utils import atomic_write_with, parse_time
 
 BASE_COLUMNS = ("id", "name", "title", "date", "status", "notebook", "git_commit", "git_dirty", "parent")
 COST_KEYS = {  # ledger cost column -> keys looked up in the profile, then the metrics; first found wins
@@ -251,7 +251,8 @@ def _read_cache(path: Path, root: Path) -> dict[str, Any]:
 def _write_cache(path: Path, obj: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), sync=False)  # a torn one is rebuilt
+        atomic_write_with(path, lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL),
+                          sync=False)  # a torn one is rebuilt
     except OSError as e:  # a read-only home: the ledger still loads, uncached
         warnings.warn(f"ledger: cannot write the cache {path}: {e}", stacklevel=4)
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lab import runs
+from lab import runs, utils
 
 
 def test_run_records_params_env_git_status(tmp_path):
@@ -61,3 +61,11 @@ def test_a_title_given_to_the_runner_stays_the_runs_title(tmp_path):
     untitled = runs.create({"name": ""}, root=tmp_path)
     runs.start({"name": "", "model": "edsr_baseline"}, run_dir=untitled.dir, name="edsr_baseline")
     assert runs.Run(untitled.dir).meta["title"] == "edsr_baseline", "without a title the notebook names the run"
+
+
+@pytest.mark.parametrize("size", [0, 1, utils._READ_CHUNK - 1, utils._READ_CHUNK, 3 * utils._READ_CHUNK + 5])
+def test_read_bytes_returns_the_whole_file_and_atomic_writes_stream(tmp_path, size):
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = utils.atomic_write_with(tmp_path / "f.bin", lambda f: f.write(data), sync=False)
+    assert utils.read_bytes(path) == data
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"], "no temp file left behind"
