@@ -10,7 +10,7 @@ import math
 import statistics
 import time
 from collections import deque
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from fastai.callback.core import Callback, CancelBatchException, CancelFitException, CancelTrainException
@@ -427,7 +427,8 @@ class TimeBudget(Callback):
     from one early measurement: each epoch starts with the time left shared evenly among the epochs still to
     come (the validations' measured time set aside), ends at its share's mark, and its loader holds `margin` x
     the steps that the last epoch's measured rate fits, so the clock, not the step count, ends it; the budget
-    then records the steps each epoch really took. The epoch that runs out of time is cut after that step,
+    then records the steps each epoch really took; when the last epoch's loader runs out before the clock (its
+    rate came from slower steps), one more epoch follows. The epoch that runs out of time is cut after that step,
     validated and checkpointed as the run's last. A resumed run continues the clock where its checkpoint was.
     """
 
@@ -441,9 +442,11 @@ class TimeBudget(Callback):
         self.seconds, self.spent, self.cut, self.budget_state = float(seconds), 0.0, False, None
         self.replans, self.step_s, self.margin, self.valid_s = replan, float(step_s), float(margin), []
         self.t0, self.mark, self.ended_early, self.t_valid = time.perf_counter(), math.inf, False, None
+        self.epochs_max: int | None = None
 
     def before_fit(self):
         self.t0, self.cut, self.t_valid = time.perf_counter() - self.spent, False, None
+        self.epochs_max = None  # the fit's range of epochs (an epoch that ran short may add one up to it)
 
     @property
     def elapsed(self) -> float:
@@ -454,6 +457,8 @@ class TimeBudget(Callback):
         return min(1.0, self.elapsed / self.seconds)
 
     def before_epoch(self):
+        if self.epochs_max is None:
+            self.epochs_max = self.n_epoch
         if self.cut or self.epoch >= self.n_epoch:
             raise CancelFitException
         if self.t_valid is not None:  # a validation as the plan sees it: validating, recording, checkpointing
@@ -475,6 +480,12 @@ class TimeBudget(Callback):
         self.t_valid = time.perf_counter()
         if self.iter >= 0:  # the measured rate of this epoch (loading and callbacks included) plans the next
             self.step_s = (self.t_valid - self.t_train) / (self.iter + 1)
+        valid = self.valid_s[-1] if self.valid_s else 0.0
+        if (self.replans and not self.ended_early and self.epoch == self.n_epoch - 1
+                and self.n_epoch < (self.epochs_max or 0) and self.elapsed + valid + self.step_s < self.seconds):
+            # the last epoch's loader ran out before the clock (it was sized from a slower rate: a burst of load,
+            # a warm-up): one more epoch, planned from this rate, trains until the time is spent
+            self.learn.n_epoch += 1
 
     def after_validate(self):
         if self.replans and not self.cut and self.elapsed >= self.seconds:  # the time ran out while validating:
@@ -528,15 +539,16 @@ class ThreadTuner(Callback):
     busy process trained 30 steps a minute at 2 threads and 150 at 1 (174 at 1 and 244 at 2 when quiet). A
     time-budgeted run then spends its minutes at the count that is fastest. `picks` is [(step, threads), ...], the
     step counted from this fit's start (a resumed attempt counts from its resume); the count the fit started with
-    is restored at its end (`restore`)."""
+    is restored at its end (`restore`). `clock` times the steps (a test's own clock makes the picks exact)."""
 
     order = 98  # after every other callback's after_batch but TimeBudget's: the step's time includes theirs
 
-    def __init__(self, counts: Iterable[int] = (), every_s: float = 120.0, probe: int = 3):
+    def __init__(self, counts: Iterable[int] = (), every_s: float = 120.0, probe: int = 3,
+                 clock: Callable[[], float] = time.perf_counter):
         if probe < 2:
             raise ValueError(f"probe must be >= 2 steps (the first after a switch is not timed), got {probe!r}")
         self.counts, self.every_s, self.probe, self.picks = tuple(counts), float(every_s), int(probe), []
-        self.start, self.t_pick = None, 0.0
+        self.start, self.t_pick, self.clock = None, 0.0, clock
 
     def before_fit(self):
         self.start = torch.get_num_threads()
@@ -558,7 +570,7 @@ class ThreadTuner(Callback):
     def after_batch(self):
         if not self.training:
             return
-        now = time.perf_counter()
+        now = self.clock()
         if self.t_last is not None and not self.fresh and self.queue is not None:
             self.times.setdefault(torch.get_num_threads(), []).append(now - self.t_last)
         self.fresh, self.t_last = False, now

@@ -49,14 +49,16 @@ class Pace(Callback):
 
     order = 0
 
-    def __init__(self, delay: float, first: int = 0, last: int = 10**9):
-        self.delay, self.first, self.last, self.n = delay, first, last, 0
+    def __init__(self, delay: float, first: int = 0, last: int = 10**9, valid_delay: float = 0.0):
+        self.delay, self.first, self.last, self.n, self.valid_delay = delay, first, last, 0, valid_delay
 
     def before_batch(self):
         if self.training:
             if self.first <= self.n <= self.last:
                 time.sleep(self.delay)
             self.n += 1
+        elif self.n <= self.last and self.valid_delay:  # the validations while the steps are slow are slow too
+            time.sleep(self.valid_delay)
 
 
 def _learn(run, steps=0):
@@ -118,14 +120,16 @@ def _timed_fit(tmp_path, monkeypatch, first_steps, pace, minutes=0.1):
     return run, clock, time.perf_counter() - t0, clock.t_fit - t0
 
 
-@pytest.mark.parametrize("case", ["slow start", "fast start"])
+@pytest.mark.parametrize("case", ["slow start", "fast start", "slow first epoch"])
 def test_time_budget_follows_the_clock_when_the_first_steps_mislead(tmp_path, monkeypatch, case):
     """The first steps are slow (0.25 s each, the rest unpaced) or fast (the rest slowed by 0.04 s), and the first
-    epoch's loader holds far too few (3) or far too many steps (2000). The run still trains until its minutes are
-    spent, overruns by at most one step plus one validation, and records the steps the budget became."""
+    epoch's loader holds far too few (3) or far too many steps (2000); or the whole first epoch is slow (0.8 s a
+    step, its validation 0.5 s: a neighbour's burst), so the next epoch, the last once such validations are
+    measured, is sized from a rate ten times too slow and its loader runs out long before the clock. The run still trains until its minutes are spent, overruns by at
+    most one step plus one validation, and records the steps the budget became."""
     minutes = 0.2
-    pace = Pace(0.25, last=4) if case == "slow start" else Pace(0.04, first=5)
-    guess = 3 if case == "slow start" else 2000
+    pace, guess = {"slow start": (Pace(0.25, last=4), 3), "fast start": (Pace(0.04, first=5), 2000),
+                   "slow first epoch": (Pace(0.8, last=2, valid_delay=0.5), 3)}[case]
     run, clock, took, setup = _timed_fit(tmp_path, monkeypatch, guess, pace, minutes)
     budget_s = minutes * 60
     slowest = max(b - a for a, b in zip(clock.ends, clock.ends[1:]))
@@ -213,6 +217,23 @@ class Contention(Callback):
             time.sleep(self.delay)
 
 
+class StepTime(Callback):
+    """A clock that each training batch advances by `base` seconds, and by `delay` more at `threads` torch threads:
+    a neighbour stalling a pool of that size, timed exactly whatever the machine's load."""
+
+    order = 0
+
+    def __init__(self, threads: int, delay: float, base: float = 0.01):
+        self.threads, self.delay, self.base, self.t = threads, delay, base, 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def before_batch(self):
+        if self.training:
+            self.t += self.base + (self.delay if torch.get_num_threads() == self.threads else 0.0)
+
+
 @pytest.mark.parametrize("slow", [2, 1])
 def test_thread_tuner_keeps_the_count_that_steps_fastest(tmp_path, slow):
     from lab.callbacks import ThreadTuner
@@ -220,8 +241,9 @@ def test_thread_tuner_keeps_the_count_that_steps_fastest(tmp_path, slow):
     start = torch.get_num_threads()
     run = runs.create({}, root=tmp_path, name="tuned")
     learn, clock = _learn(run, steps=12)
-    tuner = ThreadTuner(counts=(2, 1), every_s=1000)
-    learn.add_cbs([Contention(slow, 0.3), tuner])
+    step_time = StepTime(slow, 0.3)
+    tuner = ThreadTuner(counts=(2, 1), every_s=1000, clock=step_time.now)
+    learn.add_cbs([step_time, tuner])
     try:
         with learn.no_logging():
             training.fit(learn, learn.dls.budget, 2e-3, "cosine", run=run)
