@@ -59,7 +59,9 @@ def _as_json(values: list[Any]) -> list[Any]:
     for x in values:
         if isinstance(x, (list, tuple, dict)):
             key = repr(x)
-            x = text[key] if key in text else text.setdefault(key, json.dumps(x))
+            if key not in text:
+                text[key] = json.dumps(x)
+            x = text[key]
         out.append(x)
     return out
 
