@@ -131,7 +131,7 @@ def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tupl
         "recorded_status": status.get("status"), "pid": status.get("pid"), "host": status.get("host"),
         "epoch": status.get("epoch"),
         "error": err.get("message") if isinstance(err, dict) else str(err),
-        "error_cell": err.get("cell") if isinstance(err, dict) else None, "path": str(run.dir),
+        "error_cell": err.get("cell") if isinstance(err, dict) else None, "path": run._d,
     }
     if rec.init_from and rec.init_from.get("checkpoint"):  # which weights a fine-tuned run started from
         ck = Path(rec.init_from["checkpoint"])

@@ -4,6 +4,7 @@ them when called."""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -35,13 +36,17 @@ class Run:
     """One run directory and everything read from or written into it."""
 
     def __init__(self, path: str | os.PathLike):
-        self.dir = Path(path)
-        m = _RUN_RE.match(self.dir.name)
+        self._d = os.fspath(path)  # the ledger's reads join strings: pathlib costs more than the stats at 10,000 runs
+        self.name = os.path.basename(self._d.rstrip(os.sep) or self._d)
+        m = _RUN_RE.match(self.name)
         if not m:
-            raise ValueError(f"{str(self.dir)!r} is not a run directory (expected NNNN-<slug>)")
+            raise ValueError(f"{self._d!r} is not a run directory (expected NNNN-<slug>)")
         self.id = int(m.group(1))
-        self.name = self.dir.name
-        self._d = os.fspath(self.dir)  # the ledger's reads join strings: pathlib costs more than the stats at 10,000 runs
+
+    @functools.cached_property
+    def dir(self) -> Path:
+        """The run directory (made when first asked: the ledger's scan of 10,000 runs never needs it)."""
+        return Path(self._d)
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, status={self.status!r})"
