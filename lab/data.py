@@ -40,6 +40,7 @@ from lab.sources import (
     SourceMix,
     builtin_image,
     find_benchmark,
+    fingerprints,
     hold_out,
     image_seed,
     load_source,
@@ -488,8 +489,9 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     `valid_degradation` degrades the validation images ('' = the training degradation, 'bicubic' = clean
     benchmark-style LR), or `valid_lr` names their paired LR folder. `dls.budget` is the step budget (`steps`, or
     `epochs` of `repeat` patches per image), `dls.degradation` / `dls.valid_degradation` the resolved configs and
-    `dls.sources` the training sources a run records. `degrade_on='device'` leaves the degradation to the batch on
-    the training device (`lab.callbacks.DeviceDegrade`, which `lab.learner.restoration_learner` adds).
+    `dls.sources` the training sources a run records (each with its files' fingerprint, which `lab rerun` checks).
+    `degrade_on='device'` leaves the degradation to the batch on the training device (`lab.callbacks.DeviceDegrade`,
+    which `lab.learner.restoration_learner` adds).
     `valid = 'split:<share>'` holds that share of the training images out (after `data_filters`;
     lab.sources.hold_out), never trained on; `dls.valid_split` lists them. Several sets ('split:0.05; Set5' or a
     list): the first is `dls.valid`, the others `dls.extra_valid` ({column prefix: ImageDataset}).
@@ -499,6 +501,7 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     if degradation_kwargs:
         degradation = build(degradation, scale=scale, **degradation_kwargs)
     mix = open_sources(data, scale, data_lr, filters=data_filters, disk_cache=disk_cache)
+    prints = fingerprints(mix)
     specs = valid_sets(valid)
     shares = [parse_split(v) for v in specs]
     split, valid_split, held = next((v for v in shares if v is not None), None), None, None
@@ -530,7 +533,8 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
         train_dl.set_epoch(0)
     valid_dl = SRDataLoader(valid_ds, bs=1, shuffle=False, num_workers=0, device=device)
     dls = DataLoaders(train_dl, valid_dl)
-    dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, mix.describe()
+    dls.scale, dls.channels, dls.budget, dls.sources = scale, channels, budget, [
+        {**d, **f} for d, f in zip(mix.describe(), prints)]
     dls.patch_size, dls.valid_every = patch_size, valid_every
     dls.valid_source = sets[0] if shares[0] is not None else specs[0]  # what the final scores judge as 'valid'
     dls.extra_valid = {set_label(v): ds for v, ds in zip(specs[1:], more)}  # scored by lab.callbacks.MoreValidation

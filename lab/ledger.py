@@ -132,6 +132,7 @@ def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tupl
         "epoch": status.get("epoch"),
         "error": err.get("message") if isinstance(err, dict) else str(err),
         "error_cell": err.get("cell") if isinstance(err, dict) else None, "path": run._d,
+        "_data_changed": bool(meta.get("data_changed")),  # a rerun whose training files differed (lab.sweep)
     }
     if rec.init_from and rec.init_from.get("checkpoint"):  # which weights a fine-tuned run started from
         ck = Path(rec.init_from["checkpoint"])
@@ -210,12 +211,13 @@ def _refs(rows: list[dict[str, Any]], known: set, baseline: int | None) -> list[
     return out
 
 
-def _change_text(rid: int, ref: int | None, nb_of: dict, params: Any) -> str | None:
+def _change_text(rid: int, ref: int | None, nb_of: dict, params: Any, data_changed: bool = False) -> str | None:
     if ref is None:
         return None
     if nb_of.get(ref) not in (None, nb_of.get(rid)):
         return f"from #{ref} ({nb_of[ref]})"
-    return describe_change(params[rid], params[ref], ref)
+    text = describe_change(params[rid], params[ref], ref)
+    return f"{text}; training files changed" if data_changed else text
 
 
 def _changes(rows: list[dict[str, Any]], params: dict[int, dict], baseline: int | None) -> None:
@@ -225,7 +227,7 @@ def _changes(rows: list[dict[str, Any]], params: dict[int, dict], baseline: int 
         r["changed"] = _change_text(r["id"], ref, nb_of, params)
 
 
-CACHE_VERSION = 2  # 2: each run's params pickled (1: JSON text)
+CACHE_VERSION = 3  # 3: rows carry `_data_changed`; 2: each run's params pickled (1: JSON text)
 RACY_S = 2.0  # a run changed this close to a cache's making is read again next time (timestamps are coarse)
 
 
@@ -336,7 +338,7 @@ def _load(root: Path, baseline: int | None, stale_after: float, cache: bool | st
             packed = {rid: pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL) for rid, p in params.items()}
             _write_cache(cpath, {"version": CACHE_VERSION, "root": str(root), "stamps": stamps, "df": df,
                                  "params": {**kept_params, **packed}})  # each run's params unpickled when needed
-        df = df.assign(heartbeat_age_s=now - df["_heartbeat"]).drop(columns=["_heartbeat", "_ref"])
+        df = df.assign(heartbeat_age_s=now - df["_heartbeat"]).drop(columns=["_heartbeat", "_ref", "_data_changed"])
         df = df.reset_index(drop=True)
     df.attrs["problems"] = problems
     df.attrs["root"] = str(root)
@@ -379,11 +381,12 @@ def _fill_changes(df: pd.DataFrame, params: dict[int, dict], cached: dict[int, b
             return got
 
     every = _Params(params)
+    moved = set(df.loc[df["_data_changed"].eq(True), "id"].tolist())
     nb_of = {r["id"]: r["notebook"] for r in rows}
     text = []
     for rid, ref, o_ref, o_text in zip(ids, refs, old_refs, old_text):
         kept = rid not in params and ref not in params and (ref == o_ref or (ref is None and is_missing(o_ref)))
-        text.append(o_text if kept else _change_text(rid, ref, nb_of, every))
+        text.append(o_text if kept else _change_text(rid, ref, nb_of, every, rid in moved))
     df["changed"] = text
     df["_ref"] = pd.array(refs, dtype="Int64")
 

@@ -174,6 +174,22 @@ class ImageSource:
         it = self.items[i]
         return it.hr_file.name if it.hr_file is not None else it.name
 
+    def fingerprint(self) -> str:
+        """A digest of the images as files: each one's name and byte size (HR and paired LR; a built-in photo by
+        name and pixel size, an image in memory by its pixels), so a rerun can tell its data changed meanwhile."""
+        h = hashlib.sha256()
+        for k, it in enumerate(self.items):
+            if self._pairs:
+                pair = self._pairs[k]
+                parts = [pair.name, *(hashlib.sha256(np.ascontiguousarray(a)).hexdigest() + str(a.shape)
+                                      for a in (pair.hr, pair.lr) if a is not None)]
+            elif it.builtin is not None:
+                parts = [it.name, f"builtin {it.shape[0]}x{it.shape[1]}"]
+            else:
+                parts = [it.name, *(f"{f.name} {f.stat().st_size}" for f in (it.hr_file, it.lr_file) if f is not None)]
+            h.update(("\t".join(parts) + "\n").encode())
+        return h.hexdigest()[:16]
+
     def subset(self, indices: Sequence[int], name: str | None = None) -> ImageSource:
         """The images at `indices`, read the same way (lazily unless already in memory)."""
         if self._pairs:
@@ -453,6 +469,32 @@ def hold_out(mix: SourceMix, share: float) -> tuple[SourceMix, ImageSource, dict
     return train, valid, record
 
 
+def data_changes(recorded: Sequence[dict[str, Any]], spec: str, scale: int, lr_dir: str = "", *,
+                 filters: dict[str, Any] | None = None) -> list[str]:
+    """What differs between the training sources a run recorded (`fingerprint`s, from `fingerprints`) and the same
+    data spec's files now: a line per source changed or gone, [] when every one matches."""
+    try:
+        now = open_sources(spec, scale, lr_dir, filters=filters).sources
+    except (OSError, ValueError, KeyError) as e:
+        return [f"training data {spec!r} cannot be read now ({e})"]
+    out = []
+    for k, then in enumerate(recorded):
+        src = now[k] if k < len(now) else None
+        if src is None or then.get("source") != src.name:
+            out.append(f"training data {spec!r} no longer gives source {then.get('source')!r}")
+        elif then.get("fingerprint") not in (None, src.fingerprint()):
+            count = then.get("files")
+            what = (f"{count} image files then, {len(src)} now" if count is not None and count != len(src) else
+                    "files renamed or rewritten: names or byte sizes differ")
+            out.append(f"training data {src.name!r} changed since ({what})")
+    return out
+
+
+def fingerprints(mix: SourceMix) -> list[dict[str, Any]]:
+    """Each source's file count and `ImageSource.fingerprint`, taken before any held-out split (what a rerun checks)."""
+    return [{"files": len(src), "fingerprint": src.fingerprint()} for src in mix.sources]
+
+
 def image_seed(name: str, salt: str = "valid", base: int = 0) -> int:
     """A fixed seed for degrading image `name` (same in every epoch, resumed run, rerun and run of another seed)."""
     h = hashlib.sha256(f"{base}:{salt}:{name}".encode()).digest()
@@ -469,6 +511,7 @@ def modcropped(pair: ImagePair, scale: int) -> ImagePair:
     return ImagePair(pair.name, modcrop(pair.hr, scale), pair.lr)
 
 
-__all__ = ["ImagePair", "ImageSource", "SourceMix", "Item", "builtin_image", "open_source", "open_sources",
-           "parse_data_spec", "parse_split", "hold_out", "valid_sets", "set_label", "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN",
-           "BUILTIN_GRAY", "KNOWN_BENCHMARKS", "BUILTIN_VALID", "modcropped"]
+__all__ = ["ImagePair", "ImageSource", "SourceMix", "Item", "builtin_image", "data_changes", "fingerprints",
+           "open_source", "open_sources", "parse_data_spec", "parse_split", "hold_out", "valid_sets", "set_label",
+           "find_benchmark", "load_source", "image_seed", "check_filters", "BUILTIN_TRAIN", "BUILTIN_GRAY",
+           "KNOWN_BENCHMARKS", "BUILTIN_VALID", "modcropped"]

@@ -30,6 +30,7 @@ from lab import runs, user_code
 from lab.checks import check_names
 from lab.execute import Job, make_job, notebook_hash, run_job, stop_all
 from lab.params import EXECUTION_PARAMS, RESUME_PARAM, RUNNER_PARAMS, coerce, notebook_defaults, notebook_path, resolve
+from lab.sources import data_changes
 from lab.utils import threads_per_process
 
 SPEC_KEYS = ("notebook", "sweep", "name", "base", "grid", "list", "zip", "timeout", "cell_timeout", "workers", "tags",
@@ -320,6 +321,24 @@ def rerun_warnings(run: runs.Run, nb_path: str | os.PathLike | None = None) -> l
     return out
 
 
+def data_warnings(run: runs.Run) -> tuple[list[str], list[str]]:
+    """What differs between the training files `run` recorded (its data record's fingerprints) and its data spec's files
+    now, as (changes, what cannot be told): a rerun trains on the files as they are."""
+    p = run.params
+    try:
+        recorded = (run.read("data", {}) or {}).get("sources")
+    except ValueError as e:
+        return [], [f"cannot tell whether run {run.id}'s training data changed: {e}"]
+    if not isinstance(p.get("data"), str) or not isinstance(recorded, list) or not recorded:
+        return [], []
+    if not all(isinstance(r, dict) and r.get("fingerprint") for r in recorded):
+        return [], [f"run {run.id} records no fingerprint of its training data; cannot tell whether {p['data']!r} "
+                    "changed"]
+    changes = data_changes(recorded, p["data"], int(p.get("scale") or 2), p.get("data_lr") or "",
+                           filters=p.get("data_filters") or None)
+    return [f"{w}: the rerun trains on the files as they are now, run {run.id} did not" for w in changes], []
+
+
 def _notebook_of(run: runs.Run) -> Path:
     meta = run.meta
     p = meta.get("notebook_path")
@@ -338,7 +357,8 @@ def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeo
     nb = _notebook_of(old)
     recorded = {k: v for k, v in old.params.items() if k not in RUNNER_PARAMS}
     known = notebook_defaults(nb)
-    warn = rerun_warnings(old, nb)
+    data_changed, data_unknown = data_warnings(old)
+    warn = rerun_warnings(old, nb) + data_changed + data_unknown
     dropped = [k for k in recorded if k not in known]
     if dropped:
         warn.append(f"recorded params not in {nb.name}'s parameters cell now (derived or removed), left out: "
@@ -354,7 +374,8 @@ def rerun_job(run_id: int | str, *, root: str | os.PathLike | None = None, timeo
         overrides[user_code.PARAM] = code  # the copy it trained with, not the file as it is now
     title = old.meta.get("title") or old.name
     job = make_job(nb, overrides, name=title, root=root or old.dir.parent, parent=old.id, timeout=timeout,
-                   cell_timeout=cell_timeout, meta={"rerun_of": old.id})
+                   cell_timeout=cell_timeout, meta={"rerun_of": old.id,
+                                                  **({"data_changed": data_changed} if data_changed else {})})
     return job, warn
 
 

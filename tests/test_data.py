@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lab import data
+from lab import data, sources
 from lab.degrade import build
 from lab.images import write_image
 
@@ -195,6 +195,8 @@ def test_dataloaders_validate_on_a_held_out_split_whatever_the_seed(tmp_path):
     assert not train & set(held), "held-out images are never trained on"
     assert sorted(name for name, _, _ in dls.valid_ds.items) == sorted(f[:-4] for f in held)
     assert dls.sources[0]["images"] == 8, "the run records the training images left"
+    assert dls.sources[0]["files"] == 10, "and the files its fingerprint covers: held-out ones too"
+    assert dls.sources[0]["fingerprint"] == sources.open_source(str(tmp_path), 2).fingerprint()
     other = data.dataloaders(str(tmp_path), seed=5, **kw)
     assert other.valid_split == dls.valid_split, "a rerun or a run of another seed validates on the same files"
     assert torch.equal(other.valid_ds[0][0], dls.valid_ds[0][0]), "degraded with a seed fixed per image"

@@ -163,6 +163,34 @@ def test_held_out_split_never_overlaps_training_and_is_the_same_on_rerun(tmp_pat
     assert again == record, "the same files give the same split"
 
 
+def test_a_fingerprint_follows_the_files_and_data_changes_names_what_moved(tmp_path):
+    import os
+
+    folder = _photos(tmp_path / "hr", n=4)
+    spec = str(folder)
+    mix = sources.open_sources(spec, 2)
+    recorded = [{**d, **f} for d, f in zip(mix.describe(), sources.fingerprints(mix))]
+    assert recorded[0]["files"] == 4
+    assert sources.data_changes(recorded, spec, 2) == [], "the same files: nothing to say"
+    os.utime(folder / "img0.png", (1, 1))
+    assert sources.data_changes(recorded, spec, 2) == [], "a copy that keeps names and bytes is the same data"
+    write_image(folder / "img4.png", np.zeros((40, 56, 3), np.uint8))
+    assert sources.data_changes(recorded, spec, 2) == [f"training data {spec!r} changed since (4 image files then, "
+                                                      "5 now)"]
+    (folder / "img4.png").unlink()
+    write_image(folder / "img0.png", np.full((40, 56, 3), 7, np.uint8))  # rewritten: same name, other bytes
+    assert "names or byte sizes differ" in sources.data_changes(recorded, spec, 2)[0]
+    assert sources.data_changes(recorded, spec, 2, filters={"skip": ["img0.png"]}) != []
+    shutil.rmtree(folder)
+    assert "cannot be read now" in sources.data_changes(recorded, spec, 2)[0]
+    builtin = sources.open_source("builtin:coffee,brick", 2)
+    assert builtin.fingerprint() == sources.open_source("builtin:coffee,brick", 2).fingerprint()
+    assert builtin.fingerprint() != sources.open_source("builtin:coffee", 2).fingerprint()
+    pairs = [ImagePair("a", np.zeros((8, 8, 3), np.uint8))]
+    other = [ImagePair("a", np.ones((8, 8, 3), np.uint8))]
+    assert ImageSource.from_pairs(pairs).fingerprint() != ImageSource.from_pairs(other).fingerprint()
+
+
 def test_split_does_not_depend_on_listing_order_and_other_shares_differ():
     pairs = [ImagePair(f"im{i}", np.full((8, 8, 3), i, np.uint8)) for i in range(30)]
     a = sources.hold_out(SourceMix([ImageSource.from_pairs(pairs)]), 0.1)[1]

@@ -84,6 +84,44 @@ def test_arm_labels_title_runs_and_tags_reach_the_meta(quick, tmp_path):
         sweep.load_spec({**spec, "list": [{"arm": "", "x": 1}]})
 
 
+def test_rerun_says_when_the_training_files_changed_and_the_ledger_shows_it(quick, tmp_path):
+    import numpy as np
+
+    from lab import sources
+    from lab.images import write_image
+
+    photos, root = tmp_path / "photos", tmp_path / "runs"
+    for i in range(3):
+        write_image(photos / f"p{i}.png", np.full((16, 16, 3), 40 * i, np.uint8))
+    old = runs.create({"x": 1, "data": str(photos), "scale": 2}, root=root, name="quick", notebook="quick.ipynb")
+    old.update_meta(notebook_path=str(quick))
+    mix = sources.open_sources(str(photos), 2)
+    old.write_json("data", {"sources": [{**d, **f} for d, f in zip(mix.describe(), sources.fingerprints(mix))]})
+    old.finish({"y": 2})
+    job, warns = sweep.rerun_job(old.id, root=root)
+    assert not [w for w in warns if "training data" in w]
+    assert "data_changed" not in job.meta
+    write_image(photos / "p3.png", np.zeros((16, 16, 3), np.uint8))
+    job, warns = sweep.rerun_job(old.id, root=root)
+    said = f"training data {str(photos)!r} changed since (3 image files then, 4 now): the rerun trains on the " \
+           f"files as they are now, run {old.id} did not"
+    assert said in warns
+    assert job.meta["data_changed"] == [said], "the rerun records it"
+    new = runs.create({"x": 1, "data": str(photos), "scale": 2}, root=root, name="quick", parent=old.id,
+                      notebook="quick.ipynb")
+    new.update_meta(**{k: job.meta[k] for k in ("rerun_of", "data_changed")})
+    new.finish({"y": 2})
+    df = ledger.load(root, cache=False).set_index("id")
+    assert df.loc[new.id, "changed"] == f"vs #{old.id}: same params; training files changed"
+    assert "_data_changed" not in df.columns
+    unknown = runs.create({"x": 1, "data": str(photos), "scale": 2}, root=root, name="old", notebook="quick.ipynb")
+    unknown.update_meta(notebook_path=str(quick))
+    unknown.write_json("data", {"sources": [{"source": str(photos), "images": 3}]})  # made before fingerprints
+    _, warns = sweep.rerun_job(unknown.id, root=root)
+    assert f"run {unknown.id} records no fingerprint of its training data; cannot tell whether {str(photos)!r} " \
+           "changed" in warns
+
+
 @pytest.mark.slow
 def test_rerun_warns_when_notebook_changed_and_resume_continues(quick, tmp_path):
     root = tmp_path / "runs"
