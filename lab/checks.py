@@ -29,7 +29,9 @@ def check_names(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("valid"):
         specs = valid_sets(params["valid"])  # each 'split:<share>' a share in (0, 1), at most one, names apart
         if params.get("monitor"):
-            check_monitor(params["monitor"], specs)
+            deg = params.get("valid_degradation") or params.get("degradation")
+            preset = deg.get("preset") if isinstance(deg, dict) else deg
+            check_monitor(params["monitor"], specs, None if params.get("valid_lr") else preset)
     if "model" in params and params["model"]:
         model_entrypoint(params["model"])
     if params.get("gan") and "disc" in params:
@@ -51,10 +53,14 @@ def check_names(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def check_monitor(monitor: str, specs: list[str]) -> str:
+def check_monitor(monitor: str, specs: list[str], preset: str | None = None) -> str:
     """`monitor` if it names a history column of these validation sets (it picks the best checkpoint); ValueError naming
-    the accepted ones otherwise."""
-    accepted = ["valid_loss", *SET_METRICS, *(f"{set_label(v)}_{m}" for v in specs[1:] for m in SET_METRICS)]
+    the accepted ones otherwise. A further set's column carries '@<preset>' when its inputs are not the benchmark's
+    bicubic (`lab.data.extra_label`, which knows once the data is open: both forms pass here)."""
+    labels = [set_label(v) for v in specs[1:]]
+    if isinstance(preset, str) and preset not in ("", "bicubic"):
+        labels += [f"{label}@{preset}" for label in labels]
+    accepted = ["valid_loss", *SET_METRICS, *(f"{label}_{m}" for label in labels for m in SET_METRICS)]
     if monitor not in accepted:
         raise ValueError(f"monitor {monitor!r} is not a validation column of valid; accepted: {', '.join(accepted)}")
     return monitor

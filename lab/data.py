@@ -76,6 +76,16 @@ def is_benchmark_bicubic(pipeline: Pipeline | None, scale: int) -> bool:
     return {k: v for k, v in pipeline.config().items() if k != "overrides"} == plain
 
 
+def extra_label(spec: str, pipeline: Pipeline | None, scale: int) -> str:
+    """The label of a further validation set: its name ('Set5' -> 'set5'), with '@<preset>' when its inputs are
+    not the benchmark's bicubic ('set5@realsr'), as `lab.evaluate` labels a degraded set, so a score under a
+    benchmark's name is always the benchmark's."""
+    label = set_label(spec)
+    if is_benchmark_bicubic(pipeline, scale):
+        return label
+    return f"{label}@{pipeline.config().get('preset') or 'degraded'}"
+
+
 def with_bicubic_lr(pair: ImagePair, scale: int) -> ImagePair:
     """The pair as benchmarks make it: HR modcropped, LR = MATLAB bicubic of it (kept if the pair has an LR)."""
     if pair.lr is not None:
@@ -494,7 +504,8 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
     which `lab.learner.restoration_learner` adds).
     `valid = 'split:<share>'` holds that share of the training images out (after `data_filters`;
     lab.sources.hold_out), never trained on; `dls.valid_split` lists them. Several sets ('split:0.05; Set5' or a
-    list): the first is `dls.valid`, the others `dls.extra_valid` ({column prefix: ImageDataset}).
+    list): the first is `dls.valid`, the others `dls.extra_valid` ({label: ImageDataset}, `extra_label`; their
+    specs in `dls.extra_valid_specs`).
     """
     built_from = {k: v for k, v in locals().items() if k not in ("device",) and isinstance(v, (str, int, float, dict,
                                                                                             list, type(None)))}
@@ -537,7 +548,9 @@ def dataloaders(data: str | Sequence[ImagePair] = "builtin", scale: int = 2, pat
         {**d, **f} for d, f in zip(mix.describe(), prints)]
     dls.patch_size, dls.valid_every = patch_size, valid_every
     dls.valid_source = sets[0] if shares[0] is not None else specs[0]  # what the final scores judge as 'valid'
-    dls.extra_valid = {set_label(v): ds for v, ds in zip(specs[1:], more)}  # scored by lab.callbacks.MoreValidation
+    labels = [extra_label(v, vpipe, scale) for v in specs[1:]]
+    dls.extra_valid = dict(zip(labels, more))  # scored by lab.callbacks.MoreValidation
+    dls.extra_valid_specs = dict(zip(labels, specs[1:]))  # scored whole after training (lab.evaluate.task_sets)
     dls.valid_split = valid_split  # the held-out files (None unless valid is 'split:<share>'), recorded by the run
     dls.built_from = built_from  # the arguments, so a trainer can tell the parameters changed since
     dls.degradation = train_ds.pipeline.config() if train_ds.pipeline is not None else {"preset": "paired"}

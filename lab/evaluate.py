@@ -156,9 +156,12 @@ def parse_sets(sets: str | Sequence[str], default: Any = None) -> dict[str, tupl
     return out
 
 
-def task_sets(valid: str | ImageSource, eval_sets: str, scale: int, valid_degradation: Any) -> dict[str, tuple[str, Any]]:
+def task_sets(valid: str | ImageSource, eval_sets: str, scale: int, valid_degradation: Any,
+              more: dict[str, str] | None = None) -> dict[str, tuple[str, Any]]:
     """What a training run is judged on: its validation images (a spec, or the images a split held out:
-    `dls.valid_source`) degraded as its validation was, then `eval_sets`.
+    `dls.valid_source`) degraded as its validation was, then `eval_sets`, then its further validation sets (`more`:
+    `dls.extra_valid_specs`, {label: spec}) degraded as its validation was, whole, under the labels their history
+    columns have (one that an eval set already scores is not scored twice).
 
     For SR a plain set name is the published benchmark (bicubic LR); for same-size restoration (scale 1) a plain
     name has no LR to offer, so it is degraded by the validation degradation and labelled with it.
@@ -170,6 +173,10 @@ def task_sets(valid: str | ImageSource, eval_sets: str, scale: int, valid_degrad
             out[f"{label}@{name}"] = (spec, valid_degradation)
         else:
             out[label] = (spec, deg)
+    taken = {k.lower() for k in out}
+    for label, spec in (more or {}).items():
+        if label.lower() not in taken:
+            out[label] = (spec, valid_degradation)
     return out
 
 

@@ -110,6 +110,7 @@ def test_a_held_out_split_is_recorded_and_a_derived_run_validates_on_it(tmp_path
     assert record["sources"][0]["images"] == 3, "the held-out image is not among the training images"
     assert run.read("metrics")["valid_psnr_y"] > 10, "the final scores judge the held-out image"
     assert "chelsea_psnr_y" in run.history[-1], "the second validation set is a column of the history"
+    assert run.read("metrics")["chelsea_psnr_y"] > 10, "and is scored whole after training"
     assert "chelsea_psnr_y" in torch.load(run.checkpoint("best"), weights_only=True), "it picked best.pth"
     job, _ = derive.derive_job(run.id, {"seed": "4"}, root=tmp_path)
     child = runs.Run(execute.run_job(job)["path"])

@@ -47,3 +47,29 @@ def test_a_monitor_that_names_no_column_is_refused():
         check_names({"valid": "split:0.05; split:0.1"})
     with pytest.raises(ValueError, match="share the column name"):
         check_names({"valid": "builtin:chelsea; Set5; a/Set5"})
+
+
+def test_further_sets_are_labelled_by_their_inputs_and_scored_whole_after_training(tmp_path):
+    from lab import evaluate
+
+    kw = {"scale": 2, "patch_size": 12, "batch_size": 4, "repeat": 8, "valid": "builtin:chelsea; builtin:coffee"}
+    clean = data.dataloaders("builtin:astronaut", **kw)
+    assert clean.extra_valid_specs == {"coffee": "builtin:coffee"}, "the benchmark's bicubic: the set's own name"
+    blurred = data.dataloaders("builtin:astronaut", degradation="blur_bicubic", **kw)
+    assert list(blurred.extra_valid) == ["coffee@blur_bicubic"], "other inputs: a name that says so"
+    assert list(data.dataloaders("builtin:astronaut", degradation="blur_bicubic", valid_degradation="bicubic",
+                                 **kw).extra_valid) == ["coffee"]
+    check_names({"valid": kw["valid"], "degradation": "blur_bicubic", "monitor": "coffee@blur_bicubic_psnr_y"})
+    sets = evaluate.task_sets("builtin:chelsea", "coffee@blur_bicubic, Set5", 2, blurred.valid_degradation,
+                              {**blurred.extra_valid_specs, "set5": "Set5"})
+    assert list(sets) == ["valid", "coffee@blur_bicubic", "Set5"], "a set an eval set scores is not scored twice"
+    run = runs.create({}, root=tmp_path, name="two")
+    lrn = _fit(run, kw["valid"], "coffee_psnr_y", epochs=1)
+    sets = evaluate.task_sets(lrn.dls.valid_source, "", 2, lrn.dls.valid_degradation, lrn.dls.extra_valid_specs)
+    _, scores, _ = evaluate.evaluate_sets(lrn.model.eval(), sets, 2, show=False)
+    whole = data.dataloaders("builtin:astronaut", scale=2, patch_size=12, batch_size=4, repeat=8,
+                             valid="builtin:coffee", valid_max_size=None)
+    assert scores["coffee_psnr_y"] == pytest.approx(lrn.validate(dl=whole.valid)[1], abs=1e-3), \
+        "the further set is scored on its whole image after training, as the first set is"
+    assert scores["coffee_psnr_y"] != pytest.approx(run.history[-1]["coffee_psnr_y"], abs=1e-3), \
+        "not the centre crop that validation during training scores"
