@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import psutil
 import torch
 from fastprogress.fastprogress import progress_bar
 from IPython.display import display
@@ -255,20 +256,50 @@ def other_active_runs(run: Run | None) -> list[str]:
     return [r.name for r in scan(run.dir.parent) if r.dir != run.dir and r.effective_status() == "running"]
 
 
+BUSY_CORES = 0.5  # other processes using this much CPU (in cores) while a timing runs make it not comparable
+
+
+class OtherCPU:
+    """The CPU that processes other than this one used over a window, in cores (the machine's busy time, the
+    hypervisor's steal included, less this process's own): a timing beside a foreign process is not comparable."""
+
+    def __enter__(self) -> OtherCPU:
+        self._me, self.cores = psutil.Process(), 0.0
+        self._t0, self._sys0, self._own0 = time.perf_counter(), self._busy(), self._own()
+        return self
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+    def _own(self) -> float:
+        t = self._me.cpu_times()
+        return t.user + t.system
+
+    def __exit__(self, *exc: Any) -> None:
+        wall = time.perf_counter() - self._t0
+        other = (self._busy() - self._sys0) - (self._own() - self._own0)
+        self.cores = max(0.0, other / wall) if wall > 0 else 0.0
+
+
 def record_profile(run: Run | None, model: nn.Module, size: int, device: str | torch.device = "cpu",
                    dtypes: Sequence[str] = ("fp32",), **profile_kw: Any) -> dict[str, Any]:
     """The cost profile of `model` on a (1, in_ch, size, size) input (params, GFLOPs, median forward ms per
-    dtype over the repeats), with the torch threads it ran on, the load and the other runs active at the time
-    (`busy`: the milliseconds are then not comparable), recorded in `run` when given; returns it. Prints a line."""
+    dtype over the repeats), with the torch threads it ran on, the load, the other runs active and the CPU other
+    processes used meanwhile (`busy` when either: the milliseconds are then not comparable), recorded in `run` when
+    given; returns it. Prints a line."""
     in_ch = getattr(model, "in_ch", 3)
     before = other_active_runs(run)
-    prof = profile(model, (1, in_ch, size, size), device=device, dtypes=tuple(dtypes), **profile_kw)
+    with OtherCPU() as other:
+        prof = profile(model, (1, in_ch, size, size), device=device, dtypes=tuple(dtypes), **profile_kw)
     active = sorted(set(before) | set(other_active_runs(run)))
     prof.update(threads=torch.get_num_threads(), loadavg_1m=os.getloadavg()[0], other_runs_active=active,
-                busy=bool(active))
+                other_cpu_cores=round(other.cores, 2), busy=bool(active) or other.cores >= BUSY_CORES)
     if run is not None:
         run.write_json("profile", prof)
-    note = f" (while {len(active)} other run(s) were active: not comparable)" if active else ""
+    note = (f" (while {len(active)} other run(s) were active: not comparable)" if active else
+            f" (while other processes used {other.cores:.1f} cores: not comparable)" if prof["busy"] else "")
     print(f"{prof['params']:,} params, {prof['gflops']:.3f} GFLOPs, {prof['ms_fp32']:.2f} ms fp32 at {size}x{size} LR "
           f"on {prof['threads']} threads{note}")
     return prof

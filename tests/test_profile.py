@@ -110,3 +110,38 @@ def test_fits_budget_both_sides():
     assert not fits_budget(model, (1, 3, 32, 32), max_ms=1e-6, repeats=1, warmup=0).ok
     with pytest.raises(ValueError, match="max_gflops"):
         fits_budget(model, (1, 3, 32, 32))
+
+
+def _spin(seconds: float) -> None:
+    import time
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_timing_beside_a_foreign_process_is_flagged_busy(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from lab import evaluate, runs
+
+    with evaluate.OtherCPU() as own:
+        _spin(0.4)  # this process's own CPU is not another's
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        with evaluate.OtherCPU() as beside:
+            _spin(0.4)
+        run = runs.create({}, root=tmp_path, name="timed")
+        prof = evaluate.record_profile(run, create("edsr_baseline", scale=2, num_block=2, num_feat=16), 48,
+                                       repeats=5, warmup=1)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert beside.cores > own.cores + 0.4, (own.cores, beside.cores)
+    assert prof["other_cpu_cores"] >= evaluate.BUSY_CORES, prof
+    assert prof["other_runs_active"] == []
+    assert prof["busy"], "flagged by the foreign process alone"
+    assert run.read("profile")["busy"], "recorded as busy"
