@@ -256,12 +256,17 @@ def other_active_runs(run: Run | None) -> list[str]:
     return [r.name for r in scan(run.dir.parent) if r.dir != run.dir and r.effective_status() == "running"]
 
 
-BUSY_CORES = 0.5  # other processes using this much CPU (in cores) while a timing runs make it not comparable
+BUSY_CORES = 0.5  # other processes using this much CPU (in cores) beyond the cores a timing leaves idle: not comparable
 
 
 class OtherCPU:
     """The CPU that processes other than this one used over a window, in cores (the machine's busy time, the
-    hypervisor's steal included, less this process's own): a timing beside a foreign process is not comparable."""
+    hypervisor's steal included, less this process's own): a timing beside a foreign process is not comparable. The
+    window lasts at least `min_s` (the counters tick every 10 ms, too coarse for a timing of a tenth of a second):
+    a shorter one is followed by a wait."""
+
+    def __init__(self, min_s: float = 0.0):
+        self.min_s = min_s
 
     def __enter__(self) -> OtherCPU:
         self._me, self.cores = psutil.Process(), 0.0
@@ -278,6 +283,7 @@ class OtherCPU:
         return t.user + t.system
 
     def __exit__(self, *exc: Any) -> None:
+        time.sleep(max(0.0, self.min_s - (time.perf_counter() - self._t0)))
         wall = time.perf_counter() - self._t0
         other = (self._busy() - self._sys0) - (self._own() - self._own0)
         self.cores = max(0.0, other / wall) if wall > 0 else 0.0
@@ -287,15 +293,17 @@ def record_profile(run: Run | None, model: nn.Module, size: int, device: str | t
                    dtypes: Sequence[str] = ("fp32",), **profile_kw: Any) -> dict[str, Any]:
     """The cost profile of `model` on a (1, in_ch, size, size) input (params, GFLOPs, median forward ms per
     dtype over the repeats), with the torch threads it ran on, the load, the other runs active and the CPU other
-    processes used meanwhile (`busy` when either: the milliseconds are then not comparable), recorded in `run` when
-    given; returns it. Prints a line."""
+    processes used meanwhile (`busy` when other runs were active or other processes took more than the cores the
+    timing left idle plus `BUSY_CORES`: the milliseconds are then not comparable), recorded in `run` when given;
+    returns it. Prints a line."""
     in_ch = getattr(model, "in_ch", 3)
     before = other_active_runs(run)
-    with OtherCPU() as other:
+    with OtherCPU(min_s=0.5) as other:
         prof = profile(model, (1, in_ch, size, size), device=device, dtypes=tuple(dtypes), **profile_kw)
     active = sorted(set(before) | set(other_active_runs(run)))
+    idle = max(0, (os.cpu_count() or 1) - torch.get_num_threads())  # cores the timing leaves to others
     prof.update(threads=torch.get_num_threads(), loadavg_1m=os.getloadavg()[0], other_runs_active=active,
-                other_cpu_cores=round(other.cores, 2), busy=bool(active) or other.cores >= BUSY_CORES)
+                other_cpu_cores=round(other.cores, 2), busy=bool(active) or other.cores >= BUSY_CORES + idle)
     if run is not None:
         run.write_json("profile", prof)
     note = (f" (while {len(active)} other run(s) were active: not comparable)" if active else

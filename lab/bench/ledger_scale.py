@@ -144,9 +144,10 @@ def fresh_load_s(runs_root: str | os.PathLike, repeats: int = 3) -> float:
 def bench_ledger(sizes: Sizes) -> dict[str, Any]:
     """P6a: seconds to load `sizes.ledger_runs` realistic runs into the ledger: in this process the reader before
     summaries (every run's files, no cache: `old_s`), the first load with no cache (summaries only, each into a new
-    cache: `first_s`, median of three) and a warm one (the cache of finished rows, every run's stamp checked: `warm_s`, median of three); and the
-    first load in a new process (`fresh_s`, median of three). The file cache of the OS is warm for all of them (the
-    runs were just written, and flushed to disk before any timing): a cold read after a reboot is slower."""
+    cache: `first_s`, median of three) and a warm one (the cache of finished rows, every run's stamp checked:
+    `warm_s`, median of three); and the first load in a new process (`fresh_s`, median of three). The file cache
+    of the OS is warm for all of them (the runs were just written, and flushed to disk before any timing): a cold
+    read after a reboot is slower."""
     with tempfile.TemporaryDirectory(prefix="lab-bench-ledger-") as tmp:
         t = time.perf_counter()
         runs_root = Path(tmp) / "runs"
