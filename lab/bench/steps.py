@@ -310,9 +310,10 @@ def bench_flops(sizes: Sizes, model: str = "edsr_baseline") -> dict[str, Any]:
 
 
 def bench_step_levers(sizes: Sizes, backend: str = "inductor") -> dict[str, Any]:
-    """The demo's training step (its model, batch and patch: a hand loop, fp32 or native bf16) eager, with
-    channels_last, and compiled by `torch.compile(backend=...)`, interleaved from the same initial weights: each
-    one's steps/s over eager, the compile time, and how far their first losses differ (the same arithmetic)."""
+    """The demo's training step (its model, at the bench's batch and patch `Sizes`; a hand loop, fp32 or native bf16)
+    eager, with channels_last, and compiled by `torch.compile(backend=...)`, interleaved from the same initial
+    weights: each one's steps/s over eager, the compile time, and how far their first losses differ (the same
+    arithmetic)."""
     params, _ = demo_params()
     kw = {**dict(params.get("model_kwargs") or {}), **sizes.model_kw}
     name, batch, patch = params.get("model", "edsr_baseline"), sizes.batch, sizes.patch
