@@ -293,17 +293,18 @@ def record_profile(run: Run | None, model: nn.Module, size: int, device: str | t
                    dtypes: Sequence[str] = ("fp32",), **profile_kw: Any) -> dict[str, Any]:
     """The cost profile of `model` on a (1, in_ch, size, size) input (params, GFLOPs, median forward ms per
     dtype over the repeats), with the torch threads it ran on, the load, the other runs active and the CPU other
-    processes used meanwhile (`busy` when other runs were active or other processes took more than the cores the
-    timing left idle plus `BUSY_CORES`: the milliseconds are then not comparable), recorded in `run` when given;
-    returns it. Prints a line."""
+    processes used meanwhile (`busy` when other runs were active or, timed on the CPU, other processes took more than
+    the cores the timing left idle plus `BUSY_CORES`: the milliseconds are then not comparable), recorded in `run`
+    when given; returns it. Prints a line."""
     in_ch = getattr(model, "in_ch", 3)
     before = other_active_runs(run)
     with OtherCPU(min_s=0.5) as other:
         prof = profile(model, (1, in_ch, size, size), device=device, dtypes=tuple(dtypes), **profile_kw)
     active = sorted(set(before) | set(other_active_runs(run)))
     idle = max(0, (os.cpu_count() or 1) - torch.get_num_threads())  # cores the timing leaves to others
+    crowded = torch.device(device).type == "cpu" and other.cores >= BUSY_CORES + idle  # a GPU timing: not its cores
     prof.update(threads=torch.get_num_threads(), loadavg_1m=os.getloadavg()[0], other_runs_active=active,
-                other_cpu_cores=round(other.cores, 2), busy=bool(active) or other.cores >= BUSY_CORES + idle)
+                other_cpu_cores=round(other.cores, 2), busy=bool(active) or crowded)
     if run is not None:
         run.write_json("profile", prof)
     note = (f" (while {len(active)} other run(s) were active: not comparable)" if active else
