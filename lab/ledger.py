@@ -105,17 +105,18 @@ def _cost(profile: dict[str, Any] | None, metrics: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _row(run: Run, now: float, stale_after: float, summary: bool = True) -> tuple[dict[str, Any], dict, dict]:
+def _row(run: Run, now: float, stale_after: float, summary: bool = True,
+         stamp: tuple[int, int, int] | None = None) -> tuple[dict[str, Any], dict, dict]:
     """One run as a flat row (less its params and metrics, which `_cells` makes columns of), its params and its
-    metrics; ValueError when corrupt or half-written."""
-    rec = run.record(summary=summary)
+    metrics (`stamp`: the run's, just taken); ValueError when corrupt or half-written."""
+    rec = run.record(summary=summary, stamp=stamp)
     meta, params, status, metrics = rec.meta, rec.params, rec.status, rec.metrics
     git = meta.get("git") or {}
     err = status.get("error") or {}
     started, finished = parse_time(status.get("started")), parse_time(status.get("finished"))
     beat = parse_time(status.get("heartbeat"))
     eff = effective_status(status, now, stale_after, rec.pulse)
-    if eff == "done" and any(isinstance(v, float) and math.isnan(v) for k, v in metrics.items() if "psnr" in k):
+    if eff == "done" and any(v != v for k, v in metrics.items() if type(v) is float and "psnr" in k):  # NaN
         eff = "diverged"
     end = finished if finished is not None else (beat if eff != "running" else now)
     sweep = meta.get("sweep")
@@ -317,7 +318,7 @@ def _load(root: Path, baseline: int | None, stale_after: float, cache: bool | st
     rows, params, row_params, row_metrics = [], {}, [], []  # params by id (for `changed`); per row (for cells)
     for run, st in fresh:
         try:
-            row, p, m = _row(run, now, stale_after, summaries)
+            row, p, m = _row(run, now, stale_after, summaries, st)
         except ValueError as e:
             problems.append({"run": run.name, "problem": str(e)})
             continue

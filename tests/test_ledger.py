@@ -345,6 +345,64 @@ def test_summary_and_cache_equal_a_full_read_after_each_change(tmp_path, monkeyp
     assert ledger.is_missing(df.loc[df["id"] == 6, "metric.valid_psnr_y"].item())
 
 
+def _summary_file(run):
+    return json.loads((run.dir / "summary" / "summary.json").read_text())
+
+
+def test_a_settled_summary_is_checked_by_its_stamp_and_the_files_that_existed(tmp_path, monkeypatch):
+    run = runs.create({"model": "srcnn", "lr": 1e-3}, root=tmp_path, name="a")
+    run.finish({"valid_psnr_y": 30.0})
+    if _summary_file(run)["stamp"] is None:
+        pytest.skip("this file system's clock did not pass the run's last change within SETTLE_WAIT_S: its "
+                    "summaries carry no stamp and are checked file by file (tested below)")
+    assert _summary_file(run)["stamp"] == list(run.stamp())
+    stats = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: stats.append(os.path.basename(p)) or real_stat(p, *a, **k))
+    monkeypatch.setattr(runs.Run, "_sources", lambda self: pytest.fail("a settled summary needs no full signature"))
+    assert run._summary() is not None
+    assert sorted(stats) == sorted([run.name, "notes", "meta.json", "params.json", "status.json", "metrics.json"]), \
+        "the stamp's two stats and one per file that existed; none for absent files, no listing"
+    monkeypatch.undo()
+    time.sleep(0.01)
+    (run.dir / "params.json").write_text(json.dumps({"model": "srcnn", "lr": 5e-4}))  # edited in place
+    assert run.stamp() == tuple(_summary_file(run)["stamp"]), "an edit in place leaves the directory's stamp"
+    assert run._summary() is None, "but not the file's mtime"
+    assert run.record().params["lr"] == 5e-4
+    run.write_summary()
+    (run.dir / "notes.jsonl").write_text(json.dumps({"text": "kept by an older version"}) + "\n")  # appeared
+    assert run._summary() is None, "a file that appeared changed the stamp"
+    assert [n.get("text") for n in run.record().notes] == ["kept by an older version"]
+
+
+def test_without_a_stamp_every_signature_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.Run, "_fs_clock", lambda self: -1)  # a clock that never passes the last change
+    monkeypatch.setattr("lab.runs.run.SETTLE_WAIT_S", 0.005)
+    run = runs.create({"model": "srcnn"}, root=tmp_path, name="a")
+    run.finish({"valid_psnr_y": 30.0})
+    assert _summary_file(run)["stamp"] is None
+    assert run._summary() is not None
+    metrics = run.dir / "metrics.json"
+    (run.dir / "m.tmp").write_text(json.dumps({"valid_psnr_y": 31.5}))
+    os.replace(run.dir / "m.tmp", metrics)  # replaced by another process, no summary written
+    assert run._summary() is None
+    assert run.record().metrics == {"valid_psnr_y": 31.5}
+
+
+def test_a_summary_written_before_its_folder_is_still_read(tmp_path):
+    run = runs.create({"model": "srcnn"}, root=tmp_path, name="a")
+    run.finish({"valid_psnr_y": 30.0})
+    old = {k: v for k, v in _summary_file(run).items() if k != "stamp"}
+    shutil.rmtree(run.dir / "summary")
+    (run.dir / "summary.json").write_text(json.dumps({**old, "version": 1}))  # as an older version left it
+    got = run._summary()
+    assert got is not None
+    assert got.metrics == {"valid_psnr_y": 30.0}
+    (run.dir / "m.tmp").write_text(json.dumps({"valid_psnr_y": 31.5}))
+    os.replace(run.dir / "m.tmp", run.dir / "metrics.json")
+    assert run._summary() is None, "its signatures still guard it"
+
+
 def test_the_default_view_says_why_a_run_failed_and_the_budget_it_used(tmp_path):
     steps = runs.create({"model": "m", "steps": 1000, "epochs": 5}, root=tmp_path, name="steps")
     steps.finish({})

@@ -91,7 +91,8 @@ def copy_runs(template: Run, n: int) -> None:
                 "status": {**base["status"], "started": when, "updated": when, "finished": when}}
         for k, obj in objs.items():
             _dump(d / JSON_FILES[k], obj)
-        Run(d).write_summary()  # as a run's own writes leave it
+    for i in range(2, n + 1):  # as a run's own writes leave it (apart: a summary waits for the clock to pass a change)
+        Run(root / f"{i:04d}-edsr-l1-{i % 7}").write_summary()
 
 
 def write_synthetic_runs(root: str | os.PathLike, n: int) -> Path:

@@ -9,12 +9,16 @@ Layout of `runs/NNNN-<slug>/` (no other module names these files; everyone asks 
                            pid, host, epoch; on failure the error (type, message, traceback, cell, source)
   history.json             one record per training epoch (`phase` 'gan' for the adversarial phase)
   metrics.json             the final summary (PSNR/SSIM per evaluated set, baseline, gain, cost, minutes)
-  summary.json             what a ledger row reads (meta without the environment, params, status, metrics, profile,
+  summary/summary.json     what a ledger row reads (meta without the environment, params, status, metrics, profile,
                            init_from, notes), rewritten by `Run` whenever one of those files or a note is written
-                           (a history update beats the heart, so it too), with each source's (inode, mtime, size)
-                           and the note files' names: a reader trusts it only while they all still match, and
-                           reads the files themselves otherwise (a run written by an older version, another
-                           process that wrote a file between, a half-written run)
+                           (a history update beats the heart, so it too), with each source's (inode, mtime, size),
+                           the note files' names and, once the file system's clock has passed the run's last change
+                           (`summary/.clock` is touched to read it), the run's stamp: a reader trusts it while the
+                           stamp is the run's and the files that existed are unchanged, or, without a stamp, while
+                           every signature matches, and reads the files themselves otherwise (a run written by an
+                           older version, another process that wrote a file between, a half-written run); in a folder
+                           of its own, so writing it leaves the stamp as it was. Runs recorded before keep
+                           summary.json beside their files (still read, by signatures)
   notes/                   notes, tags and verdicts people attached: one JSON file per note (written by rename,
                            so concurrent writers on any file system never lose one); older runs: notes.jsonl
   profile.json             the cost profile (params, GFLOPs, forward ms in fp32 / bf16)

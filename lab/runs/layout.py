@@ -23,7 +23,9 @@ JSON_FILES = {  # key -> file, for Run.read / Run.write_json
     "degradation_samples": "degradation_samples.json", "code": "code.json",
 }
 CODE_DIR = "code"  # a copy of the user code a run loaded (models_from), so it can be rebuilt after the file changed
+SUMMARY_DIR = "summary"  # its own folder: writing the summary leaves the run directory's stamp as it was
 SUMMARY_FILE = "summary.json"  # what a ledger row reads, in one file (see `lab.runs.Run.write_summary`)
+CLOCK_FILE = ".clock"  # in SUMMARY_DIR: touched to read the file system's clock (`Run.write_summary`)
 SUMMARY_SOURCES = ("meta", "params", "status", "metrics", "profile", "init_from")  # + the notes
 PULSE_FILE = "pulse"  # touched by the running kernel every few seconds (lab.liveness.PULSE_S)
 NOTES_DIR = "notes"  # one JSON file per note

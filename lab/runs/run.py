@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lab.liveness import HOST, STALE_AFTER_S, effective_status
-from lab.runs.layout import (_RUN_RE, _SAMPLE_RE, CHECKPOINT_DIR, CODE_DIR, EVAL_DIR, JSON_FILES, NOTEBOOK_FILE, NOTES_DIR,
-                             NOTES_FILE, PHASES, PULSE_FILE, REFERENCE_DIR, REFERENCE_KINDS, RUNNER_LOG, SAMPLES_DIR,
-                             STATUSES, SUMMARY_FILE, SUMMARY_SOURCES, RunRecord, Sample, _prefix, checkpoint_name)
+from lab.runs.layout import (_RUN_RE, _SAMPLE_RE, CHECKPOINT_DIR, CLOCK_FILE, CODE_DIR, EVAL_DIR, JSON_FILES,
+                             NOTEBOOK_FILE, NOTES_DIR, NOTES_FILE, PHASES, PULSE_FILE, REFERENCE_DIR, REFERENCE_KINDS,
+                             RUNNER_LOG, SAMPLES_DIR, STATUSES, SUMMARY_DIR, SUMMARY_FILE, SUMMARY_SOURCES, RunRecord,
+                             Sample, _prefix, checkpoint_name)
 from lab.utils import JSON_ERRORS, atomic_write_bytes, atomic_write_json, now, read_json_file, read_jsonl
 
 
@@ -30,6 +31,7 @@ def _write_image(path: Path, img: Any) -> Path:
 
 _SOURCE_FILES = {JSON_FILES[k] for k in SUMMARY_SOURCES}
 _SIGNED = tuple((k, JSON_FILES.get(k, k)) for k in (*SUMMARY_SOURCES, NOTES_FILE))  # what a summary's signature stats
+SETTLE_WAIT_S = 0.02  # the longest a summary's writer waits for the file system's clock to pass the run's last change
 
 
 class Run:
@@ -101,20 +103,49 @@ class Run:
             sig[NOTES_DIR] = []
         return sig
 
+    def _fs_clock(self) -> int:
+        """The file system's time now (ns), from a probe file it stamps: the clock a change's mtime comes from
+        (another host's clock on a network share); -1 when the probe cannot be touched."""
+        probe = f"{self._d}/{SUMMARY_DIR}/{CLOCK_FILE}"
+        try:
+            try:
+                os.utime(probe)
+            except FileNotFoundError:
+                os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o666))
+            return os.stat(probe).st_mtime_ns
+        except OSError:
+            return -1
+
     def write_summary(self) -> bool:
-        """Rewrite summary.json from the files it summarises (their signatures taken before they are read, so a
-        file replaced meanwhile leaves a summary readers refuse); False when the run cannot be summarised (a file
-        missing or corrupt: readers then read the files themselves)."""
+        """Rewrite the summary from the files it summarises, with their signatures (inode, mtime, size; the note
+        files' names); False when the run cannot be summarised (a file missing or corrupt: readers then read the
+        files themselves).
+
+        The signatures are taken before the files are read, so a file replaced meanwhile leaves a summary readers
+        refuse. The summary also records the run's `stamp` once the file system's clock has moved past it: files
+        come, go and are replaced by rename into the run directory or its notes folder, so any later such change
+        gives a later mtime and a new stamp; a reader that finds the stamp unchanged stats only the files that
+        existed (an edit in place changes a file's mtime) and needs no listing and no call for absent ones. The stamp
+        is taken before the clock is read and the files after it, so a change between the two is in the summary.
+        On a coarse clock the writer waits for the next tick (up to SETTLE_WAIT_S); if the clock still has not
+        moved, the summary goes without a stamp and readers check every signature.
+        """
+        os.makedirs(f"{self._d}/{SUMMARY_DIR}", exist_ok=True)  # before the stamp: making it changes the run's
+        stamp, clock = self.stamp(), self._fs_clock()
+        deadline = time.monotonic() + SETTLE_WAIT_S
+        while clock <= max(stamp[1], stamp[2]) and time.monotonic() < deadline:
+            time.sleep(0.001)
+            stamp, clock = self.stamp(), self._fs_clock()
         sig = self._sources()
         try:
             rec = self.record(summary=False)
         except (ValueError, OSError):
             return False
         meta = {k: v for k, v in rec.meta.items() if k != "env"}
-        atomic_write_json(self.dir / SUMMARY_FILE, {"version": 1, "sources": sig, "meta": meta, "params": rec.params,
-                                                    "status": rec.status, "metrics": rec.metrics,
-                                                    "profile": rec.profile, "notes": rec.notes,
-                                                    "init_from": rec.init_from})
+        atomic_write_json(f"{self._d}/{SUMMARY_DIR}/{SUMMARY_FILE}", {
+            "version": 2, "stamp": list(stamp) if clock > max(stamp[1], stamp[2]) else None, "sources": sig,
+            "meta": meta, "params": rec.params, "status": rec.status, "metrics": rec.metrics, "profile": rec.profile,
+            "notes": rec.notes, "init_from": rec.init_from})
         return True
 
     def stamp(self) -> tuple[int, int, int]:
@@ -128,17 +159,42 @@ class Run:
             notes = 0
         return st.st_ino, st.st_mtime_ns, notes
 
-    def _summary(self) -> RunRecord | None:
-        """The record summary.json holds while every file it summarises is unchanged, else None."""
-        try:
-            s = read_json_file(f"{self._d}/{SUMMARY_FILE}")
-        except (OSError, *JSON_ERRORS):
-            return None
-        if not isinstance(s, dict) or s.get("version") != 1 or s.get("sources") != self._sources():
-            return None
-        status = s["status"]
-        return RunRecord(s["meta"], s["params"], status, s["metrics"], s["profile"], s["notes"], s["init_from"],
-                         self.last_pulse() if status.get("status") == "running" else None)
+    def _summary(self, stamp: tuple[int, int, int] | None = None) -> RunRecord | None:
+        """The record the summary holds while the run is unchanged since it was written, else None: its stamp still
+        the run's (`stamp`, when the caller just took it) and each file that existed unchanged, or, without a stamp,
+        every signature the same. A run written before summaries had their folder keeps its summary.json beside
+        its files (signatures only)."""
+        for file, version in ((f"{SUMMARY_DIR}/{SUMMARY_FILE}", 2), (SUMMARY_FILE, 1)):
+            try:
+                s = read_json_file(f"{self._d}/{file}")
+            except (OSError, *JSON_ERRORS):
+                continue
+            if not isinstance(s, dict) or s.get("version") != version or not isinstance(s.get("sources"), dict):
+                continue
+            if s.get("stamp") is not None and s["stamp"] == list(stamp if stamp is not None else self.stamp()):
+                ok = self._files_unchanged(s["sources"])
+            else:
+                ok = s["sources"] == self._sources()
+            if ok:
+                status = s["status"]
+                return RunRecord(s["meta"], s["params"], status, s["metrics"], s["profile"], s["notes"],
+                                 s["init_from"], self.last_pulse() if status.get("status") == "running" else None)
+        return None
+
+    def _files_unchanged(self, sig: dict[str, Any]) -> bool:
+        """Each summarised file that existed still has its signature (the stamp vouches that none came or went)."""
+        d = self._d
+        for k, file in _SIGNED:
+            old = sig.get(k)
+            if old is None:
+                continue
+            try:
+                st = os.stat(f"{d}/{file}")
+            except OSError:
+                return False
+            if [st.st_ino, st.st_mtime_ns, st.st_size] != old:
+                return False
+        return True
 
     @property
     def params(self) -> dict[str, Any]:
@@ -185,12 +241,12 @@ class Run:
         st = self.status_record
         return effective_status(st, now_s, stale_after, self.last_pulse()) if st else None
 
-    def record(self, summary: bool = True) -> RunRecord:
-        """meta, params, status (required), metrics, profile and notes in one read (from summary.json while it
-        matches the files, with `summary`); ValueError when the run is corrupt or half-written (the ledger reports
-        it and goes on)."""
+    def record(self, summary: bool = True, stamp: tuple[int, int, int] | None = None) -> RunRecord:
+        """meta, params, status (required), metrics, profile and notes in one read (from the summary while it
+        matches the files, with `summary`; `stamp`: the run's, when the caller just took it); ValueError when the run
+        is corrupt or half-written (the ledger reports it and goes on)."""
         if summary:
-            rec = self._summary()
+            rec = self._summary(stamp)
             if rec is not None:
                 return rec
         got = []
