@@ -225,7 +225,7 @@ def _changes(rows: list[dict[str, Any]], params: dict[int, dict], baseline: int 
     """Fill `changed` in place: vs the parent, else `baseline`, else the previous run of the same notebook."""
     nb_of = {r["id"]: r.get("notebook") for r in rows}
     for r, ref in zip(rows, _refs(rows, set(params), baseline)):
-        r["changed"] = _change_text(r["id"], ref, nb_of, params)
+        r["changed"] = _change_text(r["id"], ref, nb_of, params, bool(r.get("data_changed")))
 
 
 CACHE_VERSION = 3  # 3: rows carry `_data_changed`; 2: each run's params pickled (1: JSON text)
@@ -339,7 +339,8 @@ def _load(root: Path, baseline: int | None, stale_after: float, cache: bool | st
             packed = {rid: pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL) for rid, p in params.items()}
             _write_cache(cpath, {"version": CACHE_VERSION, "root": str(root), "stamps": stamps, "df": df,
                                  "params": {**kept_params, **packed}})  # each run's params unpickled when needed
-        df = df.assign(heartbeat_age_s=now - df["_heartbeat"]).drop(columns=["_heartbeat", "_ref", "_data_changed"])
+        df = df.assign(heartbeat_age_s=now - df["_heartbeat"]).drop(columns=["_heartbeat", "_ref"])
+        df = df.rename(columns={"_data_changed": "data_changed"})
         df = df.reset_index(drop=True)
     df.attrs["problems"] = problems
     df.attrs["root"] = str(root)
@@ -393,11 +394,14 @@ def _fill_changes(df: pd.DataFrame, params: dict[int, dict], cached: dict[int, b
 
 
 def what_changed(df: pd.DataFrame, baseline: int | None = None) -> pd.Series:
-    """`changed` recomputed from the `param.*` columns: vs parent, else run `baseline`, else the previous run."""
+    """`changed` recomputed from the `param.*` columns: vs parent, else run `baseline`, else the previous run (and
+    "; training files changed" where `data_changed` says a rerun's files differed)."""
     pcols = [c for c in df.columns if c.startswith("param.")]
     params = {int(r["id"]): {c[6:]: r[c] for c in pcols if not is_missing(r[c])} for _, r in df.iterrows()}
     rows = [{"id": int(r["id"]), "notebook": r.get("notebook"),
-             "parent": None if is_missing(r.get("parent")) else int(r["parent"])} for _, r in df.iterrows()]
+             "parent": None if is_missing(r.get("parent")) else int(r["parent"]),
+             "data_changed": not is_missing(r.get("data_changed")) and bool(r.get("data_changed"))}
+            for _, r in df.iterrows()]
     _changes(rows, params, baseline)
     return pd.Series([r["changed"] for r in rows], index=df.index, name="changed")
 

@@ -114,6 +114,10 @@ def test_rerun_says_when_the_training_files_changed_and_the_ledger_shows_it(quic
     df = ledger.load(root, cache=False).set_index("id")
     assert df.loc[new.id, "changed"] == f"vs #{old.id}: same params; training files changed"
     assert "_data_changed" not in df.columns
+    assert bool(df.loc[new.id, "data_changed"]), "a column says so"
+    assert not bool(df.loc[old.id, "data_changed"])
+    redo = ledger.what_changed(df.reset_index()).set_axis(df.index)
+    assert redo[new.id] == df.loc[new.id, "changed"], "recomputing keeps the data's change"
     unknown = runs.create({"x": 1, "data": str(photos), "scale": 2}, root=root, name="old", notebook="quick.ipynb")
     unknown.update_meta(notebook_path=str(quick))
     unknown.write_json("data", {"sources": [{"source": str(photos), "images": 3}]})  # made before fingerprints
