@@ -91,7 +91,7 @@ def copy_runs(template: Run, n: int) -> None:
                 "status": {**base["status"], "started": when, "updated": when, "finished": when}}
         for k, obj in objs.items():
             _dump(d / JSON_FILES[k], obj)
-    for i in range(2, n + 1):  # as a run's own writes leave it (apart: a summary waits for the clock to pass a change)
+    for i in range(2, n + 1):  # as a run's own writes leave it; after all the copies, so no summary waits for the clock
         Run(root / f"{i:04d}-edsr-l1-{i % 7}").write_summary()
 
 

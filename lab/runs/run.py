@@ -130,7 +130,7 @@ class Run:
         On a coarse clock the writer waits for the next tick (up to SETTLE_WAIT_S); if the clock still has not
         moved, the summary goes without a stamp and readers check every signature.
         """
-        os.makedirs(f"{self._d}/{SUMMARY_DIR}", exist_ok=True)  # before the stamp: making it changes the run's
+        os.makedirs(f"{self._d}/{SUMMARY_DIR}", exist_ok=True)  # before the stamp: making it changes the run's mtime
         stamp, clock = self.stamp(), self._fs_clock()
         deadline = time.monotonic() + SETTLE_WAIT_S
         while clock <= max(stamp[1], stamp[2]) and time.monotonic() < deadline:
